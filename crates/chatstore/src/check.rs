@@ -1,0 +1,316 @@
+//! `check()`: verifies every invariant of the store and reports each
+//! violation. It reads everything once in key order, looking up what each
+//! record implies (index entries, n-grams, counters) and what each index entry
+//! claims (its record), so its memory stays bounded by the agents of a tenant.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
+use crate::error::Result;
+use crate::keys::{self, Counter, Field};
+use crate::model::Account;
+use crate::store::Store;
+use crate::write;
+
+/// The outcome of [`Store::check`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// True when no violation was found.
+    pub ok: bool,
+    /// Keys read.
+    pub keys: u64,
+    /// Tenants seen.
+    pub tenants: u64,
+    /// Each violation, in words.
+    pub violations: Vec<String>,
+}
+
+#[derive(Default)]
+struct Tally {
+    members: u64,
+    agents: u64,
+    sessions: u64,
+    messages: u64,
+    max_session: u64,
+    max_message: u64,
+    agent_sessions: HashMap<u64, u64>,
+}
+
+struct Checker<'a> {
+    store: &'a Store,
+    report: CheckReport,
+    /// Gram whose postings are being counted: (tenant, field, gram key prefix).
+    run: Option<(Vec<u8>, u64, u64)>,
+}
+
+impl Checker<'_> {
+    fn bad(&mut self, msg: String) {
+        self.report.violations.push(msg);
+    }
+
+    fn exists(&self, k: impl AsRef<[u8]>) -> Result<Option<sled::IVec>> {
+        Ok(self.store.data.get(k)?)
+    }
+
+    fn expect_value(&mut self, k: keys::Key, want: &[u8], what: String) -> Result<()> {
+        match self.exists(&k)? {
+            None => self.bad(format!("{what}: index entry missing")),
+            Some(v) if v.as_ref() != want => self.bad(format!("{what}: index entry has a wrong value")),
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    fn member(&mut self, t: u64, k: &[u8], v: &[u8], tally: &mut Tally) -> Result<()> {
+        let uid = keys::last_u64(k);
+        tally.members += 1;
+        let rec: MemberRec = match codec::decode(v, "member") {
+            Ok(r) => r,
+            Err(e) => return Ok(self.bad(format!("member {uid} of tenant {t}: {e}"))),
+        };
+        let fresh = write::member_rec(&rec.member, rec.session_count);
+        if fresh.norm_nick != rec.norm_nick || fresh.phones != rec.phones {
+            self.bad(format!("member {uid} of tenant {t}: stored search forms are stale"));
+        }
+        for (f, g) in write::member_grams(&rec) {
+            if self.exists(keys::gram(t, f, &g, uid))?.is_none() {
+                self.bad(format!("member {uid} of tenant {t}: n-gram {g:?} ({f:?}) missing"));
+            }
+        }
+        let n = self.store.data.scan_prefix(keys::sessions_of_member(t, uid)).count() as u64;
+        if n != rec.session_count {
+            self.bad(format!(
+                "member {uid} of tenant {t}: session_count {} but {n} sessions",
+                rec.session_count
+            ));
+        }
+        Ok(())
+    }
+
+    fn session(&mut self, t: u64, k: &[u8], v: &[u8], tally: &mut Tally) -> Result<()> {
+        let sid = keys::last_u64(k);
+        tally.sessions += 1;
+        tally.max_session = tally.max_session.max(sid);
+        let rec: SessionRec = match codec::decode(v, "session") {
+            Ok(r) => r,
+            Err(e) => return Ok(self.bad(format!("session {sid} of tenant {t}: {e}"))),
+        };
+        let s = &rec.session;
+        let what = format!("session {sid} of tenant {t}");
+        if s.id != sid || s.tenant != t {
+            self.bad(format!("{what}: record names tenant {} id {}", s.tenant, s.id));
+        }
+        *tally.agent_sessions.entry(s.agent_id).or_default() += 1;
+        if self.exists(keys::member(t, s.uid))?.is_none() {
+            self.bad(format!("{what}: member {} missing", s.uid));
+        }
+        if s.agent_id != 0 && self.exists(keys::agent(t, s.agent_id))?.is_none() {
+            self.bad(format!("{what}: agent {} missing", s.agent_id));
+        }
+        let act = rec.activity_at();
+        let uid = codec::encode_u64(s.uid);
+        self.expect_value(keys::by_agent(t, s.agent_id, sid), &uid, format!("{what} (by agent)"))?;
+        self.expect_value(keys::recent(t, act, sid), &uid, format!("{what} (recent)"))?;
+        self.expect_value(keys::agent_recent(t, s.agent_id, act, sid), &uid, format!("{what} (agent recent)"))?;
+        let mut bm = s.agent_id.to_be_bytes().to_vec();
+        bm.extend_from_slice(&keys::time_bits(act).to_be_bytes());
+        self.expect_value(keys::by_member(t, s.uid, sid), &bm, format!("{what} (by member)"))?;
+        let msgs = self.store.data.scan_prefix(keys::messages_of(t, sid));
+        let mut count = 0u64;
+        let mut last: Option<(u64, MsgBody)> = None;
+        for item in msgs {
+            let (mk, mv) = item?;
+            count += 1;
+            let mid = keys::last_u64(&mk);
+            match codec::decode::<MsgBody>(&mv, "message") {
+                Ok(b) => last = Some((mid, b)),
+                Err(e) => self.bad(format!("message {mid} of {what}: {e}")),
+            }
+        }
+        if count != rec.msg_count {
+            self.bad(format!("{what}: message count {} but {count} messages", rec.msg_count));
+        }
+        if last != rec.last {
+            self.bad(format!("{what}: denormalized last message is not the newest message"));
+        }
+        Ok(())
+    }
+
+    fn session_index(&mut self, t: u64, space: u8, k: &[u8], v: &[u8]) -> Result<()> {
+        let sid = keys::last_u64(k);
+        let what = format!("index entry {space:#04x} of session {sid} of tenant {t}");
+        let Some(sv) = self.exists(keys::session(t, sid))? else {
+            return Ok(self.bad(format!("{what}: session missing")));
+        };
+        let Ok(rec) = codec::decode::<SessionRec>(&sv, "session") else {
+            return Ok(()); // reported with the record
+        };
+        let s = &rec.session;
+        let act = rec.activity_at();
+        let expected = match space {
+            keys::BY_AGENT => keys::by_agent(t, s.agent_id, sid),
+            keys::RECENT => keys::recent(t, act, sid),
+            keys::AGENT_RECENT => keys::agent_recent(t, s.agent_id, act, sid),
+            _ => keys::by_member(t, s.uid, sid),
+        };
+        if expected.as_ref() != k {
+            self.bad(format!("{what}: stale (does not match the session's agent, member or time)"));
+        }
+        let _ = v;
+        Ok(())
+    }
+
+    fn gram(&mut self, t: u64, k: &[u8]) -> Result<()> {
+        let uid = keys::last_u64(k);
+        let prefix = k[..k.len() - 8].to_vec();
+        let field = if k[9] == Field::Nick as u8 { Field::Nick } else { Field::Mobile };
+        let gram = String::from_utf8_lossy(&k[11..k.len() - 8]).into_owned();
+        match self.exists(keys::member(t, uid))? {
+            None => self.bad(format!("n-gram {gram:?} of tenant {t}: member {uid} missing")),
+            Some(v) => {
+                if let Ok(rec) = codec::decode::<MemberRec>(&v, "member") {
+                    if !write::member_grams(&rec).contains(&(field, gram.clone())) {
+                        self.bad(format!("n-gram {gram:?} of tenant {t}: not in member {uid}'s text"));
+                    }
+                }
+            }
+        }
+        match &mut self.run {
+            Some((p, _, n)) if *p == prefix => *n += 1,
+            _ => {
+                self.end_run()?;
+                self.run = Some((prefix, t, 1));
+            }
+        }
+        Ok(())
+    }
+
+    fn end_run(&mut self) -> Result<()> {
+        if let Some((prefix, t, n)) = self.run.take() {
+            let mut ck = prefix.clone();
+            ck[8] = keys::GRAM_COUNT;
+            let stored = codec::decode_u64(self.exists(&ck)?.as_deref())?;
+            if stored != n {
+                self.bad(format!("n-gram count of tenant {t}: stored {stored}, postings {n}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn gram_count(&mut self, t: u64, k: &[u8]) -> Result<()> {
+        let mut pk = k.to_vec();
+        pk[8] = keys::GRAM;
+        if self.store.data.scan_prefix(&pk).next().is_none() {
+            self.bad(format!("n-gram count of tenant {t} without postings"));
+        }
+        Ok(())
+    }
+
+    fn finish_tenant(&mut self, t: u64, tally: &Tally) -> Result<()> {
+        self.end_run()?;
+        let c = |s: &Self, kind| -> Result<u64> { codec::decode_u64(s.exists(keys::counter(t, kind))?.as_deref()) };
+        for (kind, real) in [
+            (Counter::Members, tally.members),
+            (Counter::Agents, tally.agents),
+            (Counter::Sessions, tally.sessions),
+            (Counter::Messages, tally.messages),
+        ] {
+            let stored = c(self, kind)?;
+            if stored != real {
+                self.bad(format!("tenant {t}: counter {kind:?} is {stored} but {real} exist"));
+            }
+        }
+        if tally.max_session > 0 && c(self, Counter::NextSession)? <= tally.max_session {
+            self.bad(format!("tenant {t}: next session id not above {}", tally.max_session));
+        }
+        if tally.max_message > 0 && c(self, Counter::NextMessage)? <= tally.max_message {
+            self.bad(format!("tenant {t}: next message id not above {}", tally.max_message));
+        }
+        for item in self.store.data.scan_prefix(keys::counter(t, Counter::AgentSessions)) {
+            let (k, v) = item?;
+            let agent = keys::last_u64(&k);
+            let stored = codec::decode_u64(Some(&v))?;
+            let real = tally.agent_sessions.get(&agent).copied().unwrap_or(0);
+            if stored != real {
+                self.bad(format!("tenant {t}: agent {agent} session counter {stored} but {real} sessions"));
+            }
+        }
+        for (agent, real) in &tally.agent_sessions {
+            if self.exists(keys::agent_sessions(t, *agent))?.is_none() {
+                self.bad(format!("tenant {t}: agent {agent} has {real} sessions but no counter"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Verifies every invariant: each index entry has its record and each
+    /// record its index entries, counters equal real counts, n-grams match
+    /// the stored text, denormalized last messages are right.
+    pub fn check(&self) -> Result<CheckReport> {
+        self.live()?;
+        let mut ck = Checker {
+            store: self,
+            report: CheckReport::default(),
+            run: None,
+        };
+        for item in self.accounts.iter() {
+            let (_, v) = item?;
+            ck.report.keys += 1;
+            if let Err(e) = codec::decode::<Account>(&v, "account") {
+                ck.bad(format!("{e}"));
+            }
+        }
+        let mut current: Option<(u64, Tally)> = None;
+        for item in self.data.iter() {
+            let (k, v) = item?;
+            ck.report.keys += 1;
+            if k.len() < 9 {
+                ck.bad(format!("key {:?} is too short", k.as_ref()));
+                continue;
+            }
+            let t = keys::u64_at(&k, 0);
+            if current.as_ref().is_none_or(|(ct, _)| *ct != t) {
+                if let Some((ct, tally)) = current.take() {
+                    ck.finish_tenant(ct, &tally)?;
+                }
+                ck.report.tenants += 1;
+                current = Some((t, Tally::default()));
+            }
+            let tally = &mut current.as_mut().expect("set above").1;
+            match k[8] {
+                keys::MEMBER => ck.member(t, &k, &v, tally)?,
+                keys::AGENT => {
+                    tally.agents += 1;
+                    if let Err(e) = codec::decode::<AgentRec>(&v, "agent") {
+                        ck.bad(format!("agent of tenant {t}: {e}"));
+                    }
+                }
+                keys::SESSION => ck.session(t, &k, &v, tally)?,
+                keys::MESSAGE => {
+                    tally.messages += 1;
+                    tally.max_message = tally.max_message.max(keys::last_u64(&k));
+                    let sid = keys::u64_at(&k, 9);
+                    if ck.exists(keys::session(t, sid))?.is_none() {
+                        ck.bad(format!("message {} of tenant {t}: session {sid} missing", keys::last_u64(&k)));
+                    }
+                }
+                keys::BY_AGENT | keys::RECENT | keys::AGENT_RECENT | keys::BY_MEMBER => {
+                    ck.session_index(t, k[8], &k, &v)?
+                }
+                keys::GRAM => ck.gram(t, &k)?,
+                keys::GRAM_COUNT => ck.gram_count(t, &k)?,
+                keys::COUNTER => {}
+                other => ck.bad(format!("tenant {t}: unknown key space {other:#04x}")),
+            }
+        }
+        if let Some((ct, tally)) = current.take() {
+            ck.finish_tenant(ct, &tally)?;
+        }
+        ck.report.ok = ck.report.violations.is_empty();
+        Ok(ck.report)
+    }
+}

@@ -1,0 +1,354 @@
+//! The two endpoints: request parsing with the platforms' leniency, and the
+//! renderers producing exactly their JSON values (CONTRACT §2, §3).
+
+use serde_json::{json, Map, Value};
+use subtle::ConstantTimeEq;
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::limits;
+use crate::model::{Account, SessionView};
+use crate::options::RenderSettings;
+use crate::query::{resolve_paging, Cursor, HistoryPage, HistoryQuery, Order};
+use crate::store::Store;
+
+/// hischat's answer when the hash is missing or empty.
+pub const HISCHAT_NO_HASH: &str = "Khong co ma bao mat";
+/// hischat's answer for a wrong hash or an unknown account (the same for both,
+/// so a caller cannot tell which accounts exist).
+pub const HISCHAT_BAD_HASH: &str = "Ma bao mat khong dung";
+
+/// Reads an integer the way PHP's `FILTER_VALIDATE_INT` does: a JSON integer,
+/// or a string holding one (surrounding white space allowed). Anything else
+/// is `None`.
+pub fn lenient_int(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => {
+            let s = s.trim();
+            let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+            let canonical = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && (digits == "0" || !digits.starts_with('0'));
+            if canonical {
+                s.parse().ok()
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+fn required_u64(obj: &Map<String, Value>, key: &str) -> Result<u64> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Err(Error::invalid(key, "is required")),
+        v => lenient_int(v)
+            .filter(|n| *n >= 0)
+            .map(|n| n as u64)
+            .ok_or_else(|| Error::invalid(key, "must be a non-negative integer")),
+    }
+}
+
+fn optional_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(Error::invalid(key, "must be a string")),
+    }
+}
+
+/// A history-list request: the typed query plus the page URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRequest {
+    /// The query.
+    pub query: HistoryQuery,
+    /// Base of `next_page_url` / `prev_page_url`.
+    pub page_url: String,
+}
+
+impl HistoryRequest {
+    /// Reads request parameters: `tenant` (required), `employee`, `user_name`,
+    /// `page`, `pagesize`, `order`, `page_url`, `cursor`. `page` and
+    /// `pagesize` follow the paginator's leniency (anything unusable becomes
+    /// the default); unknown keys are refused.
+    pub fn from_json(v: &Value) -> Result<HistoryRequest> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Error::invalid("params", "must be a JSON object"))?;
+        for k in obj.keys() {
+            if !matches!(
+                k.as_str(),
+                "tenant" | "employee" | "user_name" | "page" | "pagesize" | "order" | "page_url" | "cursor"
+            ) {
+                return Err(Error::invalid("params", format!("unknown parameter {k:?}")));
+            }
+        }
+        let (page, pagesize) = resolve_paging(lenient_int(obj.get("page")), lenient_int(obj.get("pagesize")));
+        let employee = match obj.get("employee") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(required_u64(obj, "employee")?),
+        };
+        let order = match optional_str(obj, "order")? {
+            None => Order::Id,
+            Some(s) => Order::parse(&s)?,
+        };
+        let after = optional_str(obj, "cursor")?
+            .map(|c| c.parse::<Cursor>())
+            .transpose()?;
+        Ok(HistoryRequest {
+            query: HistoryQuery {
+                tenant: required_u64(obj, "tenant")?,
+                employee,
+                user_name: optional_str(obj, "user_name")?,
+                page,
+                pagesize,
+                order,
+                after,
+            },
+            page_url: optional_str(obj, "page_url")?.unwrap_or_default(),
+        })
+    }
+}
+
+/// Formats unix seconds as `Y-m-d H:i:s` in the offset; `""` for 0.
+pub fn format_time(t: i64, settings: &RenderSettings) -> String {
+    if t == 0 {
+        return String::new();
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.to_offset(settings.utc_offset).format(&fmt).ok())
+        .unwrap_or_default()
+}
+
+/// The platform's media rule for `avatar_image`.
+pub fn avatar_image(avatar: &str, settings: &RenderSettings) -> String {
+    let base = settings.media_base.trim_end_matches('/');
+    if avatar.is_empty() {
+        settings.default_avatar.clone()
+    } else if avatar.starts_with("http://") || avatar.starts_with("https://") {
+        avatar.to_string()
+    } else if let Some(i) = avatar.find("/addons/") {
+        format!("{base}{}", &avatar[i..])
+    } else {
+        format!("{base}/attachment/{}", avatar.trim_start_matches('/'))
+    }
+}
+
+fn page_link(page_url: &str, page: u64) -> Value {
+    let sep = if page_url.contains('?') { '&' } else { '?' };
+    Value::String(format!("{page_url}{sep}page={page}"))
+}
+
+fn history_row(v: &SessionView, settings: &RenderSettings) -> Value {
+    let s = &v.session;
+    let employee = v.agent.as_ref().map_or(Value::Null, |a| {
+        json!({"id": a.id, "uid": a.uid, "uniacid": a.tenant, "nickname": a.nickname, "avatar": a.avatar})
+    });
+    let user = v.member.as_ref().map_or(Value::Null, |m| {
+        json!({
+            "uid": m.uid, "uniacid": m.tenant, "nickname": m.nickname, "avatar": m.avatar,
+            "mobile": m.mobile, "avatar_image": avatar_image(&m.avatar, settings),
+            "username": m.nickname,
+        })
+    });
+    json!({
+        "id": s.id, "uniacid": s.tenant, "uid": s.uid, "employee_id": s.agent_id,
+        "last_updated_at": format_time(v.activity_at, settings),
+        "has_one_employee": employee, "has_one_user": user,
+    })
+}
+
+/// The whole history-list response for a page (Laravel 5.3 paginator inside
+/// the platform's envelope).
+pub fn history_list_value(page: &HistoryPage, settings: &RenderSettings, page_url: &str) -> Value {
+    let per_page = page.per_page.max(1);
+    let p = page.current_page;
+    let last_page = page.total.div_ceil(per_page);
+    let (from, to) = if page.rows.is_empty() {
+        (Value::Null, Value::Null)
+    } else {
+        let from = (p - 1) * per_page + 1;
+        (json!(from), json!(from + page.rows.len() as u64 - 1))
+    };
+    let next = if last_page > p { page_link(page_url, p + 1) } else { Value::Null };
+    let prev = if p > 1 { page_link(page_url, p - 1) } else { Value::Null };
+    let rows: Vec<Value> = page.rows.iter().map(|r| history_row(r, settings)).collect();
+    json!({
+        "result": 1,
+        "msg": "成功",
+        "data": {
+            "total": page.total, "per_page": per_page, "current_page": p,
+            "last_page": last_page, "next_page_url": next, "prev_page_url": prev,
+            "from": from, "to": to, "data": rows,
+        }
+    })
+}
+
+/// The platform's error envelope of history-list.
+pub fn history_list_error(msg: &str) -> Value {
+    json!({"result": 0, "msg": msg, "data": []})
+}
+
+fn hischat_refusal(msg: &str) -> Value {
+    json!({"error": msg, "status": 0, "history": ""})
+}
+
+fn conversation(v: &SessionView, sso_id: u64) -> Value {
+    let s = &v.session;
+    let m = v.member.clone().unwrap_or_default();
+    let last_msg: Vec<Value> = v
+        .last_message
+        .iter()
+        .map(|msg| {
+            let ip: u32 = msg.ip.parse::<std::net::Ipv4Addr>().map(u32::from).unwrap_or(0);
+            json!({
+                "cha_id": msg.id.to_string(),
+                "cha_min_id": sso_id.min(s.uid).to_string(),
+                "cha_max_id": sso_id.max(s.uid).to_string(),
+                "cha_message": msg.content,
+                "cha_link": msg.link,
+                "cha_time": msg.time.to_string(),
+                "cha_owner_id": msg.sender_id,
+                "cha_support_id": if msg.sender == crate::model::Sender::Agent { msg.sender_id.to_string() } else { "0".into() },
+                "cha_system_id": if msg.sender == crate::model::Sender::System { "1" } else { "0" },
+                "cha_key": "0",
+                "cha_ip": ip.to_string(),
+            })
+        })
+        .collect();
+    json!({
+        "online": u8::from(m.online), "use_name": m.nickname, "address": m.address,
+        "email": m.email, "phone": m.mobile, "uss_sso_id": s.uid, "use_image": m.avatar,
+        "time": v.activity_at, "to_image": "", "pro": s.product_id, "hash": s.hash,
+        "last_msg": last_msg, "is_uservg": u8::from(m.registered), "support_id": s.agent_id,
+    })
+}
+
+impl Store {
+    /// The history-list response as a JSON value.
+    pub fn history_list_response(&self, req: &HistoryRequest) -> Result<Value> {
+        let page = self.history_list(&req.query)?;
+        Ok(history_list_value(&page, &self.options.render, &req.page_url))
+    }
+
+    /// The history-list response for JSON parameters (see
+    /// [`HistoryRequest::from_json`]), as JSON text.
+    pub fn history_list_json(&self, params: &Value) -> Result<String> {
+        let req = HistoryRequest::from_json(params)?;
+        Ok(self.history_list_response(&req)?.to_string())
+    }
+
+    /// A tenant's sessions by activity (the hischat list), 30 a page.
+    pub fn conversations(&self, tenant: u64, page: u64) -> Result<HistoryPage> {
+        let mut q = HistoryQuery::new(tenant);
+        q.order = Order::Recent;
+        q.page = page.max(1);
+        q.pagesize = limits::HISCHAT_PAGESIZE;
+        self.history_list(&q)
+    }
+
+    fn account(&self, sso_id: u64) -> Result<Option<Account>> {
+        match self.accounts.get(sso_id.to_be_bytes())? {
+            None => Ok(None),
+            Some(v) => codec::decode(&v, "account").map(Some),
+        }
+    }
+
+    /// An account by sso_id.
+    pub fn get_account(&self, sso_id: u64) -> Result<Option<Account>> {
+        self.live()?;
+        self.account(sso_id)
+    }
+
+    /// The hischat response: the account's tenant's conversations when
+    /// `hash` equals the account's stored hash (compared in constant time),
+    /// a refusal otherwise. `page` < 1 is page 1.
+    pub fn hischat(&self, sso_id: u64, hash: &str, page: i64) -> Result<Value> {
+        self.live()?;
+        if hash.is_empty() {
+            return Ok(hischat_refusal(HISCHAT_NO_HASH));
+        }
+        let account = self.account(sso_id)?;
+        // Compare against a dummy for unknown accounts so both refusals cost
+        // the same.
+        let stored = account.as_ref().map_or("\u{0}unknown-account", |a| a.hash.as_str());
+        let same: bool = stored.as_bytes().ct_eq(hash.as_bytes()).into();
+        let Some(account) = account.filter(|_| same) else {
+            return Ok(hischat_refusal(HISCHAT_BAD_HASH));
+        };
+        let list = self.conversations(account.tenant, page.max(1) as u64)?;
+        let history: Vec<Value> = list.rows.iter().map(|v| conversation(v, sso_id)).collect();
+        Ok(json!({"error": "", "status": 1, "history": history}))
+    }
+
+    /// The hischat response for JSON parameters `sso_id`, `hash`, `page`, as
+    /// JSON text. A missing hash is the platform's refusal, not an error.
+    pub fn hischat_json(&self, params: &Value) -> Result<String> {
+        let obj = params
+            .as_object()
+            .ok_or_else(|| Error::invalid("params", "must be a JSON object"))?;
+        let sso_id = required_u64(obj, "sso_id")?;
+        let hash = optional_str(obj, "hash")?.unwrap_or_default();
+        let page = lenient_int(obj.get("page")).unwrap_or(1);
+        Ok(self.hischat(sso_id, &hash, page)?.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> RenderSettings {
+        RenderSettings {
+            media_base: "http://localhost:82".into(),
+            default_avatar: "http://localhost:82/default.png".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn media_rule() {
+        let s = settings();
+        assert_eq!(
+            avatar_image("/addons/yun_shop/static/images/photo-mr.jpg", &s),
+            "http://localhost:82/addons/yun_shop/static/images/photo-mr.jpg"
+        );
+        assert_eq!(avatar_image("images/2/a.jpg", &s), "http://localhost:82/attachment/images/2/a.jpg");
+        assert_eq!(avatar_image("https://x/y.jpg", &s), "https://x/y.jpg");
+        assert_eq!(avatar_image("", &s), "http://localhost:82/default.png");
+    }
+
+    #[test]
+    fn times_render_in_the_offset() {
+        let s = settings();
+        assert_eq!(format_time(1613271367, &s), "2021-02-14 10:56:07");
+        assert_eq!(format_time(0, &s), "");
+    }
+
+    #[test]
+    fn lenient_ints_follow_filter_validate_int() {
+        let v = |x: Value| lenient_int(Some(&x));
+        assert_eq!(v(json!(3)), Some(3));
+        assert_eq!(v(json!(" 3 ")), Some(3));
+        assert_eq!(v(json!("3abc")), None);
+        assert_eq!(v(json!("03")), None);
+        assert_eq!(v(json!(1.5)), None);
+        assert_eq!(v(json!(null)), None);
+    }
+
+    #[test]
+    fn request_parsing_defaults_and_refusals() {
+        let r = HistoryRequest::from_json(&json!({"tenant": 2, "page": "x", "pagesize": 500})).unwrap();
+        assert_eq!((r.query.page, r.query.pagesize), (1, 100));
+        assert!(HistoryRequest::from_json(&json!({"page": 1})).is_err());
+        assert!(HistoryRequest::from_json(&json!({"tenant": 2, "pgae": 1}))
+            .unwrap_err()
+            .to_string()
+            .contains("pgae"));
+        assert!(HistoryRequest::from_json(&json!({"tenant": 2, "order": "name"})).is_err());
+    }
+}

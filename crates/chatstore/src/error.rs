@@ -1,0 +1,145 @@
+//! The one error type of the core crate.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in chatstore.
+///
+/// Every variant names what was wrong, so a host can show the message as is.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store directory is held by another process (or another open handle).
+    Locked {
+        /// The store's path.
+        path: PathBuf,
+    },
+    /// A record that a write or query refers to does not exist.
+    NotFound {
+        /// What was looked for, e.g. `member 2669 of tenant 2`.
+        what: String,
+    },
+    /// A request or record is malformed: a field is out of range, too long, or of
+    /// the wrong shape.
+    InvalidInput {
+        /// The field or parameter at fault.
+        field: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A write would break a rule of the data model (for example deleting an
+    /// agent that still has sessions).
+    Conflict {
+        /// What rule would be broken.
+        reason: String,
+    },
+    /// The store was written by a newer chatstore (or is not a chatstore store).
+    Format {
+        /// What was found.
+        reason: String,
+    },
+    /// A stored value could not be decoded: the store is damaged.
+    Corrupt {
+        /// Which key or record.
+        reason: String,
+    },
+    /// A line of a JSON Lines import was refused.
+    Import {
+        /// 1-based line number.
+        line: u64,
+        /// The underlying error.
+        source: Box<Error>,
+    },
+    /// The store handle was closed.
+    Closed,
+    /// An error of sled, the storage layer.
+    Storage(sled::Error),
+    /// An I/O error outside sled (import or export files).
+    Io(std::io::Error),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A shorthand for [`Error::InvalidInput`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A shorthand for [`Error::NotFound`].
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Error::NotFound { what: what.into() }
+    }
+
+    /// A shorthand for [`Error::Corrupt`].
+    pub fn corrupt(reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            reason: reason.into(),
+        }
+    }
+
+    /// The innermost error (through [`Error::Import`]).
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Import { source, .. } => source.root(),
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Locked { path } => write!(
+                f,
+                "store {} is locked by another process (one process owns a store)",
+                path.display()
+            ),
+            Error::NotFound { what } => write!(f, "{what} not found"),
+            Error::InvalidInput { field, reason } => write!(f, "invalid {field}: {reason}"),
+            Error::Conflict { reason } => write!(f, "conflict: {reason}"),
+            Error::Format { reason } => write!(f, "unsupported store format: {reason}"),
+            Error::Corrupt { reason } => write!(f, "store is corrupt: {reason}"),
+            Error::Import { line, source } => write!(f, "line {line}: {source}"),
+            Error::Closed => write!(f, "store is closed"),
+            Error::Storage(e) => write!(f, "storage error: {e}"),
+            Error::Io(e) => write!(f, "i/o error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Import { source, .. } => Some(source.as_ref()),
+            Error::Storage(e) => Some(e),
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Self {
+        Error::Storage(e)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<sled::transaction::TransactionError<Error>> for Error {
+    fn from(e: sled::transaction::TransactionError<Error>) -> Self {
+        match e {
+            sled::transaction::TransactionError::Abort(e) => e,
+            sled::transaction::TransactionError::Storage(e) => Error::Storage(e),
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Import and export in JSON Lines (CONTRACT §5).
+//!
+//! Import streams: it holds one batch of records at a time (constant memory
+//! for any file), applies each batch in one transaction, and on a refused
+//! line commits the lines before it and reports `line N: reason`. Records are
+//! upserts by key, so re-running an interrupted import is safe.
+
+use std::io::{BufRead, Write};
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::limits;
+use crate::model::{Account, Agent, Member, Message, Session};
+use crate::store::{new_session_hash, Store};
+use crate::write::{self, Abort, Tx};
+
+/// Records per import transaction.
+pub const IMPORT_BATCH: usize = 2000;
+
+/// One line of the JSON Lines format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Record {
+    /// `{"kind":"account",...}`
+    Account(Account),
+    /// `{"kind":"member",...}`
+    Member(Member),
+    /// `{"kind":"agent",...}`
+    Agent(Agent),
+    /// `{"kind":"session",...}`
+    Session(Session),
+    /// `{"kind":"message",...}`
+    Message(Message),
+}
+
+impl Record {
+    /// Parses one line.
+    pub fn parse(line: &str) -> Result<Record> {
+        serde_json::from_str(line).map_err(|e| {
+            let msg = e.to_string();
+            // serde_json appends " at line 1 column N"; the caller names the line.
+            let msg = match msg.rfind(" at line ") {
+                Some(i) => msg[..i].to_string(),
+                None => msg,
+            };
+            Error::invalid("record", msg)
+        })
+    }
+
+    /// Checks the record's fields against the limits.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Record::Account(a) => limits::account(a),
+            Record::Member(m) => limits::member(m),
+            Record::Agent(a) => limits::agent(a),
+            Record::Session(s) => limits::session(s),
+            Record::Message(m) => limits::message(m),
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// Non-blank lines read.
+    pub lines: u64,
+    /// Account records applied.
+    pub accounts: u64,
+    /// Member records applied.
+    pub members: u64,
+    /// Agent records applied.
+    pub agents: u64,
+    /// Session records applied.
+    pub sessions: u64,
+    /// Message records applied.
+    pub messages: u64,
+}
+
+impl ImportSummary {
+    fn count(&mut self, r: &Record) {
+        match r {
+            Record::Account(_) => self.accounts += 1,
+            Record::Member(_) => self.members += 1,
+            Record::Agent(_) => self.agents += 1,
+            Record::Session(_) => self.sessions += 1,
+            Record::Message(_) => self.messages += 1,
+        }
+    }
+}
+
+struct Pending {
+    line: u64,
+    record: Record,
+    /// Hash for a new session written without one.
+    hash: String,
+}
+
+fn apply(tx: &Tx, p: &Pending) -> write::TxResult<()> {
+    match &p.record {
+        Record::Member(m) => write::upsert_member(tx, m),
+        Record::Agent(a) => write::upsert_agent(tx, a),
+        Record::Session(s) => write::upsert_session(tx, s, &p.hash).map(|_| ()),
+        Record::Message(m) => write::append_message(tx, m).map(|_| ()),
+        Record::Account(_) => unreachable!("accounts are written outside data batches"),
+    }
+}
+
+impl Store {
+    /// Imports JSON Lines from a reader. `progress` is called after each
+    /// batch with the bytes read so far.
+    pub fn import_jsonl<R: BufRead>(&self, mut reader: R, mut progress: impl FnMut(u64)) -> Result<ImportSummary> {
+        self.live()?;
+        let mut summary = ImportSummary::default();
+        let mut batch: Vec<Pending> = Vec::with_capacity(IMPORT_BATCH);
+        let mut buf = String::new();
+        let (mut line_no, mut bytes) = (0u64, 0u64);
+        loop {
+            buf.clear();
+            let n = match reader.read_line(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    self.commit_batch(&mut batch, &mut summary)?;
+                    return Err(Error::Import {
+                        line: line_no + 1,
+                        source: Box::new(Error::invalid("record", "line is not valid UTF-8")),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            bytes += n as u64;
+            let text = buf.trim();
+            if text.is_empty() {
+                continue;
+            }
+            summary.lines += 1;
+            let parsed = Record::parse(text).and_then(|r| r.validate().map(|_| r));
+            let record = match parsed {
+                Ok(r) => r,
+                Err(e) => {
+                    self.commit_batch(&mut batch, &mut summary)?;
+                    return Err(Error::Import {
+                        line: line_no,
+                        source: Box::new(e),
+                    });
+                }
+            };
+            if let Record::Account(a) = &record {
+                self.commit_batch(&mut batch, &mut summary)?;
+                self.upsert_account(a).map_err(|e| Error::Import {
+                    line: line_no,
+                    source: Box::new(e),
+                })?;
+                summary.accounts += 1;
+                continue;
+            }
+            let hash = match &record {
+                Record::Session(s) if s.hash.is_empty() => new_session_hash()?,
+                _ => String::new(),
+            };
+            batch.push(Pending {
+                line: line_no,
+                record,
+                hash,
+            });
+            if batch.len() >= IMPORT_BATCH {
+                self.commit_batch(&mut batch, &mut summary)?;
+                progress(bytes);
+            }
+        }
+        self.commit_batch(&mut batch, &mut summary)?;
+        progress(bytes);
+        Ok(summary)
+    }
+
+    /// Imports a JSON Lines file.
+    pub fn import_file(&self, path: impl AsRef<std::path::Path>) -> Result<ImportSummary> {
+        let f = std::fs::File::open(path.as_ref()).map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.as_ref().display()),
+            ))
+        })?;
+        self.import_jsonl(std::io::BufReader::new(f), |_| {})
+    }
+
+    /// Applies a batch in one transaction. When a record is refused, the
+    /// records before it are committed and the error names its line.
+    fn commit_batch(&self, batch: &mut Vec<Pending>, summary: &mut ImportSummary) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let result = self.data.transaction(|t| {
+            let tx = Tx(t);
+            for (i, p) in batch.iter().enumerate() {
+                apply(&tx, p).map_err(|e| tag_line(i, e))?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => {
+                self.durable()?;
+                for p in batch.iter() {
+                    summary.count(&p.record);
+                }
+                batch.clear();
+                Ok(())
+            }
+            Err(TransactionError::Abort((i, err))) => {
+                let line = batch[i].line;
+                batch.truncate(i);
+                self.commit_batch(batch, summary)?;
+                Err(Error::Import {
+                    line,
+                    source: Box::new(err),
+                })
+            }
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// Every record of the store in export order: accounts by sso_id, then
+    /// per tenant its members, agents, sessions and messages, each by key.
+    pub fn export_records(&self) -> Result<ExportIter> {
+        self.live()?;
+        Ok(ExportIter {
+            accounts: self.accounts.iter(),
+            data: self.data.iter(),
+        })
+    }
+
+    /// Writes every record as JSON Lines; returns the number of lines.
+    pub fn export_jsonl<W: Write>(&self, mut w: W) -> Result<u64> {
+        let mut n = 0;
+        for r in self.export_records()? {
+            serde_json::to_writer(&mut w, &r?).map_err(|e| Error::Io(e.into()))?;
+            w.write_all(b"\n")?;
+            n += 1;
+        }
+        w.flush()?;
+        Ok(n)
+    }
+}
+
+/// Tags a refusal inside a batch with the index of the record at fault.
+fn tag_line(i: usize, e: ConflictableTransactionError<Abort>) -> ConflictableTransactionError<(usize, Error)> {
+    match e {
+        ConflictableTransactionError::Abort(Abort::Err(err)) => ConflictableTransactionError::Abort((i, err)),
+        ConflictableTransactionError::Abort(Abort::Stale) => ConflictableTransactionError::Abort((
+            i,
+            Error::Conflict {
+                reason: "concurrent write".into(),
+            },
+        )),
+        ConflictableTransactionError::Storage(s) => ConflictableTransactionError::Storage(s),
+        // A conflict: sled retries the whole batch.
+        _ => ConflictableTransactionError::Conflict,
+    }
+}
+
+/// Iterator over the records of a store (see [`Store::export_records`]).
+pub struct ExportIter {
+    accounts: sled::Iter,
+    data: sled::Iter,
+}
+
+impl Iterator for ExportIter {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        if let Some(item) = self.accounts.next() {
+            return Some(
+                item.map_err(Error::from)
+                    .and_then(|(_, v)| codec::decode(&v, "account").map(Record::Account)),
+            );
+        }
+        loop {
+            let (k, v) = match self.data.next()? {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(e.into())),
+            };
+            if k.len() < 9 {
+                continue;
+            }
+            let tenant = keys::u64_at(&k, 0);
+            let r = match k[8] {
+                keys::MEMBER => codec::decode::<MemberRec>(&v, "member").map(|r| Record::Member(r.member)),
+                keys::AGENT => codec::decode::<AgentRec>(&v, "agent").map(|r| Record::Agent(r.agent)),
+                keys::SESSION => codec::decode::<SessionRec>(&v, "session").map(|r| Record::Session(r.session)),
+                keys::MESSAGE => codec::decode::<MsgBody>(&v, "message")
+                    .map(|b| Record::Message(b.to_message(tenant, keys::u64_at(&k, 9), keys::last_u64(&k)))),
+                _ => continue,
+            };
+            return Some(r);
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Key layout of the `data` tree (see ARCHITECTURE.md).
+//!
+//! Every key begins with the tenant as 8 big-endian bytes, then a one-byte
+//! *space* saying what the key holds, then fixed-width big-endian parts, so
+//! byte order is numeric order and newest-first is a reverse range scan.
+//! Times are signed; they are stored with the sign bit flipped so negative
+//! times sort before positive ones.
+
+/// Members: `T 01 uid` -> `MemberRec`.
+pub const MEMBER: u8 = 0x01;
+/// Agents: `T 02 id` -> `AgentRec`.
+pub const AGENT: u8 = 0x02;
+/// Sessions: `T 03 sid` -> `SessionRec`.
+pub const SESSION: u8 = 0x03;
+/// Messages: `T 04 sid mid` -> `MsgBody`.
+pub const MESSAGE: u8 = 0x04;
+/// Sessions of an agent in id order: `T 10 agent sid` -> uid.
+pub const BY_AGENT: u8 = 0x10;
+/// Sessions of a tenant by activity: `T 11 time sid` -> uid.
+pub const RECENT: u8 = 0x11;
+/// Sessions of an agent by activity: `T 12 agent time sid` -> uid.
+pub const AGENT_RECENT: u8 = 0x12;
+/// Sessions of a member: `T 13 uid sid` -> agent(8) time(8).
+pub const BY_MEMBER: u8 = 0x13;
+/// N-gram postings: `T 20 field len gram uid` -> empty.
+pub const GRAM: u8 = 0x20;
+/// N-gram posting counts: `T 21 field len gram` -> u64.
+pub const GRAM_COUNT: u8 = 0x21;
+/// Counters: `T 30 kind [agent]` -> u64.
+pub const COUNTER: u8 = 0x30;
+
+/// Which text an n-gram posting indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Field {
+    /// The normalized nickname.
+    Nick = 0,
+    /// The mobile's digit variants.
+    Mobile = 1,
+}
+
+/// The kinds of per-tenant counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Counter {
+    /// Number of members.
+    Members = 1,
+    /// Number of sessions.
+    Sessions = 2,
+    /// Number of messages.
+    Messages = 3,
+    /// One more than the greatest session id ever written.
+    NextSession = 4,
+    /// One more than the greatest message id ever written.
+    NextMessage = 5,
+    /// Number of sessions of one agent (keyed with the agent id).
+    AgentSessions = 6,
+    /// Number of agents.
+    Agents = 7,
+}
+
+/// Encodes a signed time so that byte order is numeric order.
+pub fn time_bits(t: i64) -> u64 {
+    (t as u64) ^ (1 << 63)
+}
+
+/// Inverse of [`time_bits`].
+pub fn time_from_bits(b: u64) -> i64 {
+    (b ^ (1 << 63)) as i64
+}
+
+/// A key under construction.
+#[derive(Debug, Clone)]
+pub struct Key(Vec<u8>);
+
+impl Key {
+    /// Starts a key with the tenant and space.
+    pub fn new(tenant: u64, space: u8) -> Key {
+        let mut v = Vec::with_capacity(40);
+        v.extend_from_slice(&tenant.to_be_bytes());
+        v.push(space);
+        Key(v)
+    }
+    /// Appends a big-endian u64.
+    pub fn u64(mut self, x: u64) -> Key {
+        self.0.extend_from_slice(&x.to_be_bytes());
+        self
+    }
+    /// Appends a time (sign bit flipped).
+    pub fn time(self, t: i64) -> Key {
+        self.u64(time_bits(t))
+    }
+    /// Appends one byte.
+    pub fn byte(mut self, b: u8) -> Key {
+        self.0.push(b);
+        self
+    }
+    /// Appends a length-prefixed string (at most 255 bytes).
+    pub fn short_str(mut self, s: &str) -> Key {
+        debug_assert!(s.len() < 256);
+        self.0.push(s.len() as u8);
+        self.0.extend_from_slice(s.as_bytes());
+        self
+    }
+    /// The bytes.
+    pub fn into_vec(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+impl AsRef<[u8]> for Key {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// `T 01 uid`
+pub fn member(t: u64, uid: u64) -> Key {
+    Key::new(t, MEMBER).u64(uid)
+}
+/// `T 02 id`
+pub fn agent(t: u64, id: u64) -> Key {
+    Key::new(t, AGENT).u64(id)
+}
+/// `T 03 sid`
+pub fn session(t: u64, sid: u64) -> Key {
+    Key::new(t, SESSION).u64(sid)
+}
+/// `T 04 sid mid`
+pub fn message(t: u64, sid: u64, mid: u64) -> Key {
+    Key::new(t, MESSAGE).u64(sid).u64(mid)
+}
+/// `T 04 sid`: prefix of a session's messages.
+pub fn messages_of(t: u64, sid: u64) -> Key {
+    Key::new(t, MESSAGE).u64(sid)
+}
+/// `T 10 agent sid`
+pub fn by_agent(t: u64, agent: u64, sid: u64) -> Key {
+    Key::new(t, BY_AGENT).u64(agent).u64(sid)
+}
+/// `T 11 time sid`
+pub fn recent(t: u64, time: i64, sid: u64) -> Key {
+    Key::new(t, RECENT).time(time).u64(sid)
+}
+/// `T 12 agent time sid`
+pub fn agent_recent(t: u64, agent: u64, time: i64, sid: u64) -> Key {
+    Key::new(t, AGENT_RECENT).u64(agent).time(time).u64(sid)
+}
+/// `T 13 uid sid`
+pub fn by_member(t: u64, uid: u64, sid: u64) -> Key {
+    Key::new(t, BY_MEMBER).u64(uid).u64(sid)
+}
+/// `T 13 uid`: prefix of a member's sessions.
+pub fn sessions_of_member(t: u64, uid: u64) -> Key {
+    Key::new(t, BY_MEMBER).u64(uid)
+}
+/// `T 20 field len gram uid`
+pub fn gram(t: u64, field: Field, gram: &str, uid: u64) -> Key {
+    gram_prefix(t, field, gram).u64(uid)
+}
+/// `T 20 field len gram`: prefix of one gram's postings.
+pub fn gram_prefix(t: u64, field: Field, gram: &str) -> Key {
+    Key::new(t, GRAM).byte(field as u8).short_str(gram)
+}
+/// `T 21 field len gram`
+pub fn gram_count(t: u64, field: Field, gram: &str) -> Key {
+    Key::new(t, GRAM_COUNT).byte(field as u8).short_str(gram)
+}
+/// `T 30 kind`
+pub fn counter(t: u64, kind: Counter) -> Key {
+    Key::new(t, COUNTER).byte(kind as u8)
+}
+/// `T 30 06 agent`
+pub fn agent_sessions(t: u64, agent: u64) -> Key {
+    counter(t, Counter::AgentSessions).u64(agent)
+}
+
+/// Reads the big-endian u64 at `at` of a key.
+pub fn u64_at(k: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&k[at..at + 8]);
+    u64::from_be_bytes(b)
+}
+
+/// Reads the big-endian u64 that ends a key.
+pub fn last_u64(k: &[u8]) -> u64 {
+    u64_at(k, k.len() - 8)
+}
+
+/// The smallest key greater than every key starting with `prefix`
+/// (`None` when the prefix is all `0xff`).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut v = prefix.to_vec();
+    while let Some(last) = v.pop() {
+        if last < 0xff {
+            v.push(last + 1);
+            return Some(v);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_numerically_and_by_time() {
+        assert!(session(1, 255).as_ref() < session(1, 256).as_ref());
+        assert!(session(1, u64::MAX).as_ref() < session(2, 0).as_ref());
+        assert!(recent(1, -5, 9).as_ref() < recent(1, 0, 1).as_ref());
+        assert!(recent(1, 0, 1).as_ref() < recent(1, 1, 0).as_ref());
+        assert_eq!(time_from_bits(time_bits(-42)), -42);
+    }
+
+    #[test]
+    fn gram_prefixes_do_not_overlap_longer_grams() {
+        let ab = gram_prefix(1, Field::Nick, "ab");
+        let abc = gram(1, Field::Nick, "abc", 7);
+        assert!(!abc.as_ref().starts_with(ab.as_ref()));
+    }
+
+    #[test]
+    fn prefix_end_carries() {
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff]), None);
+    }
+}

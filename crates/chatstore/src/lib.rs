@@ -1,0 +1,48 @@
+//! chatstore: an embedded storage engine for customer-service chat history.
+//!
+//! Tenants, members, agents, sessions and messages live in sled with the
+//! indexes and counters that answer two platforms' history endpoints in
+//! microseconds and render their exact JSON. Start with [`Store::open`]; the
+//! key layout and the write and query paths are described in ARCHITECTURE.md.
+//!
+//! ```
+//! use chatstore::{Store, Options, Member, Agent, Session, Message, HistoryQuery};
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path(), Options::default()).unwrap();
+//! store.upsert_member(&Member { tenant: 2, uid: 2669, nickname: "李小龙".into(), ..Default::default() }).unwrap();
+//! store.upsert_agent(&Agent { tenant: 2, id: 2, nickname: "客服0002".into(), ..Default::default() }).unwrap();
+//! let sid = store.upsert_session(&Session { tenant: 2, uid: 2669, agent_id: 2, ..Default::default() }).unwrap();
+//! store.append_message(&Message { tenant: 2, session_id: sid, content: "你好".into(), time: 1613271367, ..Default::default() }).unwrap();
+//! let mut q = HistoryQuery::new(2);
+//! q.user_name = Some("小".into());
+//! assert_eq!(store.history_list(&q).unwrap().total, 1);
+//! ```
+#![deny(missing_docs, unsafe_code)]
+
+mod check;
+mod codec;
+mod commit;
+pub mod demo;
+mod endpoint;
+mod error;
+mod jsonl;
+mod keys;
+pub mod limits;
+mod model;
+mod options;
+mod query;
+pub mod search;
+mod store;
+mod write;
+
+pub use check::CheckReport;
+pub use endpoint::{
+    avatar_image, format_time, history_list_error, history_list_value, lenient_int, HistoryRequest,
+    HISCHAT_BAD_HASH, HISCHAT_NO_HASH,
+};
+pub use error::{Error, Result};
+pub use jsonl::{ExportIter, ImportSummary, Record};
+pub use model::{Account, Agent, Member, Message, Sender, Session, SessionView};
+pub use options::{parse_utc_offset, Durability, Options, RenderSettings};
+pub use query::{resolve_paging, Cursor, HistoryPage, HistoryQuery, MessagesPage, Order, TenantStats};
+pub use store::{Store, STORE_FORMAT};

@@ -1,0 +1,158 @@
+//! Store options: durability, cache size and the endpoint rendering settings.
+
+use serde_json::Value;
+use time::UtcOffset;
+
+use crate::error::{Error, Result};
+
+/// When a write becomes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// A write returns once applied in memory; a background flush makes it
+    /// durable within `flush_every_ms`. A crash loses at most that window.
+    Buffered {
+        /// Background flush interval in milliseconds.
+        flush_every_ms: u64,
+    },
+    /// A write returns only once durable. Concurrent writers share one
+    /// flush (group commit).
+    Sync,
+}
+
+/// How endpoint responses are rendered (CONTRACT §2, §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderSettings {
+    /// Prefix of media paths, e.g. `http://localhost:82` (no trailing slash
+    /// needed; one is removed).
+    pub media_base: String,
+    /// `avatar_image` of members with an empty avatar.
+    pub default_avatar: String,
+    /// Offset in which `last_updated_at` is rendered.
+    pub utc_offset: UtcOffset,
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        RenderSettings {
+            media_base: String::new(),
+            default_avatar: String::new(),
+            utc_offset: UtcOffset::from_hms(8, 0, 0).expect("valid offset"),
+        }
+    }
+}
+
+impl RenderSettings {
+    /// Sets the offset from text such as `+08:00` or `-05:30`.
+    pub fn set_utc_offset(&mut self, text: &str) -> Result<()> {
+        self.utc_offset = parse_utc_offset(text)?;
+        Ok(())
+    }
+}
+
+/// Parses `+HH:MM` / `-HH:MM` (also `Z`).
+pub fn parse_utc_offset(text: &str) -> Result<UtcOffset> {
+    if text == "Z" || text == "z" {
+        return Ok(UtcOffset::UTC);
+    }
+    let fmt = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+    UtcOffset::parse(text, &fmt)
+        .map_err(|_| Error::invalid("utc_offset", format!("{text:?} is not of the form +08:00")))
+}
+
+/// Options for [`crate::Store::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Durability of writes.
+    pub durability: Durability,
+    /// sled's page cache in bytes (default 64 MiB; sled's own default of
+    /// 1 GiB is far too large for an embedded store).
+    pub cache_capacity: u64,
+    /// Endpoint rendering settings.
+    pub render: RenderSettings,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Buffered {
+                flush_every_ms: 500,
+            },
+            cache_capacity: 64 * 1024 * 1024,
+            render: RenderSettings::default(),
+        }
+    }
+}
+
+impl Options {
+    /// Reads options from a JSON object, as the C ABI, PHP and Python pass
+    /// them: `durability` (`"buffered"`/`"sync"`), `flush_every_ms`,
+    /// `cache_capacity`, `media_base`, `default_avatar`, `utc_offset`.
+    /// Unknown keys are refused so typos do not pass silently.
+    pub fn from_json(v: &Value) -> Result<Options> {
+        let mut o = Options::default();
+        let obj = match v {
+            Value::Null => return Ok(o),
+            Value::Object(m) => m,
+            _ => return Err(Error::invalid("options", "must be a JSON object")),
+        };
+        let mut flush_ms = None;
+        let mut sync = false;
+        for (k, val) in obj {
+            let as_str = || {
+                val.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| Error::invalid(k.as_str(), "must be a string"))
+            };
+            let as_u64 = || {
+                val.as_u64()
+                    .ok_or_else(|| Error::invalid(k.as_str(), "must be a non-negative integer"))
+            };
+            match k.as_str() {
+                "durability" => match as_str()?.as_str() {
+                    "buffered" => sync = false,
+                    "sync" => sync = true,
+                    other => {
+                        return Err(Error::invalid(
+                            "durability",
+                            format!("{other:?} is neither \"buffered\" nor \"sync\""),
+                        ))
+                    }
+                },
+                "flush_every_ms" => flush_ms = Some(as_u64()?),
+                "cache_capacity" => o.cache_capacity = as_u64()?,
+                "media_base" => o.render.media_base = as_str()?,
+                "default_avatar" => o.render.default_avatar = as_str()?,
+                "utc_offset" => o.render.set_utc_offset(&as_str()?)?,
+                // The PHP binding's own option; the core ignores it.
+                "lib" => {}
+                other => return Err(Error::invalid("options", format!("unknown option {other:?}"))),
+            }
+        }
+        o.durability = if sync {
+            Durability::Sync
+        } else {
+            Durability::Buffered {
+                flush_every_ms: flush_ms.unwrap_or(500),
+            }
+        };
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_from_json() {
+        let o = Options::from_json(&serde_json::json!({
+            "durability": "sync", "media_base": "http://localhost:82", "utc_offset": "-05:30"
+        }))
+        .unwrap();
+        assert_eq!(o.durability, Durability::Sync);
+        assert_eq!(o.render.utc_offset.whole_seconds(), -(5 * 3600 + 1800));
+        let e = Options::from_json(&serde_json::json!({"medya_base": "x"})).unwrap_err();
+        assert!(e.to_string().contains("medya_base"));
+        assert!(Options::from_json(&serde_json::json!({"utc_offset": "8"})).is_err());
+    }
+}

@@ -1,0 +1,555 @@
+//! The query path: history-list, hischat conversations, messages of a
+//! session, member search. Totals come from counters, orders from key order,
+//! and a page reads only its own rows (O(page), plus the skipped keys of deep
+//! offset pages, which are never decoded).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
+use crate::error::{Error, Result};
+use crate::keys::{self, Counter, Field};
+use crate::limits;
+use crate::model::{Agent, Member, Message, SessionView};
+use crate::search::Query;
+use crate::store::Store;
+
+/// Order of a session list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Session id descending (the first seed's order).
+    #[default]
+    Id,
+    /// Activity time descending, ties by id descending.
+    Recent,
+}
+
+impl Order {
+    /// Parses `id` or `recent`.
+    pub fn parse(s: &str) -> Result<Order> {
+        match s {
+            "id" => Ok(Order::Id),
+            "recent" => Ok(Order::Recent),
+            other => Err(Error::invalid(
+                "order",
+                format!("{other:?} is neither \"id\" nor \"recent\""),
+            )),
+        }
+    }
+}
+
+/// A keyset position in a session list: the list continues after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The order the cursor belongs to.
+    pub order: Order,
+    /// Activity time of the last row seen (0 for [`Order::Id`]).
+    pub time: i64,
+    /// Id of the last row seen.
+    pub id: u64,
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.order {
+            Order::Id => write!(f, "id:{}", self.id),
+            Order::Recent => write!(f, "recent:{}:{}", self.time, self.id),
+        }
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Cursor> {
+        let bad = || Error::invalid("cursor", format!("{s:?} is not a cursor of this store"));
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            ["id", id] => Ok(Cursor {
+                order: Order::Id,
+                time: 0,
+                id: id.parse().map_err(|_| bad())?,
+            }),
+            ["recent", t, id] => Ok(Cursor {
+                order: Order::Recent,
+                time: t.parse().map_err(|_| bad())?,
+                id: id.parse().map_err(|_| bad())?,
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// Page and page size as the paginator resolves them (CONTRACT §2).
+pub fn resolve_paging(page: Option<i64>, pagesize: Option<i64>) -> (u64, u64) {
+    let page = match page {
+        Some(p) if p >= 1 => p as u64,
+        _ => 1,
+    };
+    let pagesize = match pagesize {
+        Some(n) if n >= 1 => (n as u64).min(limits::MAX_PAGESIZE),
+        _ => 10,
+    };
+    (page, pagesize)
+}
+
+/// A history-list request in typed form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// The tenant.
+    pub tenant: u64,
+    /// Only this agent's sessions (0 = unassigned sessions).
+    pub employee: Option<u64>,
+    /// Member nickname or mobile filter; absent or empty = no filter.
+    pub user_name: Option<String>,
+    /// 1-based page (see [`resolve_paging`]).
+    pub page: u64,
+    /// Rows per page.
+    pub pagesize: u64,
+    /// Order of the rows.
+    pub order: Order,
+    /// Keyset pagination: rows after this cursor (then `page` is ignored).
+    pub after: Option<Cursor>,
+}
+
+impl HistoryQuery {
+    /// Page 1 of 10, order `id`, no filter.
+    pub fn new(tenant: u64) -> HistoryQuery {
+        HistoryQuery {
+            tenant,
+            employee: None,
+            user_name: None,
+            page: 1,
+            pagesize: 10,
+            order: Order::Id,
+            after: None,
+        }
+    }
+}
+
+/// One page of sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// All matching sessions.
+    pub total: u64,
+    /// Rows per page.
+    pub per_page: u64,
+    /// The page number (never clamped).
+    pub current_page: u64,
+    /// The rows.
+    pub rows: Vec<SessionView>,
+    /// Where the next page starts, when this page was full.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// One page of a session's messages, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagesPage {
+    /// Messages in the session.
+    pub total: u64,
+    /// The page number.
+    pub page: u64,
+    /// Rows per page.
+    pub pagesize: u64,
+    /// The messages.
+    pub messages: Vec<Message>,
+}
+
+/// Counts kept by the store's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TenantStats {
+    /// The tenant.
+    pub tenant: u64,
+    /// Members.
+    pub members: u64,
+    /// Agents.
+    pub agents: u64,
+    /// Sessions.
+    pub sessions: u64,
+    /// Messages.
+    pub messages: u64,
+}
+
+/// Memoized reads of members and agents while building one page.
+#[derive(Default)]
+struct Joins {
+    members: HashMap<u64, Option<MemberRec>>,
+    agents: HashMap<u64, Option<Agent>>,
+}
+
+impl Store {
+    pub(crate) fn counter(&self, k: &keys::Key) -> Result<u64> {
+        codec::decode_u64(self.data.get(k)?.as_deref())
+    }
+
+    fn member_rec(&self, tenant: u64, uid: u64) -> Result<Option<MemberRec>> {
+        match self.data.get(keys::member(tenant, uid))? {
+            None => Ok(None),
+            Some(v) => codec::decode(&v, "member").map(Some),
+        }
+    }
+
+    /// A member by uid.
+    pub fn get_member(&self, tenant: u64, uid: u64) -> Result<Option<Member>> {
+        self.live()?;
+        Ok(self.member_rec(tenant, uid)?.map(|r| r.member))
+    }
+
+    /// An agent by id.
+    pub fn get_agent(&self, tenant: u64, id: u64) -> Result<Option<Agent>> {
+        self.live()?;
+        match self.data.get(keys::agent(tenant, id))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(codec::decode::<AgentRec>(&v, "agent")?.agent)),
+        }
+    }
+
+    fn session_rec(&self, tenant: u64, sid: u64) -> Result<Option<SessionRec>> {
+        match self.data.get(keys::session(tenant, sid))? {
+            None => Ok(None),
+            Some(v) => codec::decode(&v, "session").map(Some),
+        }
+    }
+
+    /// A session with its member, agent and last message.
+    pub fn get_session(&self, tenant: u64, sid: u64) -> Result<Option<SessionView>> {
+        self.live()?;
+        self.view(tenant, sid, &mut Joins::default())
+    }
+
+    fn view(&self, tenant: u64, sid: u64, joins: &mut Joins) -> Result<Option<SessionView>> {
+        let Some(rec) = self.session_rec(tenant, sid)? else {
+            // Deleted between reading the index and the record.
+            return Ok(None);
+        };
+        let s = &rec.session;
+        if !joins.members.contains_key(&s.uid) {
+            let m = self.member_rec(tenant, s.uid)?;
+            joins.members.insert(s.uid, m);
+        }
+        let member = joins.members[&s.uid].as_ref().map(|r| r.member.clone());
+        let agent = if s.agent_id == 0 {
+            None
+        } else {
+            if !joins.agents.contains_key(&s.agent_id) {
+                let a = self.get_agent(tenant, s.agent_id)?;
+                joins.agents.insert(s.agent_id, a);
+            }
+            joins.agents[&s.agent_id].clone()
+        };
+        Ok(Some(SessionView {
+            activity_at: rec.activity_at(),
+            message_count: rec.msg_count,
+            last_message: rec
+                .last
+                .as_ref()
+                .map(|(id, b)| b.to_message(tenant, sid, *id)),
+            member,
+            agent,
+            session: rec.session,
+        }))
+    }
+
+    /// One page of a tenant's sessions: the first seed's history-list and,
+    /// with [`Order::Recent`], the second seed's conversations.
+    pub fn history_list(&self, q: &HistoryQuery) -> Result<HistoryPage> {
+        self.live()?;
+        let pagesize = q.pagesize.clamp(1, limits::MAX_PAGESIZE.max(limits::HISCHAT_PAGESIZE));
+        let page = q.page.max(1);
+        let offset = if q.after.is_some() {
+            0
+        } else {
+            (page - 1).saturating_mul(pagesize)
+        };
+        if let Some(c) = q.after {
+            if c.order != q.order {
+                return Err(Error::invalid("cursor", "belongs to the other order"));
+            }
+        }
+        let filter = q.user_name.as_deref().filter(|s| !s.is_empty());
+        let (total, entries) = match filter {
+            None => {
+                let total = match q.employee {
+                    None => self.counter(&keys::counter(q.tenant, Counter::Sessions))?,
+                    Some(a) => self.counter(&keys::agent_sessions(q.tenant, a))?,
+                };
+                let entries = self.index_page(q, offset, pagesize)?;
+                (total, entries)
+            }
+            Some(text) => {
+                limits::query(text)?;
+                match Query::parse(text) {
+                    None => (0, Vec::new()),
+                    Some(query) => {
+                        let all = self.filtered(q, &query)?;
+                        let total = all.len() as u64;
+                        let entries = all
+                            .into_iter()
+                            .filter(|e| q.after.is_none_or(|c| before_cursor(q.order, *e, c)))
+                            .skip(offset.min(usize::MAX as u64) as usize)
+                            .take(pagesize as usize)
+                            .collect();
+                        (total, entries)
+                    }
+                }
+            }
+        };
+        let mut joins = Joins::default();
+        let mut rows = Vec::with_capacity(entries.len());
+        for (_, sid) in &entries {
+            if let Some(v) = self.view(q.tenant, *sid, &mut joins)? {
+                rows.push(v);
+            }
+        }
+        let next_cursor = if rows.len() as u64 == pagesize {
+            rows.last().map(|v| Cursor {
+                order: q.order,
+                time: if q.order == Order::Recent { v.activity_at } else { 0 },
+                id: v.session.id,
+            })
+        } else {
+            None
+        };
+        Ok(HistoryPage {
+            total,
+            per_page: pagesize,
+            current_page: page,
+            rows,
+            next_cursor,
+        })
+    }
+
+    /// `(time, sid)` of the requested page, straight from an index.
+    fn index_page(&self, q: &HistoryQuery, offset: u64, limit: u64) -> Result<Vec<(i64, u64)>> {
+        let t = q.tenant;
+        let (prefix, time_at) = match (q.order, q.employee) {
+            (Order::Id, None) => (keys::Key::new(t, keys::SESSION), None),
+            (Order::Id, Some(a)) => (keys::Key::new(t, keys::BY_AGENT).u64(a), None),
+            (Order::Recent, None) => (keys::Key::new(t, keys::RECENT), Some(9)),
+            (Order::Recent, Some(a)) => (keys::Key::new(t, keys::AGENT_RECENT).u64(a), Some(17)),
+        };
+        let upper = match q.after {
+            Some(c) if q.order == Order::Id => prefix.clone().u64(c.id).into_vec(),
+            Some(c) => prefix.clone().time(c.time).u64(c.id).into_vec(),
+            None => keys::prefix_end(prefix.as_ref()).unwrap_or_else(|| vec![0xff; 64]),
+        };
+        let mut out = Vec::with_capacity(limit as usize);
+        for k in self
+            .data
+            .range(prefix.as_ref()..upper.as_slice())
+            .keys()
+            .rev()
+            .skip(offset.min(usize::MAX as u64) as usize)
+            .take(limit as usize)
+        {
+            let k = k?;
+            let time = time_at.map_or(0, |at| keys::time_from_bits(keys::u64_at(&k, at)));
+            out.push((time, keys::last_u64(&k)));
+        }
+        Ok(out)
+    }
+
+    /// Every `(time, sid)` in scope whose member matches, sorted for the order.
+    fn filtered(&self, q: &HistoryQuery, query: &Query) -> Result<Vec<(i64, u64)>> {
+        let t = q.tenant;
+        let scope = match q.employee {
+            None => self.counter(&keys::counter(t, Counter::Sessions))?,
+            Some(a) => self.counter(&keys::agent_sessions(t, a))?,
+        };
+        let mut out = Vec::new();
+        match self.candidates(t, query, scope)? {
+            Some(uids) => {
+                for uid in uids {
+                    for item in self.data.scan_prefix(keys::sessions_of_member(t, uid)) {
+                        let (k, v) = item?;
+                        if v.len() != 16 {
+                            return Err(Error::corrupt("member session index value"));
+                        }
+                        let agent = keys::u64_at(&v, 0);
+                        if q.employee.is_some_and(|a| a != agent) {
+                            continue;
+                        }
+                        out.push((keys::time_from_bits(keys::u64_at(&v, 8)), keys::last_u64(&k)));
+                    }
+                }
+            }
+            None => {
+                // Walk the scope's sessions and test each member once.
+                let prefix = match q.employee {
+                    None => keys::Key::new(t, keys::RECENT),
+                    Some(a) => keys::Key::new(t, keys::AGENT_RECENT).u64(a),
+                };
+                let time_at = prefix.as_ref().len();
+                let mut tested: HashMap<u64, bool> = HashMap::new();
+                for item in self.data.scan_prefix(prefix) {
+                    let (k, v) = item?;
+                    let uid = codec::decode_u64(Some(&v))?;
+                    let hit = match tested.get(&uid) {
+                        Some(h) => *h,
+                        None => {
+                            let h = self
+                                .member_rec(t, uid)?
+                                .is_some_and(|m| query.matches(&m.norm_nick, &m.phones));
+                            tested.insert(uid, h);
+                            h
+                        }
+                    };
+                    if hit {
+                        out.push((keys::time_from_bits(keys::u64_at(&k, time_at)), keys::last_u64(&k)));
+                    }
+                }
+            }
+        }
+        match q.order {
+            Order::Id => out.sort_unstable_by(|a, b| b.1.cmp(&a.1)),
+            Order::Recent => out.sort_unstable_by(|a, b| b.cmp(a)),
+        }
+        Ok(out)
+    }
+
+    /// The uids of matching members found through the n-gram index, verified;
+    /// `None` when walking `scope` sessions is cheaper or the query is too
+    /// short for the index.
+    fn candidates(&self, t: u64, query: &Query, scope: u64) -> Result<Option<Vec<u64>>> {
+        let Some(nick) = query.nick_grams() else {
+            return Ok(None);
+        };
+        let Some(phones) = query.phone_grams() else {
+            return Ok(None);
+        };
+        // Each side: the rarest gram's postings hold every match of that side.
+        let mut picks: Vec<(Field, String)> = Vec::new();
+        let mut estimate = 0u64;
+        let sides = std::iter::once((Field::Nick, nick))
+            .chain(phones.into_iter().map(|g| (Field::Mobile, g)));
+        for (field, grams) in sides {
+            if grams.is_empty() {
+                continue;
+            }
+            let mut best: Option<(u64, String)> = None;
+            for g in grams {
+                let n = self.counter(&keys::gram_count(t, field, &g))?;
+                if best.as_ref().is_none_or(|(bn, _)| n < *bn) {
+                    best = Some((n, g));
+                }
+            }
+            if let Some((n, g)) = best {
+                estimate += n;
+                picks.push((field, g));
+            }
+        }
+        if estimate > scope {
+            return Ok(None);
+        }
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (field, g) in picks {
+            for k in self.data.scan_prefix(keys::gram_prefix(t, field, &g)).keys() {
+                let uid = keys::last_u64(&k?);
+                if !seen.insert(uid) {
+                    continue;
+                }
+                if let Some(m) = self.member_rec(t, uid)? {
+                    if query.matches(&m.norm_nick, &m.phones) {
+                        out.push(uid);
+                    }
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Members of a tenant whose nickname or mobile matches `q` (CONTRACT §4),
+    /// by uid. An empty query or one that normalizes to nothing finds nobody.
+    pub fn search_members(&self, tenant: u64, q: &str) -> Result<Vec<Member>> {
+        self.live()?;
+        limits::query(q)?;
+        let Some(query) = Query::parse(q) else {
+            return Ok(Vec::new());
+        };
+        let members = self.counter(&keys::counter(tenant, Counter::Members))?;
+        let mut out = Vec::new();
+        match self.candidates(tenant, &query, members)? {
+            Some(uids) => {
+                for uid in uids {
+                    if let Some(m) = self.member_rec(tenant, uid)? {
+                        out.push(m.member);
+                    }
+                }
+                out.sort_by_key(|m| m.uid);
+            }
+            None => {
+                for v in self.data.scan_prefix(keys::Key::new(tenant, keys::MEMBER)).values() {
+                    let m: MemberRec = codec::decode(&v?, "member")?;
+                    if query.matches(&m.norm_nick, &m.phones) {
+                        out.push(m.member);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A session's messages, newest (greatest id) first.
+    pub fn messages(&self, tenant: u64, session_id: u64, page: u64, pagesize: u64) -> Result<MessagesPage> {
+        self.live()?;
+        let page = page.max(1);
+        let pagesize = pagesize.clamp(1, limits::MAX_PAGESIZE);
+        let Some(rec) = self.session_rec(tenant, session_id)? else {
+            return Err(Error::not_found(format!("session {session_id} of tenant {tenant}")));
+        };
+        let mut messages = Vec::new();
+        for item in self
+            .data
+            .scan_prefix(keys::messages_of(tenant, session_id))
+            .rev()
+            .skip((page - 1).saturating_mul(pagesize).min(usize::MAX as u64) as usize)
+            .take(pagesize as usize)
+        {
+            let (k, v) = item?;
+            let body: MsgBody = codec::decode(&v, "message")?;
+            messages.push(body.to_message(tenant, session_id, keys::last_u64(&k)));
+        }
+        Ok(MessagesPage {
+            total: rec.msg_count,
+            page,
+            pagesize,
+            messages,
+        })
+    }
+
+    /// The counters of one tenant.
+    pub fn tenant_stats(&self, tenant: u64) -> Result<TenantStats> {
+        self.live()?;
+        let c = |kind| self.counter(&keys::counter(tenant, kind));
+        Ok(TenantStats {
+            tenant,
+            members: c(Counter::Members)?,
+            agents: c(Counter::Agents)?,
+            sessions: c(Counter::Sessions)?,
+            messages: c(Counter::Messages)?,
+        })
+    }
+
+    /// The tenants that hold any data, ascending (walks one key per tenant).
+    pub fn tenants(&self) -> Result<Vec<u64>> {
+        self.live()?;
+        let mut out = Vec::new();
+        let mut from: Option<Vec<u8>> = Some(Vec::new());
+        while let Some(start) = from {
+            let Some(item) = self.data.range(start..).next() else {
+                break;
+            };
+            let (k, _) = item?;
+            let t = keys::u64_at(&k, 0);
+            out.push(t);
+            from = t.checked_add(1).map(|n| n.to_be_bytes().to_vec());
+        }
+        Ok(out)
+    }
+}
+
+fn before_cursor(order: Order, e: (i64, u64), c: Cursor) -> bool {
+    match order {
+        Order::Id => e.1 < c.id,
+        Order::Recent => (e.0, e.1) < (c.time, c.id),
+    }
+}

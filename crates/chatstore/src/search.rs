@@ -1,0 +1,242 @@
+//! Search semantics of CONTRACT §4: normalization, phone variants, n-grams,
+//! and the exact substring test every candidate passes.
+//!
+//! Nicknames are indexed as CJK unigrams and bigrams (a bigram starts at every
+//! CJK character) plus trigrams of every window; mobiles as trigrams of each
+//! digit variant. A query's grams are all contained in any text that contains
+//! the query, so postings give a superset of the matches and [`Query::matches`]
+//! makes the result exact.
+
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
+
+/// Normalizes text for search: NFKC, full case folding, removal of
+/// diacritics (combining marks after canonical decomposition), `đ` -> `d`,
+/// then NFC so that syllabic scripts (Hangul) compare whole.
+pub fn normalize(s: &str) -> String {
+    let folded = caseless::default_case_fold_str(&s.nfkc().collect::<String>());
+    folded
+        .nfkd()
+        .filter(|c| !is_combining_mark(*c))
+        .map(|c| match c {
+            'đ' | 'Đ' | 'ð' | 'Ð' => 'd',
+            c => c,
+        })
+        .nfc()
+        .collect()
+}
+
+/// Whether a character is CJK (Han ideographs, kana, Hangul, CJK symbols).
+pub fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x2E80..=0x2FDF | 0x3040..=0x30FF | 0x3100..=0x312F | 0x3190..=0x31FF
+        | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF
+        | 0x20000..=0x3FFFF)
+}
+
+/// The ASCII digits of a text after NFKC (so full-width digits count).
+pub fn digits(s: &str) -> String {
+    s.nfkc().filter(|c| c.is_ascii_digit()).collect()
+}
+
+/// The digit forms a stored mobile is found by: its digits, and for a number
+/// with a Vietnamese (`84` + 9-10 digits) or Chinese (`86` + 11 digits)
+/// country code also the national form (`0` + rest, resp. the rest).
+pub fn phone_variants(mobile: &str) -> Vec<String> {
+    let d = digits(mobile);
+    if d.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![d.clone()];
+    if let Some(national) = national_form(&d) {
+        out.push(national);
+    }
+    out
+}
+
+fn national_form(d: &str) -> Option<String> {
+    if let Some(rest) = d.strip_prefix("84") {
+        if (9..=10).contains(&rest.len()) {
+            return Some(format!("0{rest}"));
+        }
+    }
+    if let Some(rest) = d.strip_prefix("86") {
+        if rest.len() == 11 {
+            return Some(rest.to_string());
+        }
+    }
+    None
+}
+
+/// Whether a query is made of digits and phone punctuation only.
+fn is_phone_like(q: &str) -> bool {
+    let mut any_digit = false;
+    for c in q.nfkc() {
+        if c.is_ascii_digit() {
+            any_digit = true;
+        } else if !matches!(c, ' ' | '+' | '-' | '.' | '(' | ')') {
+            return false;
+        }
+    }
+    any_digit
+}
+
+/// The grams a normalized nickname is indexed under.
+pub fn nick_grams(norm: &str) -> Vec<String> {
+    let chars: Vec<char> = norm.chars().collect();
+    let mut out = Vec::new();
+    for i in 0..chars.len() {
+        if is_cjk(chars[i]) {
+            out.push(chars[i].to_string());
+            if i + 1 < chars.len() {
+                out.push(chars[i..i + 2].iter().collect());
+            }
+        }
+        if i + 3 <= chars.len() {
+            out.push(chars[i..i + 3].iter().collect());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The grams a mobile's digit variants are indexed under.
+pub fn phone_grams(variants: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = variants
+        .iter()
+        .flat_map(|v| (0..v.len().saturating_sub(2)).map(move |i| v[i..i + 3].to_string()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The grams whose postings contain every text holding `norm`, or `None` when
+/// the query is too short for the index (1-2 non-CJK characters).
+pub fn nick_query_grams(norm: &str) -> Option<Vec<String>> {
+    let chars: Vec<char> = norm.chars().collect();
+    match chars.len() {
+        0 => None,
+        1 | 2 => {
+            // A CJK character starts an indexed unigram and bigram.
+            if is_cjk(chars[0]) {
+                Some(vec![chars.iter().collect()])
+            } else if chars.len() == 2 && is_cjk(chars[1]) {
+                Some(vec![chars[1].to_string()])
+            } else {
+                None
+            }
+        }
+        n => Some((0..n - 2).map(|i| chars[i..i + 3].iter().collect()).collect()),
+    }
+}
+
+/// A parsed `user_name` query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// The normalized query (substring of the normalized nickname).
+    pub norm: String,
+    /// The digit forms to look for in mobiles; empty when the query is not a
+    /// phone query.
+    pub phones: Vec<String>,
+}
+
+impl Query {
+    /// Parses a non-empty query. Surrounding white space is ignored. Returns
+    /// `None` when the query normalizes to nothing: it matches nothing.
+    pub fn parse(q: &str) -> Option<Query> {
+        let norm = normalize(q.trim());
+        let mut phones = Vec::new();
+        if is_phone_like(q) {
+            let d = digits(q);
+            if let Some(national) = national_form(&d) {
+                phones.push(national);
+            }
+            phones.push(d);
+        }
+        if norm.is_empty() && phones.is_empty() {
+            return None;
+        }
+        Some(Query { norm, phones })
+    }
+
+    /// The exact test: the nickname holds the query, or (for a phone query)
+    /// a mobile variant holds a query variant.
+    pub fn matches(&self, norm_nick: &str, phones: &[String]) -> bool {
+        (!self.norm.is_empty() && norm_nick.contains(&self.norm))
+            || self
+                .phones
+                .iter()
+                .any(|q| phones.iter().any(|p| p.contains(q.as_str())))
+    }
+
+    /// Grams for the nickname side (`None`: not answerable from the index).
+    pub fn nick_grams(&self) -> Option<Vec<String>> {
+        if self.norm.is_empty() {
+            return Some(Vec::new());
+        }
+        nick_query_grams(&self.norm)
+    }
+
+    /// Gram sets for the mobile side, one per query variant (`None`: a
+    /// variant is shorter than a trigram).
+    pub fn phone_grams(&self) -> Option<Vec<Vec<String>>> {
+        self.phones
+            .iter()
+            .map(|p| {
+                if p.len() < 3 {
+                    None
+                } else {
+                    Some(phone_grams(std::slice::from_ref(p)))
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_examples_normalize() {
+        assert!(normalize("Đức").contains(&normalize("duc")));
+        assert!(normalize("Trường").contains(&normalize("truong")));
+        assert!(normalize("Văn").contains(&normalize("ＶＡＮ")));
+        assert!(normalize("李小龙").contains(&normalize("小")));
+        assert_eq!(normalize("Straße"), "strasse");
+    }
+
+    #[test]
+    fn phone_rules() {
+        assert_eq!(digits("185-1669-0005"), "18516690005");
+        assert_eq!(digits("１８５"), "185");
+        let stored = phone_variants("+84 916 123 456");
+        let q = Query::parse("0916123").unwrap();
+        assert!(q.matches("", &stored));
+        let q = Query::parse("+84 912 345 678").unwrap();
+        assert!(q.matches("", &phone_variants("0912345678")));
+        assert!(Query::parse("185").unwrap().matches("", &phone_variants("+86 18516690005")));
+        let q = Query::parse("abc185").unwrap();
+        assert!(q.phones.is_empty());
+        assert!(!q.matches("x", &phone_variants("abc185")));
+    }
+
+    #[test]
+    fn empty_normal_form_matches_nothing() {
+        assert_eq!(Query::parse("   "), None);
+        assert_eq!(Query::parse("\u{301}"), None);
+    }
+
+    #[test]
+    fn query_grams_are_indexed_grams() {
+        for (text, q) in [("李小龙", "小"), ("李小龙", "小龙"), ("a李", "a李"), ("nguyen", "guy")] {
+            let idx = nick_grams(&normalize(text));
+            for g in nick_query_grams(&normalize(q)).unwrap() {
+                assert!(idx.contains(&g), "{g} of {q} not indexed for {text}");
+            }
+        }
+        assert_eq!(nick_query_grams("ab"), None);
+    }
+}

@@ -1,0 +1,346 @@
+//! The write path: every logical write as one function over one sled
+//! transaction of the `data` tree, touching the record, every index entry,
+//! every counter and the session's denormalized message state together.
+//!
+//! sled transactions cannot range-scan, so everything a write must undo (old
+//! n-grams, old index keys) is read from the primary record. Deletes that must
+//! remove many keys (a session's messages) collect them before the
+//! transaction and verify inside it, through the counts kept in the records,
+//! that nothing changed in between; otherwise they retry ([`Abort::Stale`]).
+
+use std::collections::BTreeSet;
+
+use serde::{de::DeserializeOwned, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+
+use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
+use crate::error::Error;
+use crate::keys::{self, Counter, Field};
+use crate::model::{Agent, Member, Message, Session};
+use crate::search;
+
+/// Why a transaction closure stopped.
+#[derive(Debug)]
+pub enum Abort {
+    /// The write is refused.
+    Err(Error),
+    /// Keys collected before the transaction are out of date: collect again.
+    Stale,
+}
+
+impl From<Error> for Abort {
+    fn from(e: Error) -> Self {
+        Abort::Err(e)
+    }
+}
+
+/// Result inside a transaction closure.
+pub type TxResult<T> = Result<T, ConflictableTransactionError<Abort>>;
+
+fn fail<T>(e: Error) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(Abort::Err(e)))
+}
+
+fn stale<T>() -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(Abort::Stale))
+}
+
+/// Typed access to the data tree inside a transaction.
+pub struct Tx<'a>(pub &'a TransactionalTree);
+
+impl Tx<'_> {
+    fn get<T: DeserializeOwned>(&self, k: &keys::Key, what: &str) -> TxResult<Option<T>> {
+        match self.0.get(k)? {
+            None => Ok(None),
+            Some(v) => match codec::decode(&v, what) {
+                Ok(r) => Ok(Some(r)),
+                Err(e) => fail(e),
+            },
+        }
+    }
+    fn put<T: Serialize>(&self, k: keys::Key, v: &T) -> TxResult<()> {
+        self.0.insert(k.into_vec(), codec::encode(v))?;
+        Ok(())
+    }
+    fn put_raw(&self, k: keys::Key, v: &[u8]) -> TxResult<()> {
+        self.0.insert(k.into_vec(), v)?;
+        Ok(())
+    }
+    fn del(&self, k: keys::Key) -> TxResult<bool> {
+        Ok(self.0.remove(k.into_vec())?.is_some())
+    }
+    fn counter(&self, k: &keys::Key) -> TxResult<u64> {
+        let v = self.0.get(k)?;
+        match codec::decode_u64(v.as_deref()) {
+            Ok(x) => Ok(x),
+            Err(e) => fail(e),
+        }
+    }
+    /// Adds `delta` to a counter; a counter that reaches 0 is removed.
+    fn add(&self, k: keys::Key, delta: i64) -> TxResult<()> {
+        let cur = self.counter(&k)?;
+        let new = cur as i64 + delta;
+        if new < 0 {
+            return fail(Error::corrupt(format!("counter {:?} would go below 0", k.as_ref())));
+        }
+        if new == 0 {
+            self.0.remove(k.into_vec())?;
+        } else {
+            self.0.insert(k.into_vec(), &codec::encode_u64(new as u64))?;
+        }
+        Ok(())
+    }
+    fn raise_to(&self, k: keys::Key, at_least: u64) -> TxResult<()> {
+        if self.counter(&k)? < at_least {
+            self.0.insert(k.into_vec(), &codec::encode_u64(at_least))?;
+        }
+        Ok(())
+    }
+    /// Takes the next id from a `Next*` counter when `given` is 0, and keeps
+    /// the counter above every id written.
+    fn assign_id(&self, tenant: u64, kind: Counter, given: u64) -> TxResult<u64> {
+        let k = keys::counter(tenant, kind);
+        let next = self.counter(&k)?.max(1);
+        let id = if given == 0 { next } else { given };
+        if id == u64::MAX {
+            return fail(Error::invalid("id", "must be below 2^64-1"));
+        }
+        self.raise_to(k, id + 1)?;
+        Ok(id)
+    }
+}
+
+fn grams_of(rec: &MemberRec) -> BTreeSet<(Field, String)> {
+    let mut out = BTreeSet::new();
+    for g in search::nick_grams(&rec.norm_nick) {
+        out.insert((Field::Nick, g));
+    }
+    for g in search::phone_grams(&rec.phones) {
+        out.insert((Field::Mobile, g));
+    }
+    out
+}
+
+/// The n-gram postings a member record must have (used by `check` too).
+pub fn member_grams(rec: &MemberRec) -> BTreeSet<(Field, String)> {
+    grams_of(rec)
+}
+
+/// Builds the stored member (normalized forms computed once, here).
+pub fn member_rec(m: &Member, session_count: u64) -> MemberRec {
+    MemberRec {
+        member: m.clone(),
+        norm_nick: search::normalize(&m.nickname),
+        phones: search::phone_variants(&m.mobile),
+        session_count,
+    }
+}
+
+/// Inserts or replaces a member, re-indexing changed nickname or mobile.
+pub fn upsert_member(tx: &Tx, m: &Member) -> TxResult<()> {
+    let k = keys::member(m.tenant, m.uid);
+    let old: Option<MemberRec> = tx.get(&k, "member")?;
+    let rec = member_rec(m, old.as_ref().map_or(0, |o| o.session_count));
+    let new_grams = grams_of(&rec);
+    let old_grams = old.as_ref().map(grams_of).unwrap_or_default();
+    for (f, g) in old_grams.difference(&new_grams) {
+        tx.del(keys::gram(m.tenant, *f, g, m.uid))?;
+        tx.add(keys::gram_count(m.tenant, *f, g), -1)?;
+    }
+    for (f, g) in new_grams.difference(&old_grams) {
+        tx.put_raw(keys::gram(m.tenant, *f, g, m.uid), &[])?;
+        tx.add(keys::gram_count(m.tenant, *f, g), 1)?;
+    }
+    if old.is_none() {
+        tx.add(keys::counter(m.tenant, Counter::Members), 1)?;
+    }
+    tx.put(k, &rec)
+}
+
+/// Inserts or replaces an agent.
+pub fn upsert_agent(tx: &Tx, a: &Agent) -> TxResult<()> {
+    let k = keys::agent(a.tenant, a.id);
+    let old: Option<AgentRec> = tx.get(&k, "agent")?;
+    if old.is_none() {
+        tx.add(keys::counter(a.tenant, Counter::Agents), 1)?;
+    }
+    tx.put(k, &AgentRec { agent: a.clone() })
+}
+
+/// The index keys of a session at a given activity time.
+fn put_session_indexes(tx: &Tx, s: &Session, activity: i64) -> TxResult<()> {
+    let (t, sid) = (s.tenant, s.id);
+    let uid = codec::encode_u64(s.uid);
+    tx.put_raw(keys::by_agent(t, s.agent_id, sid), &uid)?;
+    tx.put_raw(keys::recent(t, activity, sid), &uid)?;
+    tx.put_raw(keys::agent_recent(t, s.agent_id, activity, sid), &uid)?;
+    let mut v = Vec::with_capacity(16);
+    v.extend_from_slice(&s.agent_id.to_be_bytes());
+    v.extend_from_slice(&keys::time_bits(activity).to_be_bytes());
+    tx.put_raw(keys::by_member(t, s.uid, sid), &v)
+}
+
+fn del_session_indexes(tx: &Tx, s: &Session, activity: i64) -> TxResult<()> {
+    let (t, sid) = (s.tenant, s.id);
+    tx.del(keys::by_agent(t, s.agent_id, sid))?;
+    tx.del(keys::recent(t, activity, sid))?;
+    tx.del(keys::agent_recent(t, s.agent_id, activity, sid))?;
+    tx.del(keys::by_member(t, s.uid, sid))?;
+    Ok(())
+}
+
+fn bump_member_sessions(tx: &Tx, tenant: u64, uid: u64, delta: i64) -> TxResult<()> {
+    let k = keys::member(tenant, uid);
+    let Some(mut m) = tx.get::<MemberRec>(&k, "member")? else {
+        return fail(Error::not_found(format!("member {uid} of tenant {tenant}")));
+    };
+    m.session_count = (m.session_count as i64 + delta).max(0) as u64;
+    tx.put(k, &m)
+}
+
+/// Inserts or replaces a session; returns its id. `fallback_hash` is used
+/// when the session is new and written without a hash.
+pub fn upsert_session(tx: &Tx, s: &Session, fallback_hash: &str) -> TxResult<u64> {
+    let t = s.tenant;
+    if tx.0.get(keys::member(t, s.uid))?.is_none() {
+        return fail(Error::not_found(format!("member {} of tenant {t}", s.uid)));
+    }
+    if s.agent_id != 0 && tx.0.get(keys::agent(t, s.agent_id))?.is_none() {
+        return fail(Error::not_found(format!("agent {} of tenant {t}", s.agent_id)));
+    }
+    let id = tx.assign_id(t, Counter::NextSession, s.id)?;
+    let k = keys::session(t, id);
+    let old: Option<SessionRec> = tx.get(&k, "session")?;
+    let mut session = s.clone();
+    session.id = id;
+    let rec = match old {
+        Some(old) => {
+            if session.hash.is_empty() {
+                session.hash = old.session.hash.clone();
+            }
+            del_session_indexes(tx, &old.session, old.activity_at())?;
+            if old.session.agent_id != session.agent_id {
+                tx.add(keys::agent_sessions(t, old.session.agent_id), -1)?;
+                tx.add(keys::agent_sessions(t, session.agent_id), 1)?;
+            }
+            if old.session.uid != session.uid {
+                bump_member_sessions(tx, t, old.session.uid, -1)?;
+                bump_member_sessions(tx, t, session.uid, 1)?;
+            }
+            SessionRec { session, ..old }
+        }
+        None => {
+            if session.hash.is_empty() {
+                session.hash = fallback_hash.to_string();
+            }
+            tx.add(keys::counter(t, Counter::Sessions), 1)?;
+            tx.add(keys::agent_sessions(t, session.agent_id), 1)?;
+            bump_member_sessions(tx, t, session.uid, 1)?;
+            SessionRec {
+                session,
+                msg_count: 0,
+                last: None,
+                unread_by_agent: 0,
+                unread_by_member: 0,
+                agent_read_upto: 0,
+                member_read_upto: 0,
+            }
+        }
+    };
+    put_session_indexes(tx, &rec.session, rec.activity_at())?;
+    tx.put(k, &rec)?;
+    Ok(id)
+}
+
+/// Appends (or, for an existing id, replaces) a message; returns its id.
+/// The session's count, last message and activity time move with it.
+pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
+    let t = m.tenant;
+    let sk = keys::session(t, m.session_id);
+    let Some(mut rec) = tx.get::<SessionRec>(&sk, "session")? else {
+        return fail(Error::not_found(format!("session {} of tenant {t}", m.session_id)));
+    };
+    let id = tx.assign_id(t, Counter::NextMessage, m.id)?;
+    let body = MsgBody::from_message(m);
+    let existed = tx
+        .0
+        .insert(keys::message(t, m.session_id, id).into_vec(), codec::encode(&body))?
+        .is_some();
+    let before = rec.activity_at();
+    if !existed {
+        rec.msg_count += 1;
+        tx.add(keys::counter(t, Counter::Messages), 1)?;
+    }
+    if rec.last.as_ref().is_none_or(|(last, _)| id >= *last) {
+        rec.last = Some((id, body));
+    }
+    let after = rec.activity_at();
+    if after != before {
+        del_session_indexes(tx, &rec.session, before)?;
+        put_session_indexes(tx, &rec.session, after)?;
+    }
+    tx.put(sk, &rec)?;
+    Ok(id)
+}
+
+/// Deletes a session whose message ids were collected as `msg_ids`.
+pub fn delete_session(tx: &Tx, tenant: u64, sid: u64, msg_ids: &[u64]) -> TxResult<()> {
+    let sk = keys::session(tenant, sid);
+    let Some(rec) = tx.get::<SessionRec>(&sk, "session")? else {
+        return fail(Error::not_found(format!("session {sid} of tenant {tenant}")));
+    };
+    if rec.msg_count != msg_ids.len() as u64 {
+        return stale();
+    }
+    for &mid in msg_ids {
+        if !tx.del(keys::message(tenant, sid, mid))? {
+            return stale();
+        }
+    }
+    del_session_indexes(tx, &rec.session, rec.activity_at())?;
+    tx.add(keys::counter(tenant, Counter::Sessions), -1)?;
+    tx.add(keys::counter(tenant, Counter::Messages), -(msg_ids.len() as i64))?;
+    tx.add(keys::agent_sessions(tenant, rec.session.agent_id), -1)?;
+    bump_member_sessions(tx, tenant, rec.session.uid, -1)?;
+    tx.del(sk)?;
+    Ok(())
+}
+
+/// Deletes a member and its sessions (`sessions`: each session id with its
+/// message ids, collected before the transaction).
+pub fn delete_member(tx: &Tx, tenant: u64, uid: u64, sessions: &[(u64, Vec<u64>)]) -> TxResult<()> {
+    let k = keys::member(tenant, uid);
+    let Some(rec) = tx.get::<MemberRec>(&k, "member")? else {
+        return fail(Error::not_found(format!("member {uid} of tenant {tenant}")));
+    };
+    if rec.session_count != sessions.len() as u64 {
+        return stale();
+    }
+    for (sid, msgs) in sessions {
+        delete_session(tx, tenant, *sid, msgs)?;
+    }
+    for (f, g) in grams_of(&rec) {
+        tx.del(keys::gram(tenant, f, &g, uid))?;
+        tx.add(keys::gram_count(tenant, f, &g), -1)?;
+    }
+    tx.add(keys::counter(tenant, Counter::Members), -1)?;
+    tx.del(k)?;
+    Ok(())
+}
+
+/// Deletes an agent that has no sessions.
+pub fn delete_agent(tx: &Tx, tenant: u64, id: u64) -> TxResult<()> {
+    let k = keys::agent(tenant, id);
+    if tx.0.get(&k)?.is_none() {
+        return fail(Error::not_found(format!("agent {id} of tenant {tenant}")));
+    }
+    let n = tx.counter(&keys::agent_sessions(tenant, id))?;
+    if n > 0 {
+        return fail(Error::Conflict {
+            reason: format!("agent {id} of tenant {tenant} still has {n} sessions"),
+        });
+    }
+    tx.add(keys::counter(tenant, Counter::Agents), -1)?;
+    tx.del(k)?;
+    Ok(())
+}
