@@ -1,1 +1,53 @@
-fn main(){}
+//! `chatstore`: the command line of CONTRACT §6.
+
+mod cli;
+mod commands;
+mod error;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // A panic must never reach the user as a backtrace: one line, exit 70.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let _ = writeln!(std::io::stderr(), "chatstore: internal error: {msg}");
+    }));
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let _ = writeln!(
+                std::io::stderr(),
+                "chatstore: {first} (see chatstore --help)"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match std::panic::catch_unwind(|| commands::run(args)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            let _ = writeln!(std::io::stderr(), "chatstore: {e}");
+            ExitCode::from(1)
+        }
+        Err(_) => ExitCode::from(70),
+    }
+}

@@ -57,7 +57,9 @@ impl Checker<'_> {
     fn expect_value(&mut self, k: keys::Key, want: &[u8], what: String) -> Result<()> {
         match self.exists(&k)? {
             None => self.bad(format!("{what}: index entry missing")),
-            Some(v) if v.as_ref() != want => self.bad(format!("{what}: index entry has a wrong value")),
+            Some(v) if v.as_ref() != want => {
+                self.bad(format!("{what}: index entry has a wrong value"))
+            }
             Some(_) => {}
         }
         Ok(())
@@ -72,14 +74,22 @@ impl Checker<'_> {
         };
         let fresh = write::member_rec(&rec.member, rec.session_count);
         if fresh.norm_nick != rec.norm_nick || fresh.phones != rec.phones {
-            self.bad(format!("member {uid} of tenant {t}: stored search forms are stale"));
+            self.bad(format!(
+                "member {uid} of tenant {t}: stored search forms are stale"
+            ));
         }
         for (f, g) in write::member_grams(&rec) {
             if self.exists(keys::gram(t, f, &g, uid))?.is_none() {
-                self.bad(format!("member {uid} of tenant {t}: n-gram {g:?} ({f:?}) missing"));
+                self.bad(format!(
+                    "member {uid} of tenant {t}: n-gram {g:?} ({f:?}) missing"
+                ));
             }
         }
-        let n = self.store.data.scan_prefix(keys::sessions_of_member(t, uid)).count() as u64;
+        let n = self
+            .store
+            .data
+            .scan_prefix(keys::sessions_of_member(t, uid))
+            .count() as u64;
         if n != rec.session_count {
             self.bad(format!(
                 "member {uid} of tenant {t}: session_count {} but {n} sessions",
@@ -100,7 +110,10 @@ impl Checker<'_> {
         let s = &rec.session;
         let what = format!("session {sid} of tenant {t}");
         if s.id != sid || s.tenant != t {
-            self.bad(format!("{what}: record names tenant {} id {}", s.tenant, s.id));
+            self.bad(format!(
+                "{what}: record names tenant {} id {}",
+                s.tenant, s.id
+            ));
         }
         *tally.agent_sessions.entry(s.agent_id).or_default() += 1;
         if self.exists(keys::member(t, s.uid))?.is_none() {
@@ -111,12 +124,24 @@ impl Checker<'_> {
         }
         let act = rec.activity_at();
         let uid = codec::encode_u64(s.uid);
-        self.expect_value(keys::by_agent(t, s.agent_id, sid), &uid, format!("{what} (by agent)"))?;
+        self.expect_value(
+            keys::by_agent(t, s.agent_id, sid),
+            &uid,
+            format!("{what} (by agent)"),
+        )?;
         self.expect_value(keys::recent(t, act, sid), &uid, format!("{what} (recent)"))?;
-        self.expect_value(keys::agent_recent(t, s.agent_id, act, sid), &uid, format!("{what} (agent recent)"))?;
+        self.expect_value(
+            keys::agent_recent(t, s.agent_id, act, sid),
+            &uid,
+            format!("{what} (agent recent)"),
+        )?;
         let mut bm = s.agent_id.to_be_bytes().to_vec();
         bm.extend_from_slice(&keys::time_bits(act).to_be_bytes());
-        self.expect_value(keys::by_member(t, s.uid, sid), &bm, format!("{what} (by member)"))?;
+        self.expect_value(
+            keys::by_member(t, s.uid, sid),
+            &bm,
+            format!("{what} (by member)"),
+        )?;
         let msgs = self.store.data.scan_prefix(keys::messages_of(t, sid));
         let mut count = 0u64;
         let mut last: Option<(u64, MsgBody)> = None;
@@ -130,10 +155,15 @@ impl Checker<'_> {
             }
         }
         if count != rec.msg_count {
-            self.bad(format!("{what}: message count {} but {count} messages", rec.msg_count));
+            self.bad(format!(
+                "{what}: message count {} but {count} messages",
+                rec.msg_count
+            ));
         }
         if last != rec.last {
-            self.bad(format!("{what}: denormalized last message is not the newest message"));
+            self.bad(format!(
+                "{what}: denormalized last message is not the newest message"
+            ));
         }
         Ok(())
     }
@@ -156,7 +186,9 @@ impl Checker<'_> {
             _ => keys::by_member(t, s.uid, sid),
         };
         if expected.as_ref() != k {
-            self.bad(format!("{what}: stale (does not match the session's agent, member or time)"));
+            self.bad(format!(
+                "{what}: stale (does not match the session's agent, member or time)"
+            ));
         }
         let _ = v;
         Ok(())
@@ -165,14 +197,22 @@ impl Checker<'_> {
     fn gram(&mut self, t: u64, k: &[u8]) -> Result<()> {
         let uid = keys::last_u64(k);
         let prefix = k[..k.len() - 8].to_vec();
-        let field = if k[9] == Field::Nick as u8 { Field::Nick } else { Field::Mobile };
+        let field = if k[9] == Field::Nick as u8 {
+            Field::Nick
+        } else {
+            Field::Mobile
+        };
         let gram = String::from_utf8_lossy(&k[11..k.len() - 8]).into_owned();
         match self.exists(keys::member(t, uid))? {
-            None => self.bad(format!("n-gram {gram:?} of tenant {t}: member {uid} missing")),
+            None => self.bad(format!(
+                "n-gram {gram:?} of tenant {t}: member {uid} missing"
+            )),
             Some(v) => {
                 if let Ok(rec) = codec::decode::<MemberRec>(&v, "member") {
                     if !write::member_grams(&rec).contains(&(field, gram.clone())) {
-                        self.bad(format!("n-gram {gram:?} of tenant {t}: not in member {uid}'s text"));
+                        self.bad(format!(
+                            "n-gram {gram:?} of tenant {t}: not in member {uid}'s text"
+                        ));
                     }
                 }
             }
@@ -193,7 +233,9 @@ impl Checker<'_> {
             ck[8] = keys::GRAM_COUNT;
             let stored = codec::decode_u64(self.exists(&ck)?.as_deref())?;
             if stored != n {
-                self.bad(format!("n-gram count of tenant {t}: stored {stored}, postings {n}"));
+                self.bad(format!(
+                    "n-gram count of tenant {t}: stored {stored}, postings {n}"
+                ));
             }
         }
         Ok(())
@@ -210,7 +252,9 @@ impl Checker<'_> {
 
     fn finish_tenant(&mut self, t: u64, tally: &Tally) -> Result<()> {
         self.end_run()?;
-        let c = |s: &Self, kind| -> Result<u64> { codec::decode_u64(s.exists(keys::counter(t, kind))?.as_deref()) };
+        let c = |s: &Self, kind| -> Result<u64> {
+            codec::decode_u64(s.exists(keys::counter(t, kind))?.as_deref())
+        };
         for (kind, real) in [
             (Counter::Members, tally.members),
             (Counter::Agents, tally.agents),
@@ -219,27 +263,43 @@ impl Checker<'_> {
         ] {
             let stored = c(self, kind)?;
             if stored != real {
-                self.bad(format!("tenant {t}: counter {kind:?} is {stored} but {real} exist"));
+                self.bad(format!(
+                    "tenant {t}: counter {kind:?} is {stored} but {real} exist"
+                ));
             }
         }
         if tally.max_session > 0 && c(self, Counter::NextSession)? <= tally.max_session {
-            self.bad(format!("tenant {t}: next session id not above {}", tally.max_session));
+            self.bad(format!(
+                "tenant {t}: next session id not above {}",
+                tally.max_session
+            ));
         }
         if tally.max_message > 0 && c(self, Counter::NextMessage)? <= tally.max_message {
-            self.bad(format!("tenant {t}: next message id not above {}", tally.max_message));
+            self.bad(format!(
+                "tenant {t}: next message id not above {}",
+                tally.max_message
+            ));
         }
-        for item in self.store.data.scan_prefix(keys::counter(t, Counter::AgentSessions)) {
+        for item in self
+            .store
+            .data
+            .scan_prefix(keys::counter(t, Counter::AgentSessions))
+        {
             let (k, v) = item?;
             let agent = keys::last_u64(&k);
             let stored = codec::decode_u64(Some(&v))?;
             let real = tally.agent_sessions.get(&agent).copied().unwrap_or(0);
             if stored != real {
-                self.bad(format!("tenant {t}: agent {agent} session counter {stored} but {real} sessions"));
+                self.bad(format!(
+                    "tenant {t}: agent {agent} session counter {stored} but {real} sessions"
+                ));
             }
         }
         for (agent, real) in &tally.agent_sessions {
             if self.exists(keys::agent_sessions(t, *agent))?.is_none() {
-                self.bad(format!("tenant {t}: agent {agent} has {real} sessions but no counter"));
+                self.bad(format!(
+                    "tenant {t}: agent {agent} has {real} sessions but no counter"
+                ));
             }
         }
         Ok(())
@@ -295,7 +355,10 @@ impl Store {
                     tally.max_message = tally.max_message.max(keys::last_u64(&k));
                     let sid = keys::u64_at(&k, 9);
                     if ck.exists(keys::session(t, sid))?.is_none() {
-                        ck.bad(format!("message {} of tenant {t}: session {sid} missing", keys::last_u64(&k)));
+                        ck.bad(format!(
+                            "message {} of tenant {t}: session {sid} missing",
+                            keys::last_u64(&k)
+                        ));
                     }
                 }
                 keys::BY_AGENT | keys::RECENT | keys::AGENT_RECENT | keys::BY_MEMBER => {

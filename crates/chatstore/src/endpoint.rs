@@ -80,12 +80,22 @@ impl HistoryRequest {
         for k in obj.keys() {
             if !matches!(
                 k.as_str(),
-                "tenant" | "employee" | "user_name" | "page" | "pagesize" | "order" | "page_url" | "cursor"
+                "tenant"
+                    | "employee"
+                    | "user_name"
+                    | "page"
+                    | "pagesize"
+                    | "order"
+                    | "page_url"
+                    | "cursor"
             ) {
                 return Err(Error::invalid("params", format!("unknown parameter {k:?}")));
             }
         }
-        let (page, pagesize) = resolve_paging(lenient_int(obj.get("page")), lenient_int(obj.get("pagesize")));
+        let (page, pagesize) = resolve_paging(
+            lenient_int(obj.get("page")),
+            lenient_int(obj.get("pagesize")),
+        );
         let employee = match obj.get("employee") {
             None | Some(Value::Null) => None,
             Some(_) => Some(required_u64(obj, "employee")?),
@@ -174,8 +184,16 @@ pub fn history_list_value(page: &HistoryPage, settings: &RenderSettings, page_ur
         let from = (p - 1) * per_page + 1;
         (json!(from), json!(from + page.rows.len() as u64 - 1))
     };
-    let next = if last_page > p { page_link(page_url, p + 1) } else { Value::Null };
-    let prev = if p > 1 { page_link(page_url, p - 1) } else { Value::Null };
+    let next = if last_page > p {
+        page_link(page_url, p + 1)
+    } else {
+        Value::Null
+    };
+    let prev = if p > 1 {
+        page_link(page_url, p - 1)
+    } else {
+        Value::Null
+    };
     let rows: Vec<Value> = page.rows.iter().map(|r| history_row(r, settings)).collect();
     json!({
         "result": 1,
@@ -232,7 +250,11 @@ impl Store {
     /// The history-list response as a JSON value.
     pub fn history_list_response(&self, req: &HistoryRequest) -> Result<Value> {
         let page = self.history_list(&req.query)?;
-        Ok(history_list_value(&page, &self.options.render, &req.page_url))
+        Ok(history_list_value(
+            &page,
+            &self.options.render,
+            &req.page_url,
+        ))
     }
 
     /// The history-list response for JSON parameters (see
@@ -275,7 +297,9 @@ impl Store {
         let account = self.account(sso_id)?;
         // Compare against a dummy for unknown accounts so both refusals cost
         // the same.
-        let stored = account.as_ref().map_or("\u{0}unknown-account", |a| a.hash.as_str());
+        let stored = account
+            .as_ref()
+            .map_or("\u{0}unknown-account", |a| a.hash.as_str());
         let same: bool = stored.as_bytes().ct_eq(hash.as_bytes()).into();
         let Some(account) = account.filter(|_| same) else {
             return Ok(hischat_refusal(HISCHAT_BAD_HASH));
@@ -317,7 +341,10 @@ mod tests {
             avatar_image("/addons/yun_shop/static/images/photo-mr.jpg", &s),
             "http://localhost:82/addons/yun_shop/static/images/photo-mr.jpg"
         );
-        assert_eq!(avatar_image("images/2/a.jpg", &s), "http://localhost:82/attachment/images/2/a.jpg");
+        assert_eq!(
+            avatar_image("images/2/a.jpg", &s),
+            "http://localhost:82/attachment/images/2/a.jpg"
+        );
         assert_eq!(avatar_image("https://x/y.jpg", &s), "https://x/y.jpg");
         assert_eq!(avatar_image("", &s), "http://localhost:82/default.png");
     }
@@ -342,7 +369,8 @@ mod tests {
 
     #[test]
     fn request_parsing_defaults_and_refusals() {
-        let r = HistoryRequest::from_json(&json!({"tenant": 2, "page": "x", "pagesize": 500})).unwrap();
+        let r =
+            HistoryRequest::from_json(&json!({"tenant": 2, "page": "x", "pagesize": 500})).unwrap();
         assert_eq!((r.query.page, r.query.pagesize), (1, 100));
         assert!(HistoryRequest::from_json(&json!({"page": 1})).is_err());
         assert!(HistoryRequest::from_json(&json!({"tenant": 2, "pgae": 1}))

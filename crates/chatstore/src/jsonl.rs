@@ -112,7 +112,11 @@ fn apply(tx: &Tx, p: &Pending) -> write::TxResult<()> {
 impl Store {
     /// Imports JSON Lines from a reader. `progress` is called after each
     /// batch with the bytes read so far.
-    pub fn import_jsonl<R: BufRead>(&self, mut reader: R, mut progress: impl FnMut(u64)) -> Result<ImportSummary> {
+    pub fn import_jsonl<R: BufRead>(
+        &self,
+        mut reader: R,
+        mut progress: impl FnMut(u64),
+    ) -> Result<ImportSummary> {
         self.live()?;
         let mut summary = ImportSummary::default();
         let mut batch: Vec<Pending> = Vec::with_capacity(IMPORT_BATCH);
@@ -250,9 +254,14 @@ impl Store {
 }
 
 /// Tags a refusal inside a batch with the index of the record at fault.
-fn tag_line(i: usize, e: ConflictableTransactionError<Abort>) -> ConflictableTransactionError<(usize, Error)> {
+fn tag_line(
+    i: usize,
+    e: ConflictableTransactionError<Abort>,
+) -> ConflictableTransactionError<(usize, Error)> {
     match e {
-        ConflictableTransactionError::Abort(Abort::Err(err)) => ConflictableTransactionError::Abort((i, err)),
+        ConflictableTransactionError::Abort(Abort::Err(err)) => {
+            ConflictableTransactionError::Abort((i, err))
+        }
         ConflictableTransactionError::Abort(Abort::Stale) => ConflictableTransactionError::Abort((
             i,
             Error::Conflict {
@@ -291,11 +300,18 @@ impl Iterator for ExportIter {
             }
             let tenant = keys::u64_at(&k, 0);
             let r = match k[8] {
-                keys::MEMBER => codec::decode::<MemberRec>(&v, "member").map(|r| Record::Member(r.member)),
-                keys::AGENT => codec::decode::<AgentRec>(&v, "agent").map(|r| Record::Agent(r.agent)),
-                keys::SESSION => codec::decode::<SessionRec>(&v, "session").map(|r| Record::Session(r.session)),
-                keys::MESSAGE => codec::decode::<MsgBody>(&v, "message")
-                    .map(|b| Record::Message(b.to_message(tenant, keys::u64_at(&k, 9), keys::last_u64(&k)))),
+                keys::MEMBER => {
+                    codec::decode::<MemberRec>(&v, "member").map(|r| Record::Member(r.member))
+                }
+                keys::AGENT => {
+                    codec::decode::<AgentRec>(&v, "agent").map(|r| Record::Agent(r.agent))
+                }
+                keys::SESSION => {
+                    codec::decode::<SessionRec>(&v, "session").map(|r| Record::Session(r.session))
+                }
+                keys::MESSAGE => codec::decode::<MsgBody>(&v, "message").map(|b| {
+                    Record::Message(b.to_message(tenant, keys::u64_at(&k, 9), keys::last_u64(&k)))
+                }),
                 _ => continue,
             };
             return Some(r);

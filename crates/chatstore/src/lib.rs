@@ -44,5 +44,7 @@ pub use error::{Error, Result};
 pub use jsonl::{ExportIter, ImportSummary, Record};
 pub use model::{Account, Agent, Member, Message, Sender, Session, SessionView};
 pub use options::{parse_utc_offset, Durability, Options, RenderSettings};
-pub use query::{resolve_paging, Cursor, HistoryPage, HistoryQuery, MessagesPage, Order, TenantStats};
+pub use query::{
+    resolve_paging, Cursor, HistoryPage, HistoryQuery, MessagesPage, Order, TenantStats,
+};
 pub use store::{Store, STORE_FORMAT};

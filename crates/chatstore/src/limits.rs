@@ -59,14 +59,19 @@ pub fn agent(a: &Agent) -> Result<()> {
 /// Checks a session before writing.
 pub fn session(s: &Session) -> Result<()> {
     if !s.hash.is_empty() && !is_session_hash(&s.hash) {
-        return Err(Error::invalid("hash", "must be 32 lowercase hex characters"));
+        return Err(Error::invalid(
+            "hash",
+            "must be 32 lowercase hex characters",
+        ));
     }
     Ok(())
 }
 
 /// Whether `h` is 32 lowercase hex characters.
 pub fn is_session_hash(h: &str) -> bool {
-    h.len() == 32 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    h.len() == 32
+        && h.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Checks a message before writing.
@@ -76,11 +81,17 @@ pub fn message(m: &Message) -> Result<()> {
     if m.content_type > 3 {
         return Err(Error::invalid(
             "content_type",
-            format!("{} is not 0 (text), 1 (image), 2 (goods) or 3 (order)", m.content_type),
+            format!(
+                "{} is not 0 (text), 1 (image), 2 (goods) or 3 (order)",
+                m.content_type
+            ),
         ));
     }
     if !m.ip.is_empty() && m.ip.parse::<std::net::Ipv4Addr>().is_err() {
-        return Err(Error::invalid("ip", format!("{:?} is not an IPv4 address", m.ip)));
+        return Err(Error::invalid(
+            "ip",
+            format!("{:?} is not an IPv4 address", m.ip),
+        ));
     }
     Ok(())
 }
@@ -108,7 +119,10 @@ mod tests {
             content_type: 4,
             ..Default::default()
         };
-        assert!(message(&m).unwrap_err().to_string().contains("content_type"));
+        assert!(message(&m)
+            .unwrap_err()
+            .to_string()
+            .contains("content_type"));
         m.content_type = 0;
         m.ip = "300.1.1.1".into();
         assert!(message(&m).unwrap_err().to_string().contains("ip"));

@@ -125,7 +125,12 @@ impl Options {
                 "utc_offset" => o.render.set_utc_offset(&as_str()?)?,
                 // The PHP binding's own option; the core ignores it.
                 "lib" => {}
-                other => return Err(Error::invalid("options", format!("unknown option {other:?}"))),
+                other => {
+                    return Err(Error::invalid(
+                        "options",
+                        format!("unknown option {other:?}"),
+                    ))
+                }
             }
         }
         o.durability = if sync {

@@ -252,7 +252,9 @@ impl Store {
     /// with [`Order::Recent`], the second seed's conversations.
     pub fn history_list(&self, q: &HistoryQuery) -> Result<HistoryPage> {
         self.live()?;
-        let pagesize = q.pagesize.clamp(1, limits::MAX_PAGESIZE.max(limits::HISCHAT_PAGESIZE));
+        let pagesize = q
+            .pagesize
+            .clamp(1, limits::MAX_PAGESIZE.max(limits::HISCHAT_PAGESIZE));
         let page = q.page.max(1);
         let offset = if q.after.is_some() {
             0
@@ -302,7 +304,11 @@ impl Store {
         let next_cursor = if rows.len() as u64 == pagesize {
             rows.last().map(|v| Cursor {
                 order: q.order,
-                time: if q.order == Order::Recent { v.activity_at } else { 0 },
+                time: if q.order == Order::Recent {
+                    v.activity_at
+                } else {
+                    0
+                },
                 id: v.session.id,
             })
         } else {
@@ -367,7 +373,10 @@ impl Store {
                         if q.employee.is_some_and(|a| a != agent) {
                             continue;
                         }
-                        out.push((keys::time_from_bits(keys::u64_at(&v, 8)), keys::last_u64(&k)));
+                        out.push((
+                            keys::time_from_bits(keys::u64_at(&v, 8)),
+                            keys::last_u64(&k),
+                        ));
                     }
                 }
             }
@@ -393,7 +402,10 @@ impl Store {
                         }
                     };
                     if hit {
-                        out.push((keys::time_from_bits(keys::u64_at(&k, time_at)), keys::last_u64(&k)));
+                        out.push((
+                            keys::time_from_bits(keys::u64_at(&k, time_at)),
+                            keys::last_u64(&k),
+                        ));
                     }
                 }
             }
@@ -442,7 +454,11 @@ impl Store {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for (field, g) in picks {
-            for k in self.data.scan_prefix(keys::gram_prefix(t, field, &g)).keys() {
+            for k in self
+                .data
+                .scan_prefix(keys::gram_prefix(t, field, &g))
+                .keys()
+            {
                 let uid = keys::last_u64(&k?);
                 if !seen.insert(uid) {
                     continue;
@@ -477,7 +493,11 @@ impl Store {
                 out.sort_by_key(|m| m.uid);
             }
             None => {
-                for v in self.data.scan_prefix(keys::Key::new(tenant, keys::MEMBER)).values() {
+                for v in self
+                    .data
+                    .scan_prefix(keys::Key::new(tenant, keys::MEMBER))
+                    .values()
+                {
                     let m: MemberRec = codec::decode(&v?, "member")?;
                     if query.matches(&m.norm_nick, &m.phones) {
                         out.push(m.member);
@@ -489,12 +509,20 @@ impl Store {
     }
 
     /// A session's messages, newest (greatest id) first.
-    pub fn messages(&self, tenant: u64, session_id: u64, page: u64, pagesize: u64) -> Result<MessagesPage> {
+    pub fn messages(
+        &self,
+        tenant: u64,
+        session_id: u64,
+        page: u64,
+        pagesize: u64,
+    ) -> Result<MessagesPage> {
         self.live()?;
         let page = page.max(1);
         let pagesize = pagesize.clamp(1, limits::MAX_PAGESIZE);
         let Some(rec) = self.session_rec(tenant, session_id)? else {
-            return Err(Error::not_found(format!("session {session_id} of tenant {tenant}")));
+            return Err(Error::not_found(format!(
+                "session {session_id} of tenant {tenant}"
+            )));
         };
         let mut messages = Vec::new();
         for item in self

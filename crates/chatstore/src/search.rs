@@ -128,7 +128,11 @@ pub fn nick_query_grams(norm: &str) -> Option<Vec<String>> {
                 None
             }
         }
-        n => Some((0..n - 2).map(|i| chars[i..i + 3].iter().collect()).collect()),
+        n => Some(
+            (0..n - 2)
+                .map(|i| chars[i..i + 3].iter().collect())
+                .collect(),
+        ),
     }
 }
 
@@ -217,7 +221,9 @@ mod tests {
         assert!(q.matches("", &stored));
         let q = Query::parse("+84 912 345 678").unwrap();
         assert!(q.matches("", &phone_variants("0912345678")));
-        assert!(Query::parse("185").unwrap().matches("", &phone_variants("+86 18516690005")));
+        assert!(Query::parse("185")
+            .unwrap()
+            .matches("", &phone_variants("+86 18516690005")));
         let q = Query::parse("abc185").unwrap();
         assert!(q.phones.is_empty());
         assert!(!q.matches("x", &phone_variants("abc185")));
@@ -231,7 +237,12 @@ mod tests {
 
     #[test]
     fn query_grams_are_indexed_grams() {
-        for (text, q) in [("李小龙", "小"), ("李小龙", "小龙"), ("a李", "a李"), ("nguyen", "guy")] {
+        for (text, q) in [
+            ("李小龙", "小"),
+            ("李小龙", "小龙"),
+            ("a李", "a李"),
+            ("nguyen", "guy"),
+        ] {
             let idx = nick_grams(&normalize(text));
             for g in nick_query_grams(&normalize(q)).unwrap() {
                 assert!(idx.contains(&g), "{g} of {q} not indexed for {text}");

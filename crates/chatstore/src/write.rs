@@ -81,12 +81,16 @@ impl Tx<'_> {
         let cur = self.counter(&k)?;
         let new = cur as i64 + delta;
         if new < 0 {
-            return fail(Error::corrupt(format!("counter {:?} would go below 0", k.as_ref())));
+            return fail(Error::corrupt(format!(
+                "counter {:?} would go below 0",
+                k.as_ref()
+            )));
         }
         if new == 0 {
             self.0.remove(k.into_vec())?;
         } else {
-            self.0.insert(k.into_vec(), &codec::encode_u64(new as u64))?;
+            self.0
+                .insert(k.into_vec(), &codec::encode_u64(new as u64))?;
         }
         Ok(())
     }
@@ -206,7 +210,10 @@ pub fn upsert_session(tx: &Tx, s: &Session, fallback_hash: &str) -> TxResult<u64
         return fail(Error::not_found(format!("member {} of tenant {t}", s.uid)));
     }
     if s.agent_id != 0 && tx.0.get(keys::agent(t, s.agent_id))?.is_none() {
-        return fail(Error::not_found(format!("agent {} of tenant {t}", s.agent_id)));
+        return fail(Error::not_found(format!(
+            "agent {} of tenant {t}",
+            s.agent_id
+        )));
     }
     let id = tx.assign_id(t, Counter::NextSession, s.id)?;
     let k = keys::session(t, id);
@@ -258,13 +265,18 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
     let t = m.tenant;
     let sk = keys::session(t, m.session_id);
     let Some(mut rec) = tx.get::<SessionRec>(&sk, "session")? else {
-        return fail(Error::not_found(format!("session {} of tenant {t}", m.session_id)));
+        return fail(Error::not_found(format!(
+            "session {} of tenant {t}",
+            m.session_id
+        )));
     };
     let id = tx.assign_id(t, Counter::NextMessage, m.id)?;
     let body = MsgBody::from_message(m);
-    let existed = tx
-        .0
-        .insert(keys::message(t, m.session_id, id).into_vec(), codec::encode(&body))?
+    let existed =
+        tx.0.insert(
+            keys::message(t, m.session_id, id).into_vec(),
+            codec::encode(&body),
+        )?
         .is_some();
     let before = rec.activity_at();
     if !existed {
@@ -287,7 +299,9 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
 pub fn delete_session(tx: &Tx, tenant: u64, sid: u64, msg_ids: &[u64]) -> TxResult<()> {
     let sk = keys::session(tenant, sid);
     let Some(rec) = tx.get::<SessionRec>(&sk, "session")? else {
-        return fail(Error::not_found(format!("session {sid} of tenant {tenant}")));
+        return fail(Error::not_found(format!(
+            "session {sid} of tenant {tenant}"
+        )));
     };
     if rec.msg_count != msg_ids.len() as u64 {
         return stale();
@@ -299,7 +313,10 @@ pub fn delete_session(tx: &Tx, tenant: u64, sid: u64, msg_ids: &[u64]) -> TxResu
     }
     del_session_indexes(tx, &rec.session, rec.activity_at())?;
     tx.add(keys::counter(tenant, Counter::Sessions), -1)?;
-    tx.add(keys::counter(tenant, Counter::Messages), -(msg_ids.len() as i64))?;
+    tx.add(
+        keys::counter(tenant, Counter::Messages),
+        -(msg_ids.len() as i64),
+    )?;
     tx.add(keys::agent_sessions(tenant, rec.session.agent_id), -1)?;
     bump_member_sessions(tx, tenant, rec.session.uid, -1)?;
     tx.del(sk)?;

@@ -16,9 +16,20 @@ fn first_seed_response_is_reproduced_value_for_value() {
     let want: Value = serde_json::from_str(demo::EXPECTED_HISTORY_LIST).unwrap();
     assert_eq!(got, want);
     // Key order is the seed's too.
-    let text = store.history_list_json(&json!({"tenant": 2, "employee": 2})).unwrap();
-    let keys = ["\"total\"", "\"per_page\"", "\"current_page\"", "\"last_page\"", "\"next_page_url\"",
-        "\"prev_page_url\"", "\"from\"", "\"to\"", "\"data\":["];
+    let text = store
+        .history_list_json(&json!({"tenant": 2, "employee": 2}))
+        .unwrap();
+    let keys = [
+        "\"total\"",
+        "\"per_page\"",
+        "\"current_page\"",
+        "\"last_page\"",
+        "\"next_page_url\"",
+        "\"prev_page_url\"",
+        "\"from\"",
+        "\"to\"",
+        "\"data\":[",
+    ];
     let pos: Vec<usize> = keys.iter().map(|k| text.find(k).unwrap()).collect();
     assert!(pos.windows(2).all(|w| w[0] < w[1]), "{text}");
 }
@@ -26,29 +37,63 @@ fn first_seed_response_is_reproduced_value_for_value() {
 #[test]
 fn second_seed_conversation_shapes_and_types() {
     let (_d, store) = common::seeded();
-    let v = store.hischat(demo::SEED_SSO_ID, demo::SEED_ACCOUNT_HASH, 1).unwrap();
+    let v = store
+        .hischat(demo::SEED_SSO_ID, demo::SEED_ACCOUNT_HASH, 1)
+        .unwrap();
     assert_eq!(v["status"], 1);
     assert_eq!(v["error"], "");
     let h = v["history"].as_array().unwrap();
     assert_eq!(h.len(), 2);
     let first = &h[0];
-    let keys: Vec<&str> = first.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-    assert_eq!(keys, ["online", "use_name", "address", "email", "phone", "uss_sso_id", "use_image",
-        "time", "to_image", "pro", "hash", "last_msg", "is_uservg", "support_id"]);
+    let keys: Vec<&str> = first
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "online",
+            "use_name",
+            "address",
+            "email",
+            "phone",
+            "uss_sso_id",
+            "use_image",
+            "time",
+            "to_image",
+            "pro",
+            "hash",
+            "last_msg",
+            "is_uservg",
+            "support_id"
+        ]
+    );
     assert_eq!(first["use_name"], "Khách - 156509782");
     assert_eq!(first["uss_sso_id"], 156509782);
     assert_eq!(first["hash"], "a18e6636339533c68691e5d782c85370");
     assert_eq!(first["time"], 1436149648);
     assert_eq!(h[1]["hash"], "c4b649fd9ca2134f4b8e8608462f5e14");
     let m = &first["last_msg"][0];
-    assert_eq!(m, &json!({
-        "cha_id": "185185", "cha_min_id": "218", "cha_max_id": "156509782",
-        "cha_message": "Khách: hà văn truyền  01668152371  chào anh chị",
-        "cha_link": "http://www.sieuthitienloi.com/4425959/vua-moi-mo-cua-hang-ban-linh-phu-kien-dien-thoai-chinh-hang-gia-re-kinh-moi-cac-a-e-qua-ung-ho.html",
-        "cha_time": "1436149648", "cha_owner_id": 156509782, "cha_support_id": "0",
-        "cha_system_id": "0", "cha_key": "0", "cha_ip": "0"
-    }));
-    for k in ["online", "uss_sso_id", "time", "pro", "is_uservg", "support_id"] {
+    assert_eq!(
+        m,
+        &json!({
+            "cha_id": "185185", "cha_min_id": "218", "cha_max_id": "156509782",
+            "cha_message": "Khách: hà văn truyền  01668152371  chào anh chị",
+            "cha_link": "http://www.sieuthitienloi.com/4425959/vua-moi-mo-cua-hang-ban-linh-phu-kien-dien-thoai-chinh-hang-gia-re-kinh-moi-cac-a-e-qua-ung-ho.html",
+            "cha_time": "1436149648", "cha_owner_id": 156509782, "cha_support_id": "0",
+            "cha_system_id": "0", "cha_key": "0", "cha_ip": "0"
+        })
+    );
+    for k in [
+        "online",
+        "uss_sso_id",
+        "time",
+        "pro",
+        "is_uservg",
+        "support_id",
+    ] {
         assert!(first[k].is_u64(), "{k} must be an integer");
     }
 }
@@ -57,13 +102,19 @@ fn second_seed_conversation_shapes_and_types() {
 fn hischat_refusals_reveal_nothing() {
     let (_d, store) = common::seeded();
     let no_hash = store.hischat(218, "", 1).unwrap();
-    assert_eq!(no_hash, json!({"error": "Khong co ma bao mat", "status": 0, "history": ""}));
+    assert_eq!(
+        no_hash,
+        json!({"error": "Khong co ma bao mat", "status": 0, "history": ""})
+    );
     let wrong = store.hischat(218, "nope", 1).unwrap();
     let unknown = store.hischat(999, "nope", 1).unwrap();
     assert_eq!(wrong["status"], 0);
     assert_eq!(wrong["history"], "");
     assert!(!wrong["error"].as_str().unwrap().is_empty());
-    assert_eq!(wrong, unknown, "wrong hash and unknown account look the same");
+    assert_eq!(
+        wrong, unknown,
+        "wrong hash and unknown account look the same"
+    );
     // Page < 1 is page 1; a page past the end is empty.
     let p0 = store.hischat(218, demo::SEED_ACCOUNT_HASH, 0).unwrap();
     assert_eq!(p0["history"].as_array().unwrap().len(), 2);
@@ -75,7 +126,10 @@ fn hischat_refusals_reveal_nothing() {
 fn paginator_rules() {
     let (_d, store) = common::seeded();
     // Page past the end: not clamped, rows empty, from/to null, prev points back.
-    let v = history(&store, json!({"tenant": 2, "employee": 2, "page": 5, "pagesize": 2, "page_url": "/h"}));
+    let v = history(
+        &store,
+        json!({"tenant": 2, "employee": 2, "page": 5, "pagesize": 2, "page_url": "/h"}),
+    );
     let d = &v["data"];
     assert_eq!(d["current_page"], 5);
     assert_eq!(d["last_page"], 2);
@@ -84,12 +138,18 @@ fn paginator_rules() {
     assert_eq!(d["next_page_url"], Value::Null);
     assert_eq!(d["prev_page_url"], "/h?page=4");
     // Page 1 of 2 with a URL that already has a query.
-    let v = history(&store, json!({"tenant": 2, "employee": 2, "page": "1", "pagesize": 2, "page_url": "/api.php?route=x"}));
+    let v = history(
+        &store,
+        json!({"tenant": 2, "employee": 2, "page": "1", "pagesize": 2, "page_url": "/api.php?route=x"}),
+    );
     let d = &v["data"];
     assert_eq!((d["from"].clone(), d["to"].clone()), (json!(1), json!(2)));
     assert_eq!(d["next_page_url"], "/api.php?route=x&page=2");
     assert_eq!(d["prev_page_url"], Value::Null);
-    let v = history(&store, json!({"tenant": 2, "employee": 2, "page": 2, "pagesize": 2}));
+    let v = history(
+        &store,
+        json!({"tenant": 2, "employee": 2, "page": 2, "pagesize": 2}),
+    );
     assert_eq!(v["data"]["from"], 3);
     assert_eq!(v["data"]["to"], 3);
     assert_eq!(v["data"]["data"][0]["id"], 1);
@@ -100,7 +160,13 @@ fn paginator_rules() {
     assert_eq!(v["data"]["from"], Value::Null);
     // Bad page / pagesize fall back to the defaults; pagesize caps at 100.
     let v = history(&store, json!({"tenant": 2, "page": "abc", "pagesize": -3}));
-    assert_eq!((v["data"]["current_page"].clone(), v["data"]["per_page"].clone()), (json!(1), json!(10)));
+    assert_eq!(
+        (
+            v["data"]["current_page"].clone(),
+            v["data"]["per_page"].clone()
+        ),
+        (json!(1), json!(10))
+    );
     let v = history(&store, json!({"tenant": 2, "pagesize": 1000}));
     assert_eq!(v["data"]["per_page"], 100);
 }
@@ -109,20 +175,64 @@ fn paginator_rules() {
 fn orders_and_scoping() {
     let (_d, store) = common::seeded();
     let ids = |v: &Value| -> Vec<u64> {
-        v["data"]["data"].as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect()
+        v["data"]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_u64().unwrap())
+            .collect()
     };
     assert_eq!(ids(&history(&store, json!({"tenant": 2}))), [4, 3, 2, 1]);
     // recent: session 1 (2021-02-24) > 3 (2021-02-14) > 2 (stored 1613000100) > 4 (never)
-    assert_eq!(ids(&history(&store, json!({"tenant": 2, "order": "recent"}))), [1, 3, 2, 4]);
-    assert_eq!(ids(&history(&store, json!({"tenant": 2, "employee": 3}))), [2]);
-    assert_eq!(ids(&history(&store, json!({"tenant": 2, "employee": 2, "order": "recent"}))), [1, 3, 4]);
+    assert_eq!(
+        ids(&history(&store, json!({"tenant": 2, "order": "recent"}))),
+        [1, 3, 2, 4]
+    );
+    assert_eq!(
+        ids(&history(&store, json!({"tenant": 2, "employee": 3}))),
+        [2]
+    );
+    assert_eq!(
+        ids(&history(
+            &store,
+            json!({"tenant": 2, "employee": 2, "order": "recent"})
+        )),
+        [1, 3, 4]
+    );
     // The same ids in another tenant never meet.
-    let m = Member { tenant: 3, uid: 2669, nickname: "15000000002".into(), ..Default::default() };
+    let m = Member {
+        tenant: 3,
+        uid: 2669,
+        nickname: "15000000002".into(),
+        ..Default::default()
+    };
     store.upsert_member(&m).unwrap();
-    store.upsert_session(&Session { tenant: 3, id: 4, uid: 2669, ..Default::default() }).unwrap();
-    assert_eq!(ids(&history(&store, json!({"tenant": 2, "user_name": "150000"}))), [4, 3]);
-    assert_eq!(ids(&history(&store, json!({"tenant": 3, "user_name": "150000"}))), [4]);
-    assert_eq!(history(&store, json!({"tenant": 3}))["data"]["data"][0]["uniacid"], 3);
+    store
+        .upsert_session(&Session {
+            tenant: 3,
+            id: 4,
+            uid: 2669,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        ids(&history(
+            &store,
+            json!({"tenant": 2, "user_name": "150000"})
+        )),
+        [4, 3]
+    );
+    assert_eq!(
+        ids(&history(
+            &store,
+            json!({"tenant": 3, "user_name": "150000"})
+        )),
+        [4]
+    );
+    assert_eq!(
+        history(&store, json!({"tenant": 3}))["data"]["data"][0]["uniacid"],
+        3
+    );
 }
 
 #[test]
@@ -162,14 +272,23 @@ fn keyset_cursor_walks_every_row_once() {
         }
         let mut full = HistoryQuery::new(2);
         full.order = order;
-        let all: Vec<u64> = store.history_list(&full).unwrap().rows.iter().map(|r| r.session.id).collect();
+        let all: Vec<u64> = store
+            .history_list(&full)
+            .unwrap()
+            .rows
+            .iter()
+            .map(|r| r.session.id)
+            .collect();
         assert_eq!(seen, all, "{order:?}");
     }
 }
 
 #[test]
 fn request_from_json_is_what_the_bindings_use() {
-    let r = HistoryRequest::from_json(&json!({"tenant": "2", "employee": 2, "user_name": "x", "order": "recent"})).unwrap();
+    let r = HistoryRequest::from_json(
+        &json!({"tenant": "2", "employee": 2, "user_name": "x", "order": "recent"}),
+    )
+    .unwrap();
     assert_eq!(r.query.tenant, 2);
     assert_eq!(r.query.order, Order::Recent);
 }

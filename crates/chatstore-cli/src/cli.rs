@@ -1,0 +1,153 @@
+//! Command-line arguments (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// chatstore: customer-service chat history in an embedded store.
+#[derive(Debug, Parser)]
+#[command(name = "chatstore", version, about)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The rendering settings of the endpoints.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Render {
+    /// Prefix of media paths in `avatar_image`, e.g. http://localhost:82.
+    #[arg(long, value_name = "URL")]
+    pub media_base: Option<String>,
+    /// `avatar_image` of members without an avatar.
+    #[arg(long, value_name = "URL")]
+    pub default_avatar: Option<String>,
+    /// Offset `last_updated_at` is rendered in.
+    #[arg(long, value_name = "+08:00", allow_hyphen_values = true)]
+    pub utc_offset: Option<String>,
+}
+
+/// Session list order.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OrderArg {
+    /// Session id descending.
+    Id,
+    /// Last activity descending.
+    Recent,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the seeds' sample data and print both endpoints' responses.
+    Demo {
+        /// Store directory (a temporary one when absent).
+        #[arg(long, value_name = "DIR")]
+        db: Option<PathBuf>,
+    },
+    /// Import JSON Lines (a file, or - for standard input).
+    Import {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+        /// The file, or - for standard input.
+        #[arg(value_name = "FILE|-")]
+        file: String,
+    },
+    /// Export every record as JSON Lines.
+    Export {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+        /// Output file; standard output when absent or -.
+        #[arg(value_name = "FILE|-")]
+        file: Option<String>,
+    },
+    /// The first seed's endpoint: an agent's past sessions.
+    HistoryList {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+        /// Tenant (uniacid).
+        #[arg(long)]
+        tenant: u64,
+        /// Only this employee's sessions.
+        #[arg(long)]
+        employee: Option<u64>,
+        /// Member nickname or mobile filter.
+        #[arg(long, allow_hyphen_values = true)]
+        user_name: Option<String>,
+        /// Page (anything but a positive integer is page 1).
+        #[arg(long, allow_hyphen_values = true)]
+        page: Option<String>,
+        /// Rows per page (default 10, at most 100).
+        #[arg(long, allow_hyphen_values = true)]
+        pagesize: Option<String>,
+        /// Order of the rows.
+        #[arg(long, value_enum, default_value = "id")]
+        order: OrderArg,
+        /// Base of next_page_url / prev_page_url.
+        #[arg(long, value_name = "URL")]
+        page_url: Option<String>,
+        /// Rendering settings.
+        #[command(flatten)]
+        render: Render,
+    },
+    /// The second seed's endpoint: an account's conversations, 30 a page.
+    Hischat {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+        /// The admin account.
+        #[arg(long)]
+        sso_id: u64,
+        /// The account's login hash.
+        #[arg(long, allow_hyphen_values = true)]
+        hash: String,
+        /// Page (below 1 is 1).
+        #[arg(long, allow_hyphen_values = true)]
+        page: Option<String>,
+    },
+    /// A session's messages, newest first.
+    Messages {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+        /// Tenant.
+        #[arg(long)]
+        tenant: u64,
+        /// Session id.
+        #[arg(long)]
+        session: u64,
+        /// Page.
+        #[arg(long, default_value_t = 1)]
+        page: u64,
+        /// Rows per page (at most 100).
+        #[arg(long, default_value_t = 20)]
+        pagesize: u64,
+    },
+    /// Members whose nickname or mobile matches QUERY.
+    Search {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+        /// Tenant.
+        #[arg(long)]
+        tenant: u64,
+        /// The query.
+        #[arg(allow_hyphen_values = true)]
+        query: String,
+    },
+    /// Verify every invariant; exit 0 only when all hold.
+    Check {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+    },
+    /// Counts per tenant and the store's size on disk.
+    Stats {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+    },
+}

@@ -1,0 +1,277 @@
+//! What each command does; every rule lives in the core, this only converts.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use chatstore::{demo, HistoryQuery, Options, Order, Store};
+use serde_json::{json, Value};
+
+use crate::cli::{Cli, Command, OrderArg, Render};
+use crate::error::CliError;
+
+type Result<T> = std::result::Result<T, CliError>;
+
+fn open(db: &Path, render: &Render) -> Result<Store> {
+    let mut o = Options::default();
+    if let Some(m) = &render.media_base {
+        o.render.media_base = m.clone();
+    }
+    if let Some(d) = &render.default_avatar {
+        o.render.default_avatar = d.clone();
+    }
+    if let Some(off) = &render.utc_offset {
+        o.render.set_utc_offset(off)?;
+    }
+    Ok(Store::open(db, o)?)
+}
+
+fn print(v: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, v).map_err(|e| CliError::Io("stdout".into(), e.into()))?;
+    writeln!(out).map_err(|e| CliError::Io("stdout".into(), e))
+}
+
+fn lenient(s: &Option<String>) -> Option<i64> {
+    s.as_ref()
+        .and_then(|s| chatstore::lenient_int(Some(&Value::String(s.clone()))))
+}
+
+/// Runs a parsed command.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Demo { db } => demo_cmd(db.as_deref()),
+        Command::Import { db, file } => import(&db, &file),
+        Command::Export { db, file } => export(&db, file.as_deref()),
+        Command::HistoryList {
+            db,
+            tenant,
+            employee,
+            user_name,
+            page,
+            pagesize,
+            order,
+            page_url,
+            render,
+        } => {
+            let store = open(&db, &render)?;
+            let (page, pagesize) = chatstore::resolve_paging(lenient(&page), lenient(&pagesize));
+            let mut q = HistoryQuery::new(tenant);
+            q.employee = employee;
+            q.user_name = user_name;
+            q.page = page;
+            q.pagesize = pagesize;
+            q.order = match order {
+                OrderArg::Id => Order::Id,
+                OrderArg::Recent => Order::Recent,
+            };
+            let req = chatstore::HistoryRequest {
+                query: q,
+                page_url: page_url.unwrap_or_default(),
+            };
+            print(&store.history_list_response(&req)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Hischat {
+            db,
+            sso_id,
+            hash,
+            page,
+        } => {
+            let store = open(&db, &Render::default())?;
+            print(&store.hischat(sso_id, &hash, lenient(&page).unwrap_or(1))?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Messages {
+            db,
+            tenant,
+            session,
+            page,
+            pagesize,
+        } => {
+            let store = open(&db, &Render::default())?;
+            let p = store.messages(tenant, session, page, pagesize)?;
+            print(
+                &json!({"total": p.total, "page": p.page, "pagesize": p.pagesize, "data": p.messages}),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Search { db, tenant, query } => {
+            let store = open(&db, &Render::default())?;
+            print(&store.search_members(tenant, &query)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { db } => {
+            let store = open(&db, &Render::default())?;
+            let report = store.check()?;
+            print(&report)?;
+            if report.ok {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "chatstore: check found {} violations",
+                    report.violations.len()
+                );
+                Ok(ExitCode::from(1))
+            }
+        }
+        Command::Stats { db } => {
+            let store = open(&db, &Render::default())?;
+            let tenants = store
+                .tenants()?
+                .into_iter()
+                .map(|t| store.tenant_stats(t))
+                .collect::<chatstore::Result<Vec<_>>>()?;
+            let disk = dir_size(&db);
+            print(
+                &json!({"path": db.display().to_string(), "disk_bytes": disk, "tenants": tenants}),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn dir_size(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn import(db: &Path, file: &str) -> Result<ExitCode> {
+    let store = open(db, &Render::default())?;
+    let started = Instant::now();
+    let (reader, size): (Box<dyn BufRead>, Option<u64>) = if file == "-" {
+        (Box::new(BufReader::new(std::io::stdin().lock())), None)
+    } else {
+        let f = std::fs::File::open(file).map_err(|e| CliError::Io(file.to_string(), e))?;
+        let size = f.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::with_capacity(1 << 20, f)), size)
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = match size {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let result = store.import_jsonl(reader, |bytes| {
+        if let Some(b) = &bar {
+            b.set_position(bytes);
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let s = result?;
+    store.flush()?;
+    eprintln!(
+        "imported {} lines in {:.2}s: {} accounts, {} members, {} agents, {} sessions, {} messages",
+        s.lines,
+        started.elapsed().as_secs_f64(),
+        s.accounts,
+        s.members,
+        s.agents,
+        s.sessions,
+        s.messages
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export(db: &Path, file: Option<&str>) -> Result<ExitCode> {
+    let store = open(db, &Render::default())?;
+    let n = match file {
+        None | Some("-") => {
+            store.export_jsonl(std::io::BufWriter::new(std::io::stdout().lock()))?
+        }
+        Some(path) => {
+            let f = std::fs::File::create(path).map_err(|e| CliError::Io(path.to_string(), e))?;
+            store.export_jsonl(std::io::BufWriter::new(f))?
+        }
+    };
+    if file.is_some_and(|f| f != "-") {
+        eprintln!("exported {n} records");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn demo_cmd(db: Option<&Path>) -> Result<ExitCode> {
+    let tmp;
+    let path = match db {
+        Some(p) => p.to_path_buf(),
+        None => {
+            tmp = tempfile::tempdir().map_err(|e| CliError::Io("temporary directory".into(), e))?;
+            tmp.path().join("demo.chatstore")
+        }
+    };
+    let render = Render {
+        media_base: Some(demo::SEED_MEDIA_BASE.into()),
+        ..Default::default()
+    };
+    let store = open(&path, &render)?;
+    let summary = store.import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {})?;
+    store.flush()?;
+    let mut out = std::io::stdout().lock();
+    let mut show = |title: &str, v: &Value| -> Result<()> {
+        let text =
+            serde_json::to_string_pretty(v).map_err(|e| CliError::Io("stdout".into(), e.into()))?;
+        writeln!(out, "== {title}\n{text}\n").map_err(|e| CliError::Io("stdout".into(), e))
+    };
+    show(
+        &format!(
+            "store {} ({} records of the seeds' sample data)",
+            path.display(),
+            summary.lines
+        ),
+        &json!(store
+            .tenants()?
+            .iter()
+            .map(|t| store.tenant_stats(*t))
+            .collect::<chatstore::Result<Vec<_>>>()?),
+    )?;
+    let mut q = HistoryQuery::new(2);
+    q.employee = Some(2);
+    let req = chatstore::HistoryRequest {
+        query: q.clone(),
+        page_url: String::new(),
+    };
+    show(
+        "GET plugin.yun-chat.frontend.chat.history-list (tenant 2, employee 2): the first seed's example",
+        &store.history_list_response(&req)?,
+    )?;
+    let mut q2 = q;
+    q2.user_name = Some("185-1669".into());
+    let req = chatstore::HistoryRequest {
+        query: q2,
+        page_url: String::new(),
+    };
+    show(
+        "... with user_name=185-1669 (mobile digits match whatever the punctuation)",
+        &store.history_list_response(&req)?,
+    )?;
+    show(
+        "POST /hischat.php (sso_id 218 with its hash): the second seed's conversations",
+        &store.hischat(demo::SEED_SSO_ID, demo::SEED_ACCOUNT_HASH, 1)?,
+    )?;
+    show(
+        "POST /hischat.php with a wrong hash",
+        &store.hischat(demo::SEED_SSO_ID, "wrong", 1)?,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
