@@ -1,0 +1,252 @@
+//! Store-level behaviour: locking, format versions, durability modes,
+//! import errors, cascades and `check()` catching damage.
+
+mod common;
+
+use std::sync::Arc;
+
+use chatstore::{demo, Durability, Error, Member, Message, Options, Session, Store};
+
+#[test]
+fn a_second_open_is_locked_and_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = common::open(&dir);
+    let err = Store::open(dir.path(), Options::default()).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err:?}");
+    assert!(err.to_string().contains(&dir.path().display().to_string()));
+    assert!(err.to_string().contains("locked"));
+}
+
+#[test]
+fn a_file_is_not_a_store() {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    let err = Store::open(f.path(), Options::default()).unwrap_err();
+    assert!(err.to_string().contains("is a file"), "{err}");
+}
+
+#[test]
+fn close_flushes_and_later_calls_fail() {
+    let (_d, store) = common::seeded();
+    store.close().unwrap();
+    store.close().unwrap();
+    assert!(matches!(store.history_list(&chatstore::HistoryQuery::new(2)), Err(Error::Closed)));
+    assert!(matches!(store.flush(), Err(Error::Closed)));
+}
+
+#[test]
+fn data_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = common::open(&dir);
+        store.import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {}).unwrap();
+        store.close().unwrap();
+    }
+    let store = common::open(&dir);
+    assert_eq!(store.tenant_stats(2).unwrap().sessions, 4);
+    assert!(store.check().unwrap().ok);
+}
+
+#[test]
+fn sync_mode_with_concurrent_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options { durability: Durability::Sync, ..Options::default() };
+    let store = Arc::new(Store::open(dir.path(), o).unwrap());
+    store.import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {}).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for j in 0..10 {
+                    store
+                        .append_message(&Message { tenant: 2, session_id: 4, content: format!("{i}-{j}"), time: 1_700_000_000 + j, ..Default::default() })
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let page = store.messages(2, 4, 1, 100).unwrap();
+    assert_eq!(page.total, 40);
+    let mut ids: Vec<u64> = page.messages.iter().map(|m| m.id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "assigned ids are unique");
+    assert!(ids.iter().all(|id| *id > 10), "auto ids exceed every message id of tenant 2: {ids:?}");
+    assert!(store.check().unwrap().ok);
+}
+
+#[test]
+fn auto_ids_exceed_every_given_id_of_the_tenant() {
+    let (_d, store) = common::seeded();
+    // Tenant 2's greatest message id is 10; tenant 218's 185185 does not count.
+    let id = store.append_message(&Message { tenant: 2, session_id: 4, content: "hi".into(), ..Default::default() }).unwrap();
+    assert_eq!(id, 11);
+    let sid = store.upsert_session(&Session { tenant: 2, uid: 2669, ..Default::default() }).unwrap();
+    assert_eq!(sid, 5);
+    let s = store.get_session(2, 5).unwrap().unwrap();
+    assert!(chatstore::limits::is_session_hash(&s.session.hash));
+}
+
+#[test]
+fn appending_moves_the_session_and_its_last_message() {
+    let (_d, store) = common::seeded();
+    let id = store
+        .append_message(&Message { tenant: 2, session_id: 4, content: "新消息".into(), time: 1_800_000_000, ..Default::default() })
+        .unwrap();
+    let v = store.get_session(2, 4).unwrap().unwrap();
+    assert_eq!(v.activity_at, 1_800_000_000);
+    assert_eq!(v.message_count, 1);
+    assert_eq!(v.last_message.unwrap().id, id);
+    let mut q = chatstore::HistoryQuery::new(2);
+    q.order = chatstore::Order::Recent;
+    assert_eq!(store.history_list(&q).unwrap().rows[0].session.id, 4);
+    assert!(store.check().unwrap().ok);
+}
+
+#[test]
+fn missing_references_are_refused_and_change_nothing() {
+    let (_d, store) = common::seeded();
+    let before = store.tenant_stats(2).unwrap();
+    let e = store.upsert_session(&Session { tenant: 2, uid: 999, ..Default::default() }).unwrap_err();
+    assert!(e.to_string().contains("member 999"), "{e}");
+    let e = store.upsert_session(&Session { tenant: 2, uid: 2669, agent_id: 9, ..Default::default() }).unwrap_err();
+    assert!(e.to_string().contains("agent 9"), "{e}");
+    let e = store.append_message(&Message { tenant: 2, session_id: 99, ..Default::default() }).unwrap_err();
+    assert!(e.to_string().contains("session 99"), "{e}");
+    let e = store.append_message(&Message { tenant: 2, session_id: 4, ip: "1.2.3".into(), ..Default::default() }).unwrap_err();
+    assert!(e.to_string().contains("ip"), "{e}");
+    let e = store.delete_agent(2, 2).unwrap_err();
+    assert!(e.to_string().contains("still has 3 sessions"), "{e}");
+    assert_eq!(store.tenant_stats(2).unwrap(), before);
+    // The auto-id counter did not move either.
+    assert_eq!(store.upsert_session(&Session { tenant: 2, uid: 2669, ..Default::default() }).unwrap(), 5);
+}
+
+#[test]
+fn deleting_cascades() {
+    let (_d, store) = common::seeded();
+    store.delete_member(2, 2662).unwrap(); // session 1 with 2 messages
+    let s = store.tenant_stats(2).unwrap();
+    assert_eq!((s.members, s.sessions, s.messages), (3, 3, 1));
+    assert!(store.get_session(2, 1).unwrap().is_none());
+    store.delete_session(2, 3).unwrap();
+    assert_eq!(store.tenant_stats(2).unwrap().messages, 0);
+    assert!(store.search_members(2, "15000245941").unwrap().is_empty());
+    assert!(matches!(store.delete_session(2, 3), Err(Error::NotFound { .. })));
+    assert!(store.check().unwrap().ok);
+}
+
+#[test]
+fn renaming_a_member_reindexes_it() {
+    let (_d, store) = common::seeded();
+    let mut m = store.get_member(2, 2671).unwrap().unwrap();
+    m.nickname = "Nguyễn Văn Đức".into();
+    m.mobile = "0912 345 678".into();
+    store.upsert_member(&m).unwrap();
+    assert!(store.search_members(2, "小龙").unwrap().is_empty());
+    assert_eq!(store.search_members(2, "duc").unwrap().len(), 1);
+    assert_eq!(store.search_members(2, "+84 912 345 678").unwrap().len(), 1);
+    assert!(store.search_members(2, "13912345678").unwrap().is_empty());
+    assert!(store.check().unwrap().ok);
+}
+
+#[test]
+fn import_reports_the_line_and_keeps_the_lines_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(&dir);
+    let text = concat!(
+        r#"{"kind":"member","tenant":1,"uid":1,"nickname":"a"}"#, "\n",
+        "\n",
+        r#"{"kind":"session","tenant":1,"id":1,"uid":1}"#, "\n",
+        r#"{"kind":"session","tenant":1,"id":2,"uid":42}"#, "\n",
+        r#"{"kind":"member","tenant":1,"uid":3}"#, "\n",
+    );
+    let e = store.import_jsonl(text.as_bytes(), |_| {}).unwrap_err();
+    assert!(matches!(e, Error::Import { line: 4, .. }), "{e:?}");
+    assert_eq!(e.to_string(), "line 4: member 42 of tenant 1 not found");
+    let s = store.tenant_stats(1).unwrap();
+    assert_eq!((s.members, s.sessions), (1, 1));
+    for (bad, what) in [
+        (r#"{"kind":"member","tenant":1,"uid":1,"nick":"x"}"#, "unknown field `nick`"),
+        (r#"{"kind":"planet","tenant":1}"#, "unknown variant `planet`"),
+        (r#"{"kind":"member","tenant":"one","uid":1}"#, "invalid type"),
+        ("not json", "expected"),
+    ] {
+        let e = store.import_jsonl(bad.as_bytes(), |_| {}).unwrap_err();
+        assert!(e.to_string().starts_with("line 1: "), "{e}");
+        assert!(e.to_string().contains(what), "{e} lacks {what}");
+    }
+    // Re-importing is a no-op.
+    store.import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {}).unwrap();
+    let before = store.tenant_stats(2).unwrap();
+    let mut a = Vec::new();
+    store.export_jsonl(&mut a).unwrap();
+    store.import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {}).unwrap();
+    let mut b = Vec::new();
+    store.export_jsonl(&mut b).unwrap();
+    assert_eq!(store.tenant_stats(2).unwrap(), before);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn check_reports_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = common::open(&dir);
+        store.import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {}).unwrap();
+        assert!(store.check().unwrap().ok);
+    }
+    // Damage the store behind the engine's back: drop an n-gram posting and
+    // a message, and add an orphan index entry.
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let data = db.open_tree("data").unwrap();
+        let mut gram = None;
+        let mut msg = None;
+        for item in data.iter() {
+            let (k, _) = item.unwrap();
+            if k[8] == 0x20 && gram.is_none() {
+                gram = Some(k.clone());
+            }
+            if k[8] == 0x04 && msg.is_none() {
+                msg = Some(k.clone());
+            }
+        }
+        data.remove(gram.unwrap()).unwrap();
+        data.remove(msg.unwrap()).unwrap();
+        let mut orphan = 2u64.to_be_bytes().to_vec();
+        orphan.push(0x10);
+        orphan.extend_from_slice(&2u64.to_be_bytes());
+        orphan.extend_from_slice(&77u64.to_be_bytes());
+        data.insert(orphan, &2669u64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let store = common::open(&dir);
+    let report = store.check().unwrap();
+    assert!(!report.ok);
+    let all = report.violations.join("\n");
+    assert!(all.contains("n-gram"), "{all}");
+    assert!(all.contains("message count"), "{all}");
+    assert!(all.contains("session 77"), "{all}");
+}
+
+#[test]
+fn a_newer_store_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.insert(b"chatstore.format", &99u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path(), Options::default()).unwrap_err();
+    assert!(matches!(err, Error::Format { .. }), "{err:?}");
+}
+
+#[test]
+fn members_without_sessions_are_searchable() {
+    let (_d, store) = common::seeded();
+    store.upsert_member(&Member { tenant: 2, uid: 5000, nickname: "Trần Thị Ánh".into(), ..Default::default() }).unwrap();
+    assert_eq!(store.search_members(2, "tran thi").unwrap()[0].uid, 5000);
+    assert_eq!(store.search_members(2, "").unwrap(), vec![]);
+}
