@@ -70,7 +70,10 @@ impl Checker<'_> {
         tally.members += 1;
         let rec: MemberRec = match codec::decode(v, "member") {
             Ok(r) => r,
-            Err(e) => return Ok(self.bad(format!("member {uid} of tenant {t}: {e}"))),
+            Err(e) => {
+                self.bad(format!("member {uid} of tenant {t}: {e}"));
+                return Ok(());
+            }
         };
         let fresh = write::member_rec(&rec.member, rec.session_count);
         if fresh.norm_nick != rec.norm_nick || fresh.phones != rec.phones {
@@ -105,7 +108,10 @@ impl Checker<'_> {
         tally.max_session = tally.max_session.max(sid);
         let rec: SessionRec = match codec::decode(v, "session") {
             Ok(r) => r,
-            Err(e) => return Ok(self.bad(format!("session {sid} of tenant {t}: {e}"))),
+            Err(e) => {
+                self.bad(format!("session {sid} of tenant {t}: {e}"));
+                return Ok(());
+            }
         };
         let s = &rec.session;
         let what = format!("session {sid} of tenant {t}");
@@ -172,7 +178,8 @@ impl Checker<'_> {
         let sid = keys::last_u64(k);
         let what = format!("index entry {space:#04x} of session {sid} of tenant {t}");
         let Some(sv) = self.exists(keys::session(t, sid))? else {
-            return Ok(self.bad(format!("{what}: session missing")));
+            self.bad(format!("{what}: session missing"));
+            return Ok(());
         };
         let Ok(rec) = codec::decode::<SessionRec>(&sv, "session") else {
             return Ok(()); // reported with the record

@@ -221,17 +221,15 @@ impl Store {
             return Ok(None);
         };
         let s = &rec.session;
-        if !joins.members.contains_key(&s.uid) {
-            let m = self.member_rec(tenant, s.uid)?;
-            joins.members.insert(s.uid, m);
+        if let std::collections::hash_map::Entry::Vacant(e) = joins.members.entry(s.uid) {
+            e.insert(self.member_rec(tenant, s.uid)?);
         }
         let member = joins.members[&s.uid].as_ref().map(|r| r.member.clone());
         let agent = if s.agent_id == 0 {
             None
         } else {
-            if !joins.agents.contains_key(&s.agent_id) {
-                let a = self.get_agent(tenant, s.agent_id)?;
-                joins.agents.insert(s.agent_id, a);
+            if let std::collections::hash_map::Entry::Vacant(e) = joins.agents.entry(s.agent_id) {
+                e.insert(self.get_agent(tenant, s.agent_id)?);
             }
             joins.agents[&s.agent_id].clone()
         };
@@ -411,7 +409,7 @@ impl Store {
             }
         }
         match q.order {
-            Order::Id => out.sort_unstable_by(|a, b| b.1.cmp(&a.1)),
+            Order::Id => out.sort_unstable_by_key(|e| std::cmp::Reverse(e.1)),
             Order::Recent => out.sort_unstable_by(|a, b| b.cmp(a)),
         }
         Ok(out)

@@ -8,9 +8,25 @@ use chatstore::search::normalize;
 use chatstore::{HistoryQuery, Member, Session};
 use proptest::prelude::*;
 
-const CJK: &[&str] = &["李", "小", "龙", "王", "芳", "张", "伟", "刘", "洋", "陈", "静"];
-const VI: &[&str] = &["Nguyễn", "Trần", "Lê", "Phạm", "Văn", "Thị", "Đức", "Trường", "Hùng", "Dương", "Ánh"];
-const LATIN: &[&str] = &["john", "Mary", "smith", "ANNA", "lee", "x_shop", "Zed", "bob99"];
+const CJK: &[&str] = &[
+    "李", "小", "龙", "王", "芳", "张", "伟", "刘", "洋", "陈", "静",
+];
+const VI: &[&str] = &[
+    "Nguyễn",
+    "Trần",
+    "Lê",
+    "Phạm",
+    "Văn",
+    "Thị",
+    "Đức",
+    "Trường",
+    "Hùng",
+    "Dương",
+    "Ánh",
+];
+const LATIN: &[&str] = &[
+    "john", "Mary", "smith", "ANNA", "lee", "x_shop", "Zed", "bob99",
+];
 
 fn name() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -22,10 +38,20 @@ fn name() -> impl Strategy<Value = String> {
 
 fn mobile() -> impl Strategy<Value = String> {
     (0u8..5, 10_000_000u64..99_999_999).prop_map(|(fmt, n)| match fmt {
-        0 => format!("+84 9{:02} {:03} {:03}", n % 100, (n / 100) % 1000, (n / 100_000) % 1000),
+        0 => format!(
+            "+84 9{:02} {:03} {:03}",
+            n % 100,
+            (n / 100) % 1000,
+            (n / 100_000) % 1000
+        ),
         1 => format!("09{n:08}"),
         2 => format!("+86 13{n:09}"),
-        3 => format!("13{:01}-{:04}-{:04}", n % 10, (n / 10) % 10000, (n / 100_000) % 10000),
+        3 => format!(
+            "13{:01}-{:04}-{:04}",
+            n % 10,
+            (n / 10) % 10000,
+            (n / 100_000) % 10000
+        ),
         _ => String::new(),
     })
 }
@@ -41,7 +67,8 @@ fn brute_match(q: &str, m: &Member) -> bool {
         return true;
     }
     let phone_like = q.chars().any(|c| c.is_ascii_digit())
-        && q.chars().all(|c| c.is_ascii_digit() || " +-.()".contains(c));
+        && q.chars()
+            .all(|c| c.is_ascii_digit() || " +-.()".contains(c));
     if !phone_like {
         return false;
     }
@@ -66,7 +93,13 @@ fn brute_match(q: &str, m: &Member) -> bool {
     qs.iter().any(|q| ss.iter().any(|s| s.contains(q.as_str())))
 }
 
-fn query_from(members: &[Member], pick: usize, start: usize, len: usize, from_mobile: bool) -> String {
+fn query_from(
+    members: &[Member],
+    pick: usize,
+    start: usize,
+    len: usize,
+    from_mobile: bool,
+) -> String {
     let m = &members[pick % members.len()];
     let src: Vec<char> = if from_mobile && !m.mobile.is_empty() {
         m.mobile.chars().collect()

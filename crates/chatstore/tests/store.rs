@@ -29,7 +29,10 @@ fn close_flushes_and_later_calls_fail() {
     let (_d, store) = common::seeded();
     store.close().unwrap();
     store.close().unwrap();
-    assert!(matches!(store.history_list(&chatstore::HistoryQuery::new(2)), Err(Error::Closed)));
+    assert!(matches!(
+        store.history_list(&chatstore::HistoryQuery::new(2)),
+        Err(Error::Closed)
+    ));
     assert!(matches!(store.flush(), Err(Error::Closed)));
 }
 
@@ -38,7 +41,9 @@ fn data_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = common::open(&dir);
-        store.import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {}).unwrap();
+        store
+            .import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {})
+            .unwrap();
         store.close().unwrap();
     }
     let store = common::open(&dir);
@@ -49,16 +54,27 @@ fn data_survives_reopen() {
 #[test]
 fn sync_mode_with_concurrent_writers() {
     let dir = tempfile::tempdir().unwrap();
-    let o = Options { durability: Durability::Sync, ..Options::default() };
+    let o = Options {
+        durability: Durability::Sync,
+        ..Options::default()
+    };
     let store = Arc::new(Store::open(dir.path(), o).unwrap());
-    store.import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {}).unwrap();
+    store
+        .import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {})
+        .unwrap();
     let threads: Vec<_> = (0..4)
         .map(|i| {
             let store = store.clone();
             std::thread::spawn(move || {
                 for j in 0..10 {
                     store
-                        .append_message(&Message { tenant: 2, session_id: 4, content: format!("{i}-{j}"), time: 1_700_000_000 + j, ..Default::default() })
+                        .append_message(&Message {
+                            tenant: 2,
+                            session_id: 4,
+                            content: format!("{i}-{j}"),
+                            time: 1_700_000_000 + j,
+                            ..Default::default()
+                        })
                         .unwrap();
                 }
             })
@@ -72,7 +88,10 @@ fn sync_mode_with_concurrent_writers() {
     let mut ids: Vec<u64> = page.messages.iter().map(|m| m.id).collect();
     ids.dedup();
     assert_eq!(ids.len(), 40, "assigned ids are unique");
-    assert!(ids.iter().all(|id| *id > 10), "auto ids exceed every message id of tenant 2: {ids:?}");
+    assert!(
+        ids.iter().all(|id| *id > 10),
+        "auto ids exceed every message id of tenant 2: {ids:?}"
+    );
     assert!(store.check().unwrap().ok);
 }
 
@@ -80,9 +99,22 @@ fn sync_mode_with_concurrent_writers() {
 fn auto_ids_exceed_every_given_id_of_the_tenant() {
     let (_d, store) = common::seeded();
     // Tenant 2's greatest message id is 10; tenant 218's 185185 does not count.
-    let id = store.append_message(&Message { tenant: 2, session_id: 4, content: "hi".into(), ..Default::default() }).unwrap();
+    let id = store
+        .append_message(&Message {
+            tenant: 2,
+            session_id: 4,
+            content: "hi".into(),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(id, 11);
-    let sid = store.upsert_session(&Session { tenant: 2, uid: 2669, ..Default::default() }).unwrap();
+    let sid = store
+        .upsert_session(&Session {
+            tenant: 2,
+            uid: 2669,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(sid, 5);
     let s = store.get_session(2, 5).unwrap().unwrap();
     assert!(chatstore::limits::is_session_hash(&s.session.hash));
@@ -92,7 +124,13 @@ fn auto_ids_exceed_every_given_id_of_the_tenant() {
 fn appending_moves_the_session_and_its_last_message() {
     let (_d, store) = common::seeded();
     let id = store
-        .append_message(&Message { tenant: 2, session_id: 4, content: "新消息".into(), time: 1_800_000_000, ..Default::default() })
+        .append_message(&Message {
+            tenant: 2,
+            session_id: 4,
+            content: "新消息".into(),
+            time: 1_800_000_000,
+            ..Default::default()
+        })
         .unwrap();
     let v = store.get_session(2, 4).unwrap().unwrap();
     assert_eq!(v.activity_at, 1_800_000_000);
@@ -108,19 +146,54 @@ fn appending_moves_the_session_and_its_last_message() {
 fn missing_references_are_refused_and_change_nothing() {
     let (_d, store) = common::seeded();
     let before = store.tenant_stats(2).unwrap();
-    let e = store.upsert_session(&Session { tenant: 2, uid: 999, ..Default::default() }).unwrap_err();
+    let e = store
+        .upsert_session(&Session {
+            tenant: 2,
+            uid: 999,
+            ..Default::default()
+        })
+        .unwrap_err();
     assert!(e.to_string().contains("member 999"), "{e}");
-    let e = store.upsert_session(&Session { tenant: 2, uid: 2669, agent_id: 9, ..Default::default() }).unwrap_err();
+    let e = store
+        .upsert_session(&Session {
+            tenant: 2,
+            uid: 2669,
+            agent_id: 9,
+            ..Default::default()
+        })
+        .unwrap_err();
     assert!(e.to_string().contains("agent 9"), "{e}");
-    let e = store.append_message(&Message { tenant: 2, session_id: 99, ..Default::default() }).unwrap_err();
+    let e = store
+        .append_message(&Message {
+            tenant: 2,
+            session_id: 99,
+            ..Default::default()
+        })
+        .unwrap_err();
     assert!(e.to_string().contains("session 99"), "{e}");
-    let e = store.append_message(&Message { tenant: 2, session_id: 4, ip: "1.2.3".into(), ..Default::default() }).unwrap_err();
+    let e = store
+        .append_message(&Message {
+            tenant: 2,
+            session_id: 4,
+            ip: "1.2.3".into(),
+            ..Default::default()
+        })
+        .unwrap_err();
     assert!(e.to_string().contains("ip"), "{e}");
     let e = store.delete_agent(2, 2).unwrap_err();
     assert!(e.to_string().contains("still has 3 sessions"), "{e}");
     assert_eq!(store.tenant_stats(2).unwrap(), before);
     // The auto-id counter did not move either.
-    assert_eq!(store.upsert_session(&Session { tenant: 2, uid: 2669, ..Default::default() }).unwrap(), 5);
+    assert_eq!(
+        store
+            .upsert_session(&Session {
+                tenant: 2,
+                uid: 2669,
+                ..Default::default()
+            })
+            .unwrap(),
+        5
+    );
 }
 
 #[test]
@@ -133,7 +206,10 @@ fn deleting_cascades() {
     store.delete_session(2, 3).unwrap();
     assert_eq!(store.tenant_stats(2).unwrap().messages, 0);
     assert!(store.search_members(2, "15000245941").unwrap().is_empty());
-    assert!(matches!(store.delete_session(2, 3), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        store.delete_session(2, 3),
+        Err(Error::NotFound { .. })
+    ));
     assert!(store.check().unwrap().ok);
 }
 
@@ -156,11 +232,15 @@ fn import_reports_the_line_and_keeps_the_lines_before() {
     let dir = tempfile::tempdir().unwrap();
     let store = common::open(&dir);
     let text = concat!(
-        r#"{"kind":"member","tenant":1,"uid":1,"nickname":"a"}"#, "\n",
+        r#"{"kind":"member","tenant":1,"uid":1,"nickname":"a"}"#,
         "\n",
-        r#"{"kind":"session","tenant":1,"id":1,"uid":1}"#, "\n",
-        r#"{"kind":"session","tenant":1,"id":2,"uid":42}"#, "\n",
-        r#"{"kind":"member","tenant":1,"uid":3}"#, "\n",
+        "\n",
+        r#"{"kind":"session","tenant":1,"id":1,"uid":1}"#,
+        "\n",
+        r#"{"kind":"session","tenant":1,"id":2,"uid":42}"#,
+        "\n",
+        r#"{"kind":"member","tenant":1,"uid":3}"#,
+        "\n",
     );
     let e = store.import_jsonl(text.as_bytes(), |_| {}).unwrap_err();
     assert!(matches!(e, Error::Import { line: 4, .. }), "{e:?}");
@@ -168,9 +248,18 @@ fn import_reports_the_line_and_keeps_the_lines_before() {
     let s = store.tenant_stats(1).unwrap();
     assert_eq!((s.members, s.sessions), (1, 1));
     for (bad, what) in [
-        (r#"{"kind":"member","tenant":1,"uid":1,"nick":"x"}"#, "unknown field `nick`"),
-        (r#"{"kind":"planet","tenant":1}"#, "unknown variant `planet`"),
-        (r#"{"kind":"member","tenant":"one","uid":1}"#, "invalid type"),
+        (
+            r#"{"kind":"member","tenant":1,"uid":1,"nick":"x"}"#,
+            "unknown field `nick`",
+        ),
+        (
+            r#"{"kind":"planet","tenant":1}"#,
+            "unknown variant `planet`",
+        ),
+        (
+            r#"{"kind":"member","tenant":"one","uid":1}"#,
+            "invalid type",
+        ),
         ("not json", "expected"),
     ] {
         let e = store.import_jsonl(bad.as_bytes(), |_| {}).unwrap_err();
@@ -178,11 +267,15 @@ fn import_reports_the_line_and_keeps_the_lines_before() {
         assert!(e.to_string().contains(what), "{e} lacks {what}");
     }
     // Re-importing is a no-op.
-    store.import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {}).unwrap();
+    store
+        .import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {})
+        .unwrap();
     let before = store.tenant_stats(2).unwrap();
     let mut a = Vec::new();
     store.export_jsonl(&mut a).unwrap();
-    store.import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {}).unwrap();
+    store
+        .import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {})
+        .unwrap();
     let mut b = Vec::new();
     store.export_jsonl(&mut b).unwrap();
     assert_eq!(store.tenant_stats(2).unwrap(), before);
@@ -194,7 +287,9 @@ fn check_reports_damage() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = common::open(&dir);
-        store.import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {}).unwrap();
+        store
+            .import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {})
+            .unwrap();
         assert!(store.check().unwrap().ok);
     }
     // Damage the store behind the engine's back: drop an n-gram posting and
@@ -236,7 +331,8 @@ fn a_newer_store_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = sled::open(dir.path()).unwrap();
-        db.insert(b"chatstore.format", &99u32.to_be_bytes()).unwrap();
+        db.insert(b"chatstore.format", &99u32.to_be_bytes())
+            .unwrap();
         db.flush().unwrap();
     }
     let err = Store::open(dir.path(), Options::default()).unwrap_err();
@@ -246,7 +342,14 @@ fn a_newer_store_format_is_refused() {
 #[test]
 fn members_without_sessions_are_searchable() {
     let (_d, store) = common::seeded();
-    store.upsert_member(&Member { tenant: 2, uid: 5000, nickname: "Trần Thị Ánh".into(), ..Default::default() }).unwrap();
+    store
+        .upsert_member(&Member {
+            tenant: 2,
+            uid: 5000,
+            nickname: "Trần Thị Ánh".into(),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(store.search_members(2, "tran thi").unwrap()[0].uid, 5000);
     assert_eq!(store.search_members(2, "").unwrap(), vec![]);
 }

@@ -1,0 +1,249 @@
+//! The `chatstore` binary end to end: endpoints on stdout, one-line errors,
+//! import line numbers, idempotent re-import, export round trip, lock error.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_chatstore"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn stdout_json(o: &Output) -> Value {
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn seeds_file(dir: &Path) -> String {
+    let p = dir.join("seeds.jsonl");
+    std::fs::write(&p, chatstore::demo::SEED_JSONL).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn demo_prints_both_seed_responses() {
+    let o = run(&["demo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("\"total\": 3"), "{out}");
+    assert!(out.contains("客服0002"));
+    assert!(out.contains("a18e6636339533c68691e5d782c85370"));
+    assert!(out.contains("Khong co ma bao mat") || out.contains("Ma bao mat khong dung"));
+}
+
+#[test]
+fn endpoint_commands_print_the_endpoint_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let file = seeds_file(dir.path());
+    let o = run(&["import", "--db", db, &file]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("imported 20 lines"), "{}", stderr(&o));
+    let v = stdout_json(&run(&[
+        "history-list",
+        "--db",
+        db,
+        "--tenant",
+        "2",
+        "--employee",
+        "2",
+        "--media-base",
+        "http://localhost:82",
+    ]));
+    let want: Value = serde_json::from_str(chatstore::demo::EXPECTED_HISTORY_LIST).unwrap();
+    assert_eq!(v, want);
+    let v = stdout_json(&run(&[
+        "history-list",
+        "--db",
+        db,
+        "--tenant",
+        "2",
+        "--user-name",
+        "185-1669",
+        "--page",
+        "abc",
+    ]));
+    assert_eq!(v["data"]["total"], 1);
+    assert_eq!(v["data"]["current_page"], 1);
+    let v = stdout_json(&run(&[
+        "history-list",
+        "--db",
+        db,
+        "--tenant",
+        "2",
+        "--order",
+        "recent",
+        "--utc-offset",
+        "+00:00",
+    ]));
+    assert_eq!(
+        v["data"]["data"][0]["last_updated_at"],
+        "2021-02-24 07:11:34"
+    );
+    let v = stdout_json(&run(&[
+        "hischat",
+        "--db",
+        db,
+        "--sso-id",
+        "218",
+        "--hash",
+        chatstore::demo::SEED_ACCOUNT_HASH,
+    ]));
+    assert_eq!(v["status"], 1);
+    assert_eq!(v["history"].as_array().unwrap().len(), 2);
+    let v = stdout_json(&run(&[
+        "hischat", "--db", db, "--sso-id", "218", "--hash", "",
+    ]));
+    assert_eq!(v["error"], "Khong co ma bao mat");
+    let v = stdout_json(&run(&[
+        "messages",
+        "--db",
+        db,
+        "--tenant",
+        "2",
+        "--session",
+        "1",
+    ]));
+    assert_eq!(v["total"], 2);
+    assert_eq!(v["data"][0]["id"], 9);
+    let v = stdout_json(&run(&["search", "--db", db, "--tenant", "2", "小"]));
+    assert_eq!(v[0]["uid"], 2671);
+    let v = stdout_json(&run(&["check", "--db", db]));
+    assert_eq!(v["ok"], true);
+    let v = stdout_json(&run(&["stats", "--db", db]));
+    assert_eq!(v["tenants"][0]["sessions"], 4);
+}
+
+#[test]
+fn import_errors_name_the_line_and_keep_what_came_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"kind\":\"member\",\"tenant\":1,\"uid\":1}\n{\"kind\":\"member\",\"tenant\":1,\"uid\":2,\"colour\":\"red\"}\n{\"kind\":\"member\",\"tenant\":1,\"uid\":3}\n",
+    )
+    .unwrap();
+    let o = run(&["import", "--db", db, bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("chatstore: line 2: "), "{err}");
+    assert!(err.contains("colour"), "{err}");
+    let v = stdout_json(&run(&["stats", "--db", db]));
+    assert_eq!(v["tenants"][0]["members"], 1);
+}
+
+#[test]
+fn reimport_is_idempotent_and_export_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let file = seeds_file(dir.path());
+    assert!(run(&["import", "--db", db, &file]).status.success());
+    let first = run(&["export", "--db", db]).stdout;
+    assert!(run(&["import", "--db", db, &file]).status.success());
+    let second = run(&["export", "--db", db]).stdout;
+    assert_eq!(first, second, "re-import changed the store");
+    // export -> import into an empty store (through stdin) -> export
+    let db2 = dir.path().join("db2");
+    let db2 = db2.to_str().unwrap();
+    let mut child = bin()
+        .args(["import", "--db", db2, "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&first).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let out = dir.path().join("out.jsonl");
+    assert!(run(&["export", "--db", db2, out.to_str().unwrap()])
+        .status
+        .success());
+    assert_eq!(std::fs::read(&out).unwrap(), first);
+}
+
+#[test]
+fn a_store_held_by_another_process_is_reported_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    // An import reading from a pipe we keep open holds the store.
+    let mut holder = bin()
+        .args(["import", "--db", db, "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = holder.stdin.take().unwrap();
+    let mut tries = 0;
+    let o = loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let o = run(&["stats", "--db", db]);
+        // Until the holder has opened the store, ours may succeed.
+        if !o.status.success() || tries > 50 {
+            break o;
+        }
+        tries += 1;
+    };
+    writeln!(stdin).unwrap();
+    drop(stdin);
+    holder.wait().unwrap();
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("locked by another process"), "{err}");
+    assert!(err.contains(db), "{err}");
+    assert_eq!(err.lines().count(), 1);
+}
+
+#[test]
+fn bad_arguments_are_one_line() {
+    let o = run(&[
+        "history-list",
+        "--db",
+        "/tmp/x",
+        "--tenant",
+        "2",
+        "--colour",
+        "red",
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--colour"), "{err}");
+    let o = run(&["history-list", "--db", "/tmp/x", "--tenant", "two"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("two"));
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let o = run(&[
+        "messages",
+        "--db",
+        db.to_str().unwrap(),
+        "--tenant",
+        "2",
+        "--session",
+        "9",
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(
+        stderr(&o).trim(),
+        "chatstore: session 9 of tenant 2 not found"
+    );
+}
