@@ -103,7 +103,7 @@ impl Checker<'_> {
     }
 
     fn session(&mut self, t: u64, k: &[u8], v: &[u8], tally: &mut Tally) -> Result<()> {
-        let sid = keys::last_u64(k);
+        let sid = keys::last_desc(k);
         tally.sessions += 1;
         tally.max_session = tally.max_session.max(sid);
         let rec: SessionRec = match codec::decode(v, "session") {
@@ -154,9 +154,11 @@ impl Checker<'_> {
         for item in msgs {
             let (mk, mv) = item?;
             count += 1;
-            let mid = keys::last_u64(&mk);
+            let mid = keys::last_desc(&mk);
             match codec::decode::<MsgBody>(&mv, "message") {
-                Ok(b) => last = Some((mid, b)),
+                // Newest first: the first message is the last one written.
+                Ok(b) if last.is_none() => last = Some((mid, b)),
+                Ok(_) => {}
                 Err(e) => self.bad(format!("message {mid} of {what}: {e}")),
             }
         }
@@ -175,7 +177,11 @@ impl Checker<'_> {
     }
 
     fn session_index(&mut self, t: u64, space: u8, k: &[u8], v: &[u8]) -> Result<()> {
-        let sid = keys::last_u64(k);
+        let sid = if space == keys::BY_MEMBER {
+            keys::last_u64(k)
+        } else {
+            keys::last_desc(k)
+        };
         let what = format!("index entry {space:#04x} of session {sid} of tenant {t}");
         let Some(sv) = self.exists(keys::session(t, sid))? else {
             self.bad(format!("{what}: session missing"));
@@ -359,12 +365,12 @@ impl Store {
                 keys::SESSION => ck.session(t, &k, &v, tally)?,
                 keys::MESSAGE => {
                     tally.messages += 1;
-                    tally.max_message = tally.max_message.max(keys::last_u64(&k));
+                    tally.max_message = tally.max_message.max(keys::last_desc(&k));
                     let sid = keys::u64_at(&k, 9);
                     if ck.exists(keys::session(t, sid))?.is_none() {
                         ck.bad(format!(
                             "message {} of tenant {t}: session {sid} missing",
-                            keys::last_u64(&k)
+                            keys::last_desc(&k)
                         ));
                     }
                 }

@@ -134,12 +134,3 @@ impl From<std::io::Error> for Error {
         Error::Io(e)
     }
 }
-
-impl From<sled::transaction::TransactionError<Error>> for Error {
-    fn from(e: sled::transaction::TransactionError<Error>) -> Self {
-        match e {
-            sled::transaction::TransactionError::Abort(e) => e,
-            sled::transaction::TransactionError::Storage(e) => Error::Storage(e),
-        }
-    }
-}

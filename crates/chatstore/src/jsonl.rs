@@ -8,7 +8,6 @@
 use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
 use crate::error::{Error, Result};
@@ -16,7 +15,7 @@ use crate::keys;
 use crate::limits;
 use crate::model::{Account, Agent, Member, Message, Session};
 use crate::store::{new_session_hash, Store};
-use crate::write::{self, Abort, Tx};
+use crate::write::{self, Tx};
 
 /// Records per import transaction.
 pub const IMPORT_BATCH: usize = 2000;
@@ -195,21 +194,27 @@ impl Store {
         self.import_jsonl(std::io::BufReader::new(f), |_| {})
     }
 
-    /// Applies a batch in one transaction. When a record is refused, the
-    /// records before it are committed and the error names its line.
+    /// Applies a batch as one atomic sled batch. When a record is refused,
+    /// the records before it are committed and the error names its line.
     fn commit_batch(&self, batch: &mut Vec<Pending>, summary: &mut ImportSummary) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let result = self.data.transaction(|t| {
-            let tx = Tx(t);
-            for (i, p) in batch.iter().enumerate() {
-                apply(&tx, p).map_err(|e| tag_line(i, e))?;
+        let failed = {
+            let guard = self.lock_writer();
+            let tx = Tx::new(&self.data);
+            let failed = batch
+                .iter()
+                .enumerate()
+                .find_map(|(i, p)| apply(&tx, p).err().map(|e| (i, e)));
+            if failed.is_none() {
+                self.data.apply_batch(tx.into_batch())?;
             }
-            Ok(())
-        });
-        match result {
-            Ok(()) => {
+            drop(guard);
+            failed
+        };
+        match failed {
+            None => {
                 self.durable()?;
                 for p in batch.iter() {
                     summary.count(&p.record);
@@ -217,7 +222,7 @@ impl Store {
                 batch.clear();
                 Ok(())
             }
-            Err(TransactionError::Abort((i, err))) => {
+            Some((i, err)) => {
                 let line = batch[i].line;
                 batch.truncate(i);
                 self.commit_batch(batch, summary)?;
@@ -226,7 +231,6 @@ impl Store {
                     source: Box::new(err),
                 })
             }
-            Err(TransactionError::Storage(e)) => Err(e.into()),
         }
     }
 
@@ -250,27 +254,6 @@ impl Store {
         }
         w.flush()?;
         Ok(n)
-    }
-}
-
-/// Tags a refusal inside a batch with the index of the record at fault.
-fn tag_line(
-    i: usize,
-    e: ConflictableTransactionError<Abort>,
-) -> ConflictableTransactionError<(usize, Error)> {
-    match e {
-        ConflictableTransactionError::Abort(Abort::Err(err)) => {
-            ConflictableTransactionError::Abort((i, err))
-        }
-        ConflictableTransactionError::Abort(Abort::Stale) => ConflictableTransactionError::Abort((
-            i,
-            Error::Conflict {
-                reason: "concurrent write".into(),
-            },
-        )),
-        ConflictableTransactionError::Storage(s) => ConflictableTransactionError::Storage(s),
-        // A conflict: sled retries the whole batch.
-        _ => ConflictableTransactionError::Conflict,
     }
 }
 
@@ -310,7 +293,7 @@ impl Iterator for ExportIter {
                     codec::decode::<SessionRec>(&v, "session").map(|r| Record::Session(r.session))
                 }
                 keys::MESSAGE => codec::decode::<MsgBody>(&v, "message").map(|b| {
-                    Record::Message(b.to_message(tenant, keys::u64_at(&k, 9), keys::last_u64(&k)))
+                    Record::Message(b.to_message(tenant, keys::u64_at(&k, 9), keys::last_desc(&k)))
                 }),
                 _ => continue,
             };

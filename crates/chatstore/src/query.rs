@@ -4,6 +4,7 @@
 //! offset pages, which are never decoded).
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
 
 use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
 use crate::error::{Error, Result};
@@ -330,23 +331,30 @@ impl Store {
             (Order::Recent, None) => (keys::Key::new(t, keys::RECENT), Some(9)),
             (Order::Recent, Some(a)) => (keys::Key::new(t, keys::AGENT_RECENT).u64(a), Some(17)),
         };
-        let upper = match q.after {
-            Some(c) if q.order == Order::Id => prefix.clone().u64(c.id).into_vec(),
-            Some(c) => prefix.clone().time(c.time).u64(c.id).into_vec(),
-            None => keys::prefix_end(prefix.as_ref()).unwrap_or_else(|| vec![0xff; 64]),
+        // Keys are stored newest first: the page is a forward scan, starting
+        // after the cursor's own key when there is one.
+        let start = match q.after {
+            None => Bound::Included(prefix.as_ref().to_vec()),
+            Some(c) if q.order == Order::Id => {
+                Bound::Excluded(prefix.clone().desc(c.id).into_vec())
+            }
+            Some(c) => Bound::Excluded(prefix.clone().time_desc(c.time).desc(c.id).into_vec()),
+        };
+        let end = match keys::prefix_end(prefix.as_ref()) {
+            Some(e) => Bound::Excluded(e),
+            None => Bound::Unbounded,
         };
         let mut out = Vec::with_capacity(limit as usize);
         for k in self
             .data
-            .range(prefix.as_ref()..upper.as_slice())
+            .range::<Vec<u8>, _>((start, end))
             .keys()
-            .rev()
             .skip(offset.min(usize::MAX as u64) as usize)
             .take(limit as usize)
         {
             let k = k?;
-            let time = time_at.map_or(0, |at| keys::time_from_bits(keys::u64_at(&k, at)));
-            out.push((time, keys::last_u64(&k)));
+            let time = time_at.map_or(0, |at| keys::time_desc_at(&k, at));
+            out.push((time, keys::last_desc(&k)));
         }
         Ok(out)
     }
@@ -400,10 +408,7 @@ impl Store {
                         }
                     };
                     if hit {
-                        out.push((
-                            keys::time_from_bits(keys::u64_at(&k, time_at)),
-                            keys::last_u64(&k),
-                        ));
+                        out.push((keys::time_desc_at(&k, time_at), keys::last_desc(&k)));
                     }
                 }
             }
@@ -526,13 +531,12 @@ impl Store {
         for item in self
             .data
             .scan_prefix(keys::messages_of(tenant, session_id))
-            .rev()
             .skip((page - 1).saturating_mul(pagesize).min(usize::MAX as u64) as usize)
             .take(pagesize as usize)
         {
             let (k, v) = item?;
             let body: MsgBody = codec::decode(&v, "message")?;
-            messages.push(body.to_message(tenant, session_id, keys::last_u64(&k)));
+            messages.push(body.to_message(tenant, session_id, keys::last_desc(&k)));
         }
         Ok(MessagesPage {
             total: rec.msg_count,

@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use sled::transaction::TransactionError;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::codec;
 use crate::commit::GroupCommit;
@@ -13,7 +12,7 @@ use crate::keys;
 use crate::limits;
 use crate::model::{Account, Agent, Member, Message, Session};
 use crate::options::{Durability, Options};
-use crate::write::{self, Abort, Tx, TxResult};
+use crate::write::{self, Tx, TxResult};
 
 /// Version of the store layout (trees, key spaces). Stored in the default tree.
 pub const STORE_FORMAT: u32 = 1;
@@ -29,6 +28,8 @@ pub struct Store {
     path: PathBuf,
     commit: GroupCommit,
     closed: AtomicBool,
+    /// Serializes writers (readers never take it).
+    writer: Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -106,6 +107,7 @@ impl Store {
             path,
             commit: GroupCommit::default(),
             closed: AtomicBool::new(false),
+            writer: Mutex::new(()),
         })
     }
 
@@ -145,21 +147,23 @@ impl Store {
         Ok(())
     }
 
-    /// Runs one transaction on the data tree, retrying when keys collected
-    /// beforehand went stale, then applies the durability mode.
-    pub(crate) fn write<T>(&self, f: impl Fn(&Tx) -> TxResult<T>) -> Result<T> {
+    /// Takes the writer lock. A writer that panicked left no partial
+    /// write behind (its overlay was never applied), so a poisoned lock is
+    /// simply taken over.
+    pub(crate) fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs one logical write: builds its overlay under the writer lock,
+    /// applies it as one atomic batch, then waits for durability (outside
+    /// the lock, so concurrent writers share one flush).
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Tx) -> TxResult<T>) -> Result<T> {
         self.live()?;
-        let out = self.data.transaction(|t| f(&Tx(t)));
-        let v = match out {
-            Ok(v) => v,
-            Err(TransactionError::Abort(Abort::Err(e))) => return Err(e),
-            Err(TransactionError::Abort(Abort::Stale)) => {
-                return Err(Error::Conflict {
-                    reason: "concurrent writes kept changing the records; try again".into(),
-                })
-            }
-            Err(TransactionError::Storage(e)) => return Err(e.into()),
-        };
+        let guard = self.lock_writer();
+        let tx = Tx::new(&self.data);
+        let v = f(&tx)?;
+        self.data.apply_batch(tx.into_batch())?;
+        drop(guard);
         self.durable()?;
         Ok(v)
     }
@@ -205,22 +209,22 @@ impl Store {
 
     /// Deletes a session and all its messages.
     pub fn delete_session(&self, tenant: u64, id: u64) -> Result<()> {
-        self.with_retries(|| {
+        self.write(|tx| {
             let msgs = self.message_ids(tenant, id)?;
-            self.write_or_stale(|tx| write::delete_session(tx, tenant, id, &msgs))
+            write::delete_session(tx, tenant, id, &msgs)
         })
     }
 
     /// Deletes a member with its sessions and their messages.
     pub fn delete_member(&self, tenant: u64, uid: u64) -> Result<()> {
-        self.with_retries(|| {
+        self.write(|tx| {
             let mut sessions = Vec::new();
             for item in self.data.scan_prefix(keys::sessions_of_member(tenant, uid)) {
                 let (k, _) = item?;
                 let sid = keys::last_u64(&k);
                 sessions.push((sid, self.message_ids(tenant, sid)?));
             }
-            self.write_or_stale(|tx| write::delete_member(tx, tenant, uid, &sessions))
+            write::delete_member(tx, tenant, uid, &sessions)
         })
     }
 
@@ -233,17 +237,21 @@ impl Store {
     pub fn upsert_account(&self, a: &Account) -> Result<()> {
         limits::account(a)?;
         self.live()?;
+        let guard = self.lock_writer();
         self.accounts
             .insert(a.sso_id.to_be_bytes(), codec::encode(a))?;
+        drop(guard);
         self.durable()
     }
 
     /// Deletes an account.
     pub fn delete_account(&self, sso_id: u64) -> Result<()> {
         self.live()?;
+        let guard = self.lock_writer();
         if self.accounts.remove(sso_id.to_be_bytes())?.is_none() {
             return Err(Error::not_found(format!("account {sso_id}")));
         }
+        drop(guard);
         self.durable()
     }
 
@@ -251,33 +259,8 @@ impl Store {
         self.data
             .scan_prefix(keys::messages_of(tenant, sid))
             .keys()
-            .map(|k| Ok(keys::last_u64(&k?)))
+            .map(|k| Ok(keys::last_desc(&k?)))
             .collect()
-    }
-
-    /// Like [`Store::write`] but reports staleness as `Ok(None)`.
-    fn write_or_stale(&self, f: impl Fn(&Tx) -> TxResult<()>) -> Result<Option<()>> {
-        self.live()?;
-        match self.data.transaction(|t| f(&Tx(t))) {
-            Ok(()) => {
-                self.durable()?;
-                Ok(Some(()))
-            }
-            Err(TransactionError::Abort(Abort::Err(e))) => Err(e),
-            Err(TransactionError::Abort(Abort::Stale)) => Ok(None),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-        }
-    }
-
-    fn with_retries(&self, mut attempt: impl FnMut() -> Result<Option<()>>) -> Result<()> {
-        for _ in 0..64 {
-            if attempt()?.is_some() {
-                return Ok(());
-            }
-        }
-        Err(Error::Conflict {
-            reason: "concurrent writes kept changing the records; try again".into(),
-        })
     }
 }
 

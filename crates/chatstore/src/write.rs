@@ -1,17 +1,19 @@
-//! The write path: every logical write as one function over one sled
-//! transaction of the `data` tree, touching the record, every index entry,
-//! every counter and the session's denormalized message state together.
+//! The write path: every logical write as one function over a [`Tx`], an
+//! overlay of the `data` tree that collects the write's inserts and removes
+//! and serves its own reads. The store applies a finished overlay with one
+//! `Tree::apply_batch`, which sled makes atomic (readers never see part of it,
+//! recovery replays all of it or none), under the store's writer lock, so
+//! writes are serialized and everything a write reads is current. The
+//! record, every index entry, every counter and the session's denormalized
+//! message state change together or not at all.
 //!
-//! sled transactions cannot range-scan, so everything a write must undo (old
-//! n-grams, old index keys) is read from the primary record. Deletes that must
-//! remove many keys (a session's messages) collect them before the
-//! transaction and verify inside it, through the counts kept in the records,
-//! that nothing changed in between; otherwise they retry ([`Abort::Stale`]).
+//! Everything a write must undo (old n-grams, old index keys) is read from
+//! the primary record, never found by scanning.
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{de::DeserializeOwned, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
 use crate::error::Error;
@@ -19,62 +21,75 @@ use crate::keys::{self, Counter, Field};
 use crate::model::{Agent, Member, Message, Session};
 use crate::search;
 
-/// Why a transaction closure stopped.
-#[derive(Debug)]
-pub enum Abort {
-    /// The write is refused.
-    Err(Error),
-    /// Keys collected before the transaction are out of date: collect again.
-    Stale,
-}
-
-impl From<Error> for Abort {
-    fn from(e: Error) -> Self {
-        Abort::Err(e)
-    }
-}
-
-/// Result inside a transaction closure.
-pub type TxResult<T> = Result<T, ConflictableTransactionError<Abort>>;
+/// Result of a step of a write.
+pub type TxResult<T> = Result<T, Error>;
 
 fn fail<T>(e: Error) -> TxResult<T> {
-    Err(ConflictableTransactionError::Abort(Abort::Err(e)))
+    Err(e)
 }
 
-fn stale<T>() -> TxResult<T> {
-    Err(ConflictableTransactionError::Abort(Abort::Stale))
+/// The pending writes of one logical write (or one import batch) over the
+/// committed tree.
+pub struct Tx<'a> {
+    tree: &'a sled::Tree,
+    writes: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
 }
 
-/// Typed access to the data tree inside a transaction.
-pub struct Tx<'a>(pub &'a TransactionalTree);
+impl<'a> Tx<'a> {
+    /// An empty overlay.
+    pub fn new(tree: &'a sled::Tree) -> Tx<'a> {
+        Tx {
+            tree,
+            writes: RefCell::new(HashMap::new()),
+        }
+    }
 
-impl Tx<'_> {
+    /// The collected writes as one sled batch.
+    pub fn into_batch(self) -> sled::Batch {
+        let mut b = sled::Batch::default();
+        for (k, v) in self.writes.into_inner() {
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
+        b
+    }
+
+    fn raw(&self, k: &[u8]) -> TxResult<Option<Vec<u8>>> {
+        if let Some(v) = self.writes.borrow().get(k) {
+            return Ok(v.clone());
+        }
+        Ok(self.tree.get(k)?.map(|v| v.to_vec()))
+    }
+    fn exists(&self, k: impl AsRef<[u8]>) -> TxResult<bool> {
+        let k = k.as_ref();
+        if let Some(v) = self.writes.borrow().get(k) {
+            return Ok(v.is_some());
+        }
+        Ok(self.tree.contains_key(k)?)
+    }
     fn get<T: DeserializeOwned>(&self, k: &keys::Key, what: &str) -> TxResult<Option<T>> {
-        match self.0.get(k)? {
+        match self.raw(k.as_ref())? {
             None => Ok(None),
-            Some(v) => match codec::decode(&v, what) {
-                Ok(r) => Ok(Some(r)),
-                Err(e) => fail(e),
-            },
+            Some(v) => codec::decode(&v, what).map(Some),
         }
     }
     fn put<T: Serialize>(&self, k: keys::Key, v: &T) -> TxResult<()> {
-        self.0.insert(k.into_vec(), codec::encode(v))?;
-        Ok(())
+        self.put_raw(k, &codec::encode(v))
     }
     fn put_raw(&self, k: keys::Key, v: &[u8]) -> TxResult<()> {
-        self.0.insert(k.into_vec(), v)?;
+        self.writes
+            .borrow_mut()
+            .insert(k.into_vec(), Some(v.to_vec()));
         Ok(())
     }
-    fn del(&self, k: keys::Key) -> TxResult<bool> {
-        Ok(self.0.remove(k.into_vec())?.is_some())
+    fn del(&self, k: keys::Key) -> TxResult<()> {
+        self.writes.borrow_mut().insert(k.into_vec(), None);
+        Ok(())
     }
     fn counter(&self, k: &keys::Key) -> TxResult<u64> {
-        let v = self.0.get(k)?;
-        match codec::decode_u64(v.as_deref()) {
-            Ok(x) => Ok(x),
-            Err(e) => fail(e),
-        }
+        codec::decode_u64(self.raw(k.as_ref())?.as_deref())
     }
     /// Adds `delta` to a counter; a counter that reaches 0 is removed.
     fn add(&self, k: keys::Key, delta: i64) -> TxResult<()> {
@@ -87,16 +102,14 @@ impl Tx<'_> {
             )));
         }
         if new == 0 {
-            self.0.remove(k.into_vec())?;
+            self.del(k)
         } else {
-            self.0
-                .insert(k.into_vec(), &codec::encode_u64(new as u64))?;
+            self.put_raw(k, &codec::encode_u64(new as u64))
         }
-        Ok(())
     }
     fn raise_to(&self, k: keys::Key, at_least: u64) -> TxResult<()> {
         if self.counter(&k)? < at_least {
-            self.0.insert(k.into_vec(), &codec::encode_u64(at_least))?;
+            self.put_raw(k, &codec::encode_u64(at_least))?;
         }
         Ok(())
     }
@@ -178,10 +191,32 @@ fn put_session_indexes(tx: &Tx, s: &Session, activity: i64) -> TxResult<()> {
     tx.put_raw(keys::by_agent(t, s.agent_id, sid), &uid)?;
     tx.put_raw(keys::recent(t, activity, sid), &uid)?;
     tx.put_raw(keys::agent_recent(t, s.agent_id, activity, sid), &uid)?;
-    let mut v = Vec::with_capacity(16);
-    v.extend_from_slice(&s.agent_id.to_be_bytes());
-    v.extend_from_slice(&keys::time_bits(activity).to_be_bytes());
-    tx.put_raw(keys::by_member(t, s.uid, sid), &v)
+    tx.put_raw(
+        keys::by_member(t, s.uid, sid),
+        &member_index_value(s.agent_id, activity),
+    )
+}
+
+/// Moves a session in the two activity orders (the id-ordered index and the
+/// member index key do not depend on the time; the latter's value does).
+fn move_activity(tx: &Tx, s: &Session, before: i64, after: i64) -> TxResult<()> {
+    let (t, sid) = (s.tenant, s.id);
+    let uid = codec::encode_u64(s.uid);
+    tx.del(keys::recent(t, before, sid))?;
+    tx.del(keys::agent_recent(t, s.agent_id, before, sid))?;
+    tx.put_raw(keys::recent(t, after, sid), &uid)?;
+    tx.put_raw(keys::agent_recent(t, s.agent_id, after, sid), &uid)?;
+    tx.put_raw(
+        keys::by_member(t, s.uid, sid),
+        &member_index_value(s.agent_id, after),
+    )
+}
+
+fn member_index_value(agent: u64, activity: i64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&agent.to_be_bytes());
+    v[8..].copy_from_slice(&keys::time_bits(activity).to_be_bytes());
+    v
 }
 
 fn del_session_indexes(tx: &Tx, s: &Session, activity: i64) -> TxResult<()> {
@@ -206,10 +241,10 @@ fn bump_member_sessions(tx: &Tx, tenant: u64, uid: u64, delta: i64) -> TxResult<
 /// when the session is new and written without a hash.
 pub fn upsert_session(tx: &Tx, s: &Session, fallback_hash: &str) -> TxResult<u64> {
     let t = s.tenant;
-    if tx.0.get(keys::member(t, s.uid))?.is_none() {
+    if !tx.exists(keys::member(t, s.uid))? {
         return fail(Error::not_found(format!("member {} of tenant {t}", s.uid)));
     }
-    if s.agent_id != 0 && tx.0.get(keys::agent(t, s.agent_id))?.is_none() {
+    if s.agent_id != 0 && !tx.exists(keys::agent(t, s.agent_id))? {
         return fail(Error::not_found(format!(
             "agent {} of tenant {t}",
             s.agent_id
@@ -272,12 +307,9 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
     };
     let id = tx.assign_id(t, Counter::NextMessage, m.id)?;
     let body = MsgBody::from_message(m);
-    let existed =
-        tx.0.insert(
-            keys::message(t, m.session_id, id).into_vec(),
-            codec::encode(&body),
-        )?
-        .is_some();
+    let mk = keys::message(t, m.session_id, id);
+    let existed = tx.exists(&mk)?;
+    tx.put(mk, &body)?;
     let before = rec.activity_at();
     if !existed {
         rec.msg_count += 1;
@@ -288,14 +320,14 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
     }
     let after = rec.activity_at();
     if after != before {
-        del_session_indexes(tx, &rec.session, before)?;
-        put_session_indexes(tx, &rec.session, after)?;
+        move_activity(tx, &rec.session, before, after)?;
     }
     tx.put(sk, &rec)?;
     Ok(id)
 }
 
-/// Deletes a session whose message ids were collected as `msg_ids`.
+/// Deletes a session whose message ids (collected under the writer lock)
+/// are `msg_ids`.
 pub fn delete_session(tx: &Tx, tenant: u64, sid: u64, msg_ids: &[u64]) -> TxResult<()> {
     let sk = keys::session(tenant, sid);
     let Some(rec) = tx.get::<SessionRec>(&sk, "session")? else {
@@ -304,12 +336,14 @@ pub fn delete_session(tx: &Tx, tenant: u64, sid: u64, msg_ids: &[u64]) -> TxResu
         )));
     };
     if rec.msg_count != msg_ids.len() as u64 {
-        return stale();
+        return fail(Error::corrupt(format!(
+            "session {sid} of tenant {tenant} counts {} messages but has {}",
+            rec.msg_count,
+            msg_ids.len()
+        )));
     }
     for &mid in msg_ids {
-        if !tx.del(keys::message(tenant, sid, mid))? {
-            return stale();
-        }
+        tx.del(keys::message(tenant, sid, mid))?;
     }
     del_session_indexes(tx, &rec.session, rec.activity_at())?;
     tx.add(keys::counter(tenant, Counter::Sessions), -1)?;
@@ -324,14 +358,18 @@ pub fn delete_session(tx: &Tx, tenant: u64, sid: u64, msg_ids: &[u64]) -> TxResu
 }
 
 /// Deletes a member and its sessions (`sessions`: each session id with its
-/// message ids, collected before the transaction).
+/// message ids, collected under the writer lock).
 pub fn delete_member(tx: &Tx, tenant: u64, uid: u64, sessions: &[(u64, Vec<u64>)]) -> TxResult<()> {
     let k = keys::member(tenant, uid);
     let Some(rec) = tx.get::<MemberRec>(&k, "member")? else {
         return fail(Error::not_found(format!("member {uid} of tenant {tenant}")));
     };
     if rec.session_count != sessions.len() as u64 {
-        return stale();
+        return fail(Error::corrupt(format!(
+            "member {uid} of tenant {tenant} counts {} sessions but has {}",
+            rec.session_count,
+            sessions.len()
+        )));
     }
     for (sid, msgs) in sessions {
         delete_session(tx, tenant, *sid, msgs)?;
@@ -348,7 +386,7 @@ pub fn delete_member(tx: &Tx, tenant: u64, uid: u64, sessions: &[(u64, Vec<u64>)
 /// Deletes an agent that has no sessions.
 pub fn delete_agent(tx: &Tx, tenant: u64, id: u64) -> TxResult<()> {
     let k = keys::agent(tenant, id);
-    if tx.0.get(&k)?.is_none() {
+    if !tx.exists(&k)? {
         return fail(Error::not_found(format!("agent {id} of tenant {tenant}")));
     }
     let n = tx.counter(&keys::agent_sessions(tenant, id))?;

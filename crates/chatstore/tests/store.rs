@@ -313,7 +313,7 @@ fn check_reports_damage() {
         let mut orphan = 2u64.to_be_bytes().to_vec();
         orphan.push(0x10);
         orphan.extend_from_slice(&2u64.to_be_bytes());
-        orphan.extend_from_slice(&77u64.to_be_bytes());
+        orphan.extend_from_slice(&(!77u64).to_be_bytes()); // ids are stored inverted
         data.insert(orphan, &2669u64.to_be_bytes()).unwrap();
         db.flush().unwrap();
     }
