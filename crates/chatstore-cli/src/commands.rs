@@ -91,10 +91,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             pagesize,
         } => {
             let store = open(&db, &Render::default())?;
-            let p = store.messages(tenant, session, page, pagesize)?;
-            print(
-                &json!({"total": p.total, "page": p.page, "pagesize": p.pagesize, "data": p.messages}),
-            )?;
+            print(&store.messages(tenant, session, page, pagesize)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Search { db, tenant, query } => {

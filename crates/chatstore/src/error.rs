@@ -58,6 +58,29 @@ pub enum Error {
     Io(std::io::Error),
 }
 
+/// The category of an error, the same in every binding (C status codes,
+/// PHP and Python exception classes are derived from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// [`Error::Locked`].
+    Locked,
+    /// [`Error::NotFound`].
+    NotFound,
+    /// [`Error::InvalidInput`] (and import lines refused for their content).
+    InvalidInput,
+    /// [`Error::Conflict`].
+    Conflict,
+    /// [`Error::Format`].
+    Format,
+    /// [`Error::Corrupt`].
+    Corrupt,
+    /// [`Error::Closed`].
+    Closed,
+    /// [`Error::Storage`] and [`Error::Io`].
+    Io,
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -79,6 +102,20 @@ impl Error {
     pub fn corrupt(reason: impl Into<String>) -> Self {
         Error::Corrupt {
             reason: reason.into(),
+        }
+    }
+
+    /// The error's category; an import error has its line's category.
+    pub fn kind(&self) -> ErrorKind {
+        match self.root() {
+            Error::Locked { .. } => ErrorKind::Locked,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::InvalidInput { .. } => ErrorKind::InvalidInput,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::Format { .. } => ErrorKind::Format,
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
+            Error::Closed => ErrorKind::Closed,
+            _ => ErrorKind::Io,
         }
     }
 

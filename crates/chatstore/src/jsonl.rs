@@ -39,15 +39,8 @@ pub enum Record {
 impl Record {
     /// Parses one line.
     pub fn parse(line: &str) -> Result<Record> {
-        serde_json::from_str(line).map_err(|e| {
-            let msg = e.to_string();
-            // serde_json appends " at line 1 column N"; the caller names the line.
-            let msg = match msg.rfind(" at line ") {
-                Some(i) => msg[..i].to_string(),
-                None => msg,
-            };
-            Error::invalid("record", msg)
-        })
+        // serde_json's " at line 1 column N" is cut: the importer names the line.
+        parse_json(line.as_bytes(), "record")
     }
 
     /// Checks the record's fields against the limits.
@@ -60,6 +53,19 @@ impl Record {
             Record::Message(m) => limits::message(m),
         }
     }
+}
+
+/// Parses one JSON record of a known kind (a member, an agent, ...), as the
+/// bindings receive them; errors name `what` and the serde reason.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let msg = e.to_string();
+        let msg = match msg.rfind(" at line ") {
+            Some(i) => msg[..i].to_string(),
+            None => msg,
+        };
+        Error::invalid(what, msg)
+    })
 }
 
 /// What an import did.

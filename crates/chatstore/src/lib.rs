@@ -40,8 +40,8 @@ pub use endpoint::{
     avatar_image, format_time, history_list_error, history_list_value, lenient_int, HistoryRequest,
     HISCHAT_BAD_HASH, HISCHAT_NO_HASH,
 };
-pub use error::{Error, Result};
-pub use jsonl::{ExportIter, ImportSummary, Record};
+pub use error::{Error, ErrorKind, Result};
+pub use jsonl::{parse_json, ExportIter, ImportSummary, Record};
 pub use model::{Account, Agent, Member, Message, Sender, Session, SessionView};
 pub use options::{parse_utc_offset, Durability, Options, RenderSettings};
 pub use query::{

@@ -141,8 +141,9 @@ pub struct HistoryPage {
     pub next_cursor: Option<Cursor>,
 }
 
-/// One page of a session's messages, newest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One page of a session's messages, newest first. Serializes as
+/// `{"total","page","pagesize","data":[message records]}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MessagesPage {
     /// Messages in the session.
     pub total: u64,
@@ -151,6 +152,7 @@ pub struct MessagesPage {
     /// Rows per page.
     pub pagesize: u64,
     /// The messages.
+    #[serde(rename = "data")]
     pub messages: Vec<Message>,
 }
 

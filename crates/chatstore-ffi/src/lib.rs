@@ -1,0 +1,356 @@
+//! The C ABI of chatstore: an opaque store handle, JSON in and out, `int32_t`
+//! status codes with a thread-local last error, owned buffers only through
+//! out-parameters freed by [`cs_string_free`], and every export guarded so a
+//! panic becomes [`CsStatus::Internal`] instead of unwinding into the host.
+//!
+//! This crate only converts; every rule lives in the `chatstore` core.
+#![allow(clippy::missing_safety_doc)] // the header documents each contract
+
+mod error;
+mod guard;
+
+use std::ffi::{c_char, CStr, CString};
+use std::path::PathBuf;
+
+use chatstore::{Agent, Member, Message, Options, Session, Store};
+
+pub use error::{CsStatus, FfiError};
+use guard::{guard, store_ref, Out};
+
+/// Version of this ABI; changes whenever a signature or a code changes.
+pub const CS_ABI_VERSION: u32 = 1;
+
+/// An open store. Opaque to C.
+pub struct CsStore(Store);
+
+fn text<'a>(p: *const c_char, len: usize, what: &'static str) -> Result<&'a str, FfiError> {
+    if p.is_null() {
+        return Err(FfiError::Null(what));
+    }
+    // SAFETY: the caller passes `len` readable bytes at `p` (documented).
+    let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) };
+    std::str::from_utf8(bytes).map_err(|_| FfiError::Utf8(what))
+}
+
+fn cstr<'a>(p: *const c_char, what: &'static str) -> Result<&'a str, FfiError> {
+    if p.is_null() {
+        return Err(FfiError::Null(what));
+    }
+    // SAFETY: the caller passes a NUL-terminated string (documented).
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|_| FfiError::Utf8(what))
+}
+
+fn json_arg(
+    p: *const c_char,
+    len: usize,
+    what: &'static str,
+) -> Result<serde_json::Value, FfiError> {
+    let t = text(p, len, what)?;
+    Ok(chatstore::parse_json(t.as_bytes(), what)?)
+}
+
+fn to_json(v: &impl serde::Serialize) -> Result<String, FfiError> {
+    serde_json::to_string(v).map_err(|e| FfiError::Internal(e.to_string()))
+}
+
+/// The ABI version ([`CS_ABI_VERSION`]).
+#[no_mangle]
+pub extern "C" fn cs_abi_version() -> u32 {
+    CS_ABI_VERSION
+}
+
+/// The library version, e.g. "0.1.0" (borrowed, static).
+#[no_mangle]
+pub extern "C" fn cs_version() -> *const c_char {
+    static V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    V.as_ptr().cast()
+}
+
+/// The message of the last failed call on this thread (borrowed; valid until
+/// the next call on this thread; "" after a successful call).
+#[no_mangle]
+pub extern "C" fn cs_last_error_message() -> *const c_char {
+    error::last_message()
+}
+
+/// The status of the last call on this thread.
+#[no_mangle]
+pub extern "C" fn cs_last_error_code() -> i32 {
+    error::last_code()
+}
+
+/// Frees a string returned through an out-parameter. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn cs_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        // SAFETY: `s` came from CString::into_raw in this library (documented).
+        drop(unsafe { CString::from_raw(s) });
+    }
+}
+
+/// Opens (creating when absent) the store at `path` (NUL-terminated).
+/// `options_json` is NULL or a JSON object: durability ("buffered"/"sync"),
+/// flush_every_ms, cache_capacity, media_base, default_avatar, utc_offset.
+/// On success `*out` holds the handle; close it with cs_store_close().
+/// CS_STATUS_LOCKED when another process holds the store.
+#[no_mangle]
+pub unsafe extern "C" fn cs_store_open(
+    path: *const c_char,
+    options_json: *const c_char,
+    out: *mut *mut CsStore,
+) -> i32 {
+    guard(|| {
+        let out = Out::new(out, "out")?;
+        let path = PathBuf::from(cstr(path, "path")?);
+        let options = if options_json.is_null() {
+            Options::default()
+        } else {
+            let t = cstr(options_json, "options_json")?;
+            Options::from_json(&chatstore::parse_json(t.as_bytes(), "options")?)?
+        };
+        let store = Store::open(path, options)?;
+        out.set(Box::into_raw(Box::new(CsStore(store))));
+        Ok(())
+    })
+}
+
+/// Flushes and frees the handle. NULL is a no-op. The handle must not be used
+/// afterwards, by any thread.
+#[no_mangle]
+pub unsafe extern "C" fn cs_store_close(store: *mut CsStore) {
+    if store.is_null() {
+        return;
+    }
+    let _ = guard(|| {
+        // SAFETY: `store` came from cs_store_open and is closed once (documented).
+        let b = unsafe { Box::from_raw(store) };
+        b.0.close()?;
+        Ok(())
+    });
+}
+
+/// Makes every write so far durable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_store_flush(store: *const CsStore) -> i32 {
+    guard(|| Ok(store_ref(store)?.flush()?))
+}
+
+/// Inserts or replaces a member given as a JSON object (a JSONL member record
+/// without "kind").
+#[no_mangle]
+pub unsafe extern "C" fn cs_upsert_member(
+    store: *const CsStore,
+    json: *const c_char,
+    len: usize,
+) -> i32 {
+    guard(|| {
+        let s = store_ref(store)?;
+        let m: Member = chatstore::parse_json(text(json, len, "json")?.as_bytes(), "member")?;
+        Ok(s.upsert_member(&m)?)
+    })
+}
+
+/// Inserts or replaces an agent given as a JSON object.
+#[no_mangle]
+pub unsafe extern "C" fn cs_upsert_agent(
+    store: *const CsStore,
+    json: *const c_char,
+    len: usize,
+) -> i32 {
+    guard(|| {
+        let s = store_ref(store)?;
+        let a: Agent = chatstore::parse_json(text(json, len, "json")?.as_bytes(), "agent")?;
+        Ok(s.upsert_agent(&a)?)
+    })
+}
+
+/// Inserts or replaces a session given as a JSON object; `*out_id` (may be
+/// NULL) receives its id, assigned when the record has none.
+#[no_mangle]
+pub unsafe extern "C" fn cs_upsert_session(
+    store: *const CsStore,
+    json: *const c_char,
+    len: usize,
+    out_id: *mut u64,
+) -> i32 {
+    guard(|| {
+        let s = store_ref(store)?;
+        let v: Session = chatstore::parse_json(text(json, len, "json")?.as_bytes(), "session")?;
+        let id = s.upsert_session(&v)?;
+        Out::optional(out_id).set(id);
+        Ok(())
+    })
+}
+
+/// Inserts or replaces an account (`{"sso_id","tenant","hash"}`).
+#[no_mangle]
+pub unsafe extern "C" fn cs_upsert_account(
+    store: *const CsStore,
+    json: *const c_char,
+    len: usize,
+) -> i32 {
+    guard(|| {
+        let s = store_ref(store)?;
+        let a: chatstore::Account =
+            chatstore::parse_json(text(json, len, "json")?.as_bytes(), "account")?;
+        Ok(s.upsert_account(&a)?)
+    })
+}
+
+/// Appends a message given as a JSON object; `*out_id` (may be NULL)
+/// receives its id.
+#[no_mangle]
+pub unsafe extern "C" fn cs_append_message(
+    store: *const CsStore,
+    json: *const c_char,
+    len: usize,
+    out_id: *mut u64,
+) -> i32 {
+    guard(|| {
+        let s = store_ref(store)?;
+        let m: Message = chatstore::parse_json(text(json, len, "json")?.as_bytes(), "message")?;
+        let id = s.append_message(&m)?;
+        Out::optional(out_id).set(id);
+        Ok(())
+    })
+}
+
+/// Deletes a session and its messages.
+#[no_mangle]
+pub unsafe extern "C" fn cs_delete_session(store: *const CsStore, tenant: u64, id: u64) -> i32 {
+    guard(|| Ok(store_ref(store)?.delete_session(tenant, id)?))
+}
+
+/// Deletes a member, its sessions and their messages.
+#[no_mangle]
+pub unsafe extern "C" fn cs_delete_member(store: *const CsStore, tenant: u64, uid: u64) -> i32 {
+    guard(|| Ok(store_ref(store)?.delete_member(tenant, uid)?))
+}
+
+/// Deletes an agent without sessions.
+#[no_mangle]
+pub unsafe extern "C" fn cs_delete_agent(store: *const CsStore, tenant: u64, id: u64) -> i32 {
+    guard(|| Ok(store_ref(store)?.delete_agent(tenant, id)?))
+}
+
+/// The history-list response (first seed) for JSON parameters: tenant
+/// (required), employee, user_name, page, pagesize, order ("id"/"recent"),
+/// page_url, cursor. `*out_json` receives the whole response.
+#[no_mangle]
+pub unsafe extern "C" fn cs_history_list(
+    store: *const CsStore,
+    params_json: *const c_char,
+    len: usize,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    guard(|| {
+        let out = Out::new(out_json, "out_json")?;
+        let s = store_ref(store)?;
+        let params = json_arg(params_json, len, "params")?;
+        out.set_string(s.history_list_json(&params)?)
+    })
+}
+
+/// The hischat response (second seed). A wrong or empty hash is a normal
+/// response (status 0), not an error.
+#[no_mangle]
+pub unsafe extern "C" fn cs_hischat(
+    store: *const CsStore,
+    sso_id: u64,
+    hash: *const c_char,
+    hash_len: usize,
+    page: i64,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    guard(|| {
+        let out = Out::new(out_json, "out_json")?;
+        let s = store_ref(store)?;
+        let hash = text(hash, hash_len, "hash")?;
+        out.set_string(s.hischat(sso_id, hash, page)?.to_string())
+    })
+}
+
+/// A session's messages, newest first: `{"total","page","pagesize","data"}`.
+#[no_mangle]
+pub unsafe extern "C" fn cs_messages(
+    store: *const CsStore,
+    tenant: u64,
+    session_id: u64,
+    page: u64,
+    pagesize: u64,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    guard(|| {
+        let out = Out::new(out_json, "out_json")?;
+        let s = store_ref(store)?;
+        out.set_string(to_json(&s.messages(tenant, session_id, page, pagesize)?)?)
+    })
+}
+
+/// Members whose nickname or mobile matches the query, as a JSON array.
+#[no_mangle]
+pub unsafe extern "C" fn cs_search_members(
+    store: *const CsStore,
+    tenant: u64,
+    query: *const c_char,
+    len: usize,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    guard(|| {
+        let out = Out::new(out_json, "out_json")?;
+        let s = store_ref(store)?;
+        let q = text(query, len, "query")?;
+        out.set_string(to_json(&s.search_members(tenant, q)?)?)
+    })
+}
+
+/// Imports a JSON Lines file (NUL-terminated path); `*out_json` (may be
+/// NULL) receives the summary. A refused line: CS_STATUS_INVALID_INPUT (or
+/// NOT_FOUND) with "line N: reason"; the lines before it are stored.
+#[no_mangle]
+pub unsafe extern "C" fn cs_import_jsonl(
+    store: *const CsStore,
+    path: *const c_char,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    guard(|| {
+        let s = store_ref(store)?;
+        let summary = s.import_file(cstr(path, "path")?)?;
+        let out = Out::optional(out_json);
+        if out.is_set() {
+            out.set_string(to_json(&summary)?)?;
+        }
+        Ok(())
+    })
+}
+
+/// Exports every record to a JSON Lines file; `*out_count` (may be NULL)
+/// receives the number of records.
+#[no_mangle]
+pub unsafe extern "C" fn cs_export_jsonl(
+    store: *const CsStore,
+    path: *const c_char,
+    out_count: *mut u64,
+) -> i32 {
+    guard(|| {
+        let s = store_ref(store)?;
+        let path = cstr(path, "path")?;
+        let f = std::fs::File::create(path).map_err(|e| FfiError::Core(chatstore::Error::Io(e)))?;
+        let n = s.export_jsonl(std::io::BufWriter::new(f))?;
+        Out::optional(out_count).set(n);
+        Ok(())
+    })
+}
+
+/// Verifies every invariant; `*out_json` receives the report
+/// (`{"ok","keys","tenants","violations"}`). Returns OK even when violations
+/// are found: read "ok".
+#[no_mangle]
+pub unsafe extern "C" fn cs_check(store: *const CsStore, out_json: *mut *mut c_char) -> i32 {
+    guard(|| {
+        let out = Out::new(out_json, "out_json")?;
+        out.set_string(to_json(&store_ref(store)?.check()?)?)
+    })
+}
