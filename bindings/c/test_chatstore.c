@@ -1,0 +1,191 @@
+/* C test suite of the chatstore ABI: both endpoints, errors, NULL arguments,
+ * threads sharing a handle. Run by run-tests.sh under valgrind.
+ * Prints "N passed, M failed" and exits non-zero on any failure. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chatstore.h"
+
+static int passed = 0, failed = 0;
+
+#define CHECK(cond, ...)                                                       \
+    do {                                                                       \
+        if (cond) {                                                            \
+            passed++;                                                          \
+        } else {                                                               \
+            failed++;                                                          \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);    \
+            fprintf(stderr, __VA_ARGS__);                                      \
+            fprintf(stderr, " (last error: %s)\n", cs_last_error_message());   \
+        }                                                                      \
+    } while (0)
+
+static int contains(const char *hay, const char *needle) {
+    return hay != NULL && strstr(hay, needle) != NULL;
+}
+
+static const char *seeds;
+
+static void test_endpoints(cs_store *store) {
+    char *json = NULL;
+    const char *p = "{\"tenant\":2,\"employee\":2}";
+    int rc = cs_history_list(store, p, strlen(p), &json);
+    CHECK(rc == CS_STATUS_OK, "history-list rc %d", rc);
+    CHECK(contains(json, "\"total\":3"), "%s", json);
+    CHECK(contains(json, "\"avatar_image\":\"http://localhost:82/addons/yun_shop/static/images/photo-mr.jpg\""), "%s", json);
+    CHECK(contains(json, "\"last_updated_at\":\"2021-02-14 10:56:07\""), "%s", json);
+    cs_string_free(json);
+
+    json = NULL;
+    p = "{\"tenant\":2,\"user_name\":\"185-1669\"}";
+    rc = cs_history_list(store, p, strlen(p), &json);
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"total\":1"), "%s", json ? json : "(null)");
+    cs_string_free(json);
+
+    json = NULL;
+    const char *hash = "5f4dcc3b5aa765d61d8327deb882cf99";
+    rc = cs_hischat(store, 218, hash, strlen(hash), 1, &json);
+    CHECK(rc == CS_STATUS_OK, "hischat rc %d", rc);
+    CHECK(contains(json, "\"status\":1") && contains(json, "a18e6636339533c68691e5d782c85370"), "%s", json);
+    CHECK(contains(json, "\"cha_id\":\"185185\""), "%s", json);
+    cs_string_free(json);
+
+    json = NULL;
+    rc = cs_hischat(store, 218, "", 0, 1, &json);
+    CHECK(rc == CS_STATUS_OK && contains(json, "Khong co ma bao mat"), "%s", json ? json : "(null)");
+    cs_string_free(json);
+
+    json = NULL;
+    rc = cs_messages(store, 2, 1, 1, 20, &json);
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"total\":2"), "%s", json ? json : "(null)");
+    cs_string_free(json);
+
+    json = NULL;
+    rc = cs_search_members(store, 2, "\xe5\xb0\x8f", 3, &json); /* 小 */
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"uid\":2671"), "%s", json ? json : "(null)");
+    cs_string_free(json);
+}
+
+static void test_writes(cs_store *store) {
+    uint64_t id = 0;
+    const char *m = "{\"tenant\":2,\"session_id\":4,\"content\":\"hello\",\"time\":1800000000}";
+    int rc = cs_append_message(store, m, strlen(m), &id);
+    CHECK(rc == CS_STATUS_OK && id == 11, "append rc %d id %llu", rc, (unsigned long long)id);
+
+    const char *s = "{\"tenant\":2,\"uid\":2669,\"agent_id\":2}";
+    rc = cs_upsert_session(store, s, strlen(s), &id);
+    CHECK(rc == CS_STATUS_OK && id == 5, "session rc %d id %llu", rc, (unsigned long long)id);
+    rc = cs_delete_session(store, 2, 5);
+    CHECK(rc == CS_STATUS_OK, "delete rc %d", rc);
+
+    char *json = NULL;
+    rc = cs_check(store, &json);
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"ok\":true"), "%s", json ? json : "(null)");
+    cs_string_free(json);
+}
+
+static void test_errors(cs_store *store) {
+    char *json = NULL;
+    uint64_t id = 0;
+    /* NULL arguments */
+    int rc = cs_history_list(NULL, "{}", 2, &json);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "store"), "rc %d", rc);
+    rc = cs_history_list(store, NULL, 0, &json);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "params"), "rc %d", rc);
+    rc = cs_history_list(store, "{\"tenant\":2}", 12, NULL);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "out_json"), "rc %d", rc);
+    rc = cs_store_open(NULL, NULL, NULL);
+    CHECK(rc == CS_STATUS_INVALID_INPUT, "rc %d", rc);
+    CHECK(json == NULL, "no output on error");
+    /* Bad JSON, invalid UTF-8, embedded NUL, missing records */
+    rc = cs_history_list(store, "{\"tenant\":", 10, &json);
+    CHECK(rc == CS_STATUS_INVALID_INPUT, "rc %d", rc);
+    rc = cs_history_list(store, "{\"tenant\":2,\"pgae\":1}", 21, &json);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "pgae"), "rc %d", rc);
+    rc = cs_search_members(store, 2, "\xff\xfe", 2, &json);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "UTF-8"), "rc %d", rc);
+    /* A raw NUL byte inside the JSON (binary-safe length): refused, not truncated. */
+    const char raw_nul[] = "{\"tenant\":2,\"uid\":1,\"nickname\":\"a\0b\"}";
+    rc = cs_upsert_member(store, raw_nul, sizeof raw_nul - 1);
+    CHECK(rc == CS_STATUS_INVALID_INPUT, "rc %d", rc);
+    const char nul_member[] = "{\"tenant\":2,\"uid\":1,\"nickname\":\"a\\u0000b\"}";
+    rc = cs_upsert_member(store, nul_member, strlen(nul_member));
+    CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "NUL"), "rc %d", rc);
+    const char *orphan = "{\"tenant\":2,\"uid\":999}";
+    rc = cs_upsert_session(store, orphan, strlen(orphan), &id);
+    CHECK(rc == CS_STATUS_NOT_FOUND && contains(cs_last_error_message(), "member 999"), "rc %d", rc);
+    rc = cs_delete_agent(store, 2, 2);
+    CHECK(rc == CS_STATUS_CONFLICT, "rc %d", rc);
+    rc = cs_messages(store, 2, 999, 1, 20, &json);
+    CHECK(rc == CS_STATUS_NOT_FOUND, "rc %d", rc);
+    rc = cs_import_jsonl(store, "/nonexistent/file.jsonl", NULL);
+    CHECK(rc == CS_STATUS_IO, "rc %d", rc);
+    /* A successful call clears the last error. */
+    rc = cs_store_flush(store);
+    CHECK(rc == CS_STATUS_OK && cs_last_error_code() == 0 && strlen(cs_last_error_message()) == 0, "rc %d", rc);
+    CHECK(json == NULL, "no output on error");
+    cs_store_close(NULL); /* no-op */
+    cs_string_free(NULL); /* no-op */
+}
+
+static void test_locked(const char *dir) {
+    cs_store *second = NULL;
+    int rc = cs_store_open(dir, NULL, &second);
+    CHECK(rc == CS_STATUS_LOCKED && contains(cs_last_error_message(), dir), "rc %d", rc);
+    CHECK(second == NULL, "no handle on error");
+}
+
+static void *reader(void *arg) {
+    cs_store *store = arg;
+    int ok = 1;
+    for (int i = 0; i < 50; i++) {
+        char *json = NULL;
+        const char *p = "{\"tenant\":2,\"order\":\"recent\"}";
+        if (cs_history_list(store, p, strlen(p), &json) != CS_STATUS_OK || !contains(json, "\"result\":1"))
+            ok = 0;
+        cs_string_free(json);
+    }
+    return ok ? arg : NULL;
+}
+
+static void test_threads(cs_store *store) {
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, reader, store);
+    int ok = 1;
+    for (int i = 0; i < 4; i++) {
+        void *r = NULL;
+        pthread_join(t[i], &r);
+        if (r == NULL) ok = 0;
+    }
+    CHECK(ok, "four threads share one handle");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s STORE_DIR SEEDS.jsonl\n", argv[0]);
+        return 2;
+    }
+    seeds = argv[2];
+    CHECK(cs_abi_version() == 1, "abi %u", cs_abi_version());
+    cs_store *store = NULL;
+    int rc = cs_store_open(argv[1], "{\"media_base\":\"http://localhost:82\"}", &store);
+    CHECK(rc == CS_STATUS_OK && store != NULL, "open rc %d", rc);
+    if (store == NULL) return 1;
+    char *summary = NULL;
+    rc = cs_import_jsonl(store, seeds, &summary);
+    CHECK(rc == CS_STATUS_OK && contains(summary, "\"lines\":20"), "%s", summary ? summary : "(null)");
+    cs_string_free(summary);
+    cs_store *bad = NULL;
+    rc = cs_store_open(argv[1], "{\"durability\":\"sometimes\"}", &bad);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "durability"), "rc %d", rc);
+    test_endpoints(store);
+    test_writes(store);
+    test_errors(store);
+    test_locked(argv[1]);
+    test_threads(store);
+    cs_store_close(store);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
