@@ -1,0 +1,252 @@
+<?php
+
+declare(strict_types=1);
+
+namespace ChatStore;
+
+/**
+ * A chatstore store, through the C ABI. Every method converts its arguments
+ * to JSON, calls the library, and converts the answer back; the rules live in
+ * the engine. Errors are exceptions under ChatStore\.
+ *
+ * One Store object owns a store path: a second Store::open() of the same path
+ * (in this process or another) throws LockedException. Share the one object.
+ */
+final class Store
+{
+    private \FFI $ffi;
+    /** @var \FFI\CData|null the cs_store* handle; null once closed */
+    private ?\FFI\CData $handle;
+
+    private function __construct(\FFI $ffi, \FFI\CData $handle)
+    {
+        $this->ffi = $ffi;
+        $this->handle = $handle;
+    }
+
+    /**
+     * Opens (creating when absent) the store at $path.
+     *
+     * @param array $options durability ("buffered"|"sync"), flush_every_ms,
+     *   cache_capacity, media_base, default_avatar, utc_offset, and lib (the
+     *   library path).
+     */
+    public static function open(string $path, array $options = []): self
+    {
+        $ffi = Library::load(Library::path($options));
+        unset($options['lib']);
+        $out = $ffi->new('cs_store*');
+        $json = $options === [] ? null : self::encode($options);
+        self::raise($ffi, $ffi->cs_store_open($path, $json, \FFI::addr($out)));
+        return new self($ffi, $out);
+    }
+
+    /** Imports a JSON Lines file; returns the summary (lines, members, ...). */
+    public function importJsonl(string $file): array
+    {
+        return $this->decode($this->callString(fn ($out) => $this->ffi->cs_import_jsonl($this->h(), $file, $out)));
+    }
+
+    /** Exports every record to a JSON Lines file; returns the record count. */
+    public function exportJsonl(string $file): int
+    {
+        $n = $this->ffi->new('uint64_t');
+        $this->call($this->ffi->cs_export_jsonl($this->h(), $file, \FFI::addr($n)));
+        return (int) $n->cdata;
+    }
+
+    /**
+     * The whole history-list response as JSON text. $params: tenant
+     * (required), employee, user_name, page, pagesize, order ("id"|"recent"),
+     * page_url; request values may be passed as strings, as PHP receives them.
+     */
+    public function historyListJson(array $params): string
+    {
+        $json = self::encode($params);
+        return $this->callString(fn ($out) => $this->ffi->cs_history_list($this->h(), $json, strlen($json), $out));
+    }
+
+    /** The whole history-list response as an array. */
+    public function historyList(array $params): array
+    {
+        return $this->decode($this->historyListJson($params));
+    }
+
+    /** The whole hischat response as JSON text (a refusal is a normal answer). */
+    public function hischatJson(int $ssoId, string $hash, int $page = 1): string
+    {
+        return $this->callString(fn ($out) => $this->ffi->cs_hischat($this->h(), $ssoId, $hash, strlen($hash), $page, $out));
+    }
+
+    /** The whole hischat response as an array. */
+    public function hischat(int $ssoId, string $hash, int $page = 1): array
+    {
+        return $this->decode($this->hischatJson($ssoId, $hash, $page));
+    }
+
+    /** Inserts or replaces a member (a JSONL member record without "kind"). */
+    public function upsertMember(array $member): void
+    {
+        $json = self::encode($member);
+        $this->call($this->ffi->cs_upsert_member($this->h(), $json, strlen($json)));
+    }
+
+    /** Inserts or replaces an agent. */
+    public function upsertAgent(array $agent): void
+    {
+        $json = self::encode($agent);
+        $this->call($this->ffi->cs_upsert_agent($this->h(), $json, strlen($json)));
+    }
+
+    /** Inserts or replaces a session; returns its id (assigned when absent). */
+    public function upsertSession(array $session): int
+    {
+        $json = self::encode($session);
+        $id = $this->ffi->new('uint64_t');
+        $this->call($this->ffi->cs_upsert_session($this->h(), $json, strlen($json), \FFI::addr($id)));
+        return (int) $id->cdata;
+    }
+
+    /** Inserts or replaces an account (sso_id, tenant, hash). */
+    public function upsertAccount(array $account): void
+    {
+        $json = self::encode($account);
+        $this->call($this->ffi->cs_upsert_account($this->h(), $json, strlen($json)));
+    }
+
+    /** Appends a message; returns its id (assigned when absent). */
+    public function appendMessage(array $message): int
+    {
+        $json = self::encode($message);
+        $id = $this->ffi->new('uint64_t');
+        $this->call($this->ffi->cs_append_message($this->h(), $json, strlen($json), \FFI::addr($id)));
+        return (int) $id->cdata;
+    }
+
+    /**
+     * A session's messages, newest first. $params: tenant, session_id,
+     * page (default 1), pagesize (default 20). Returns total, page, pagesize, data.
+     */
+    public function messages(array $params): array
+    {
+        foreach (['tenant', 'session_id'] as $k) {
+            if (!isset($params[$k])) {
+                throw new InvalidInputException("invalid $k: is required", -1);
+            }
+        }
+        $page = max(1, (int) ($params['page'] ?? 1));
+        $size = max(1, (int) ($params['pagesize'] ?? 20));
+        return $this->decode($this->callString(fn ($out) => $this->ffi->cs_messages(
+            $this->h(), (int) $params['tenant'], (int) $params['session_id'], $page, $size, $out)));
+    }
+
+    /** Members of the tenant whose nickname or mobile matches $q. */
+    public function searchMembers(int $tenant, string $q): array
+    {
+        return $this->decode($this->callString(fn ($out) => $this->ffi->cs_search_members($this->h(), $tenant, $q, strlen($q), $out)));
+    }
+
+    /** Deletes a session and its messages. */
+    public function deleteSession(int $tenant, int $id): void
+    {
+        $this->call($this->ffi->cs_delete_session($this->h(), $tenant, $id));
+    }
+
+    /** Deletes a member, its sessions and their messages. */
+    public function deleteMember(int $tenant, int $uid): void
+    {
+        $this->call($this->ffi->cs_delete_member($this->h(), $tenant, $uid));
+    }
+
+    /** Deletes an agent; refused (ConflictException) while it has sessions. */
+    public function deleteAgent(int $tenant, int $id): void
+    {
+        $this->call($this->ffi->cs_delete_agent($this->h(), $tenant, $id));
+    }
+
+    /** Verifies every invariant: ['ok' => bool, 'violations' => [...], ...]. */
+    public function check(): array
+    {
+        return $this->decode($this->callString(fn ($out) => $this->ffi->cs_check($this->h(), $out)));
+    }
+
+    /** Makes every write so far durable. */
+    public function flush(): void
+    {
+        $this->call($this->ffi->cs_store_flush($this->h()));
+    }
+
+    /** Flushes and releases the store. Idempotent; later calls throw ClosedException. */
+    public function close(): void
+    {
+        if ($this->handle !== null) {
+            $h = $this->handle;
+            $this->handle = null;
+            $this->ffi->cs_store_close($h);
+        }
+    }
+
+    public function __destruct()
+    {
+        $this->close();
+    }
+
+    private function h(): \FFI\CData
+    {
+        if ($this->handle === null) {
+            throw new ClosedException('store is closed', -8);
+        }
+        return $this->handle;
+    }
+
+    private function call(int $rc): void
+    {
+        self::raise($this->ffi, $rc);
+    }
+
+    /** Calls $f with a char** out-parameter; copies and frees the result exactly once. */
+    private function callString(callable $f): string
+    {
+        $out = $this->ffi->new('char*');
+        $this->call($f(\FFI::addr($out)));
+        if (\FFI::isNull($out)) {
+            return '';
+        }
+        try {
+            return \FFI::string($out);
+        } finally {
+            $this->ffi->cs_string_free($out);
+        }
+    }
+
+    private function decode(string $json): array
+    {
+        $v = json_decode($json, true, 512, JSON_THROW_ON_ERROR | JSON_BIGINT_AS_STRING);
+        return is_array($v) ? $v : [];
+    }
+
+    private static function encode(array $v): string
+    {
+        try {
+            return json_encode($v, JSON_THROW_ON_ERROR | JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES);
+        } catch (\JsonException $e) {
+            throw new InvalidInputException('invalid argument: ' . $e->getMessage(), -1, $e);
+        }
+    }
+
+    private static function raise(\FFI $ffi, int $rc): void
+    {
+        if ($rc === 0) {
+            return;
+        }
+        $msg = (string) $ffi->cs_last_error_message();
+        throw match ($rc) {
+            -1 => new InvalidInputException($msg, $rc),
+            -2 => new NotFoundException($msg, $rc),
+            -3 => new LockedException($msg, $rc),
+            -4 => new ConflictException($msg, $rc),
+            -8 => new ClosedException($msg, $rc),
+            default => new StorageException($msg, $rc),
+        };
+    }
+}

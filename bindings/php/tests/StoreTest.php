@@ -1,0 +1,179 @@
+<?php
+
+declare(strict_types=1);
+
+use ChatStore\ClosedException;
+use ChatStore\ConflictException;
+use ChatStore\InvalidInputException;
+use ChatStore\LockedException;
+use ChatStore\NotFoundException;
+use ChatStore\Store;
+use PHPUnit\Framework\TestCase;
+
+final class StoreTest extends TestCase
+{
+    private const HASH = '5f4dcc3b5aa765d61d8327deb882cf99';
+    private string $dir;
+    private Store $store;
+
+    private static function root(): string
+    {
+        return dirname(__DIR__, 3);
+    }
+
+    private static function seeds(): string
+    {
+        return self::root() . '/crates/chatstore/data/seeds.jsonl';
+    }
+
+    protected function setUp(): void
+    {
+        $this->dir = sys_get_temp_dir() . '/chatstore-php-' . bin2hex(random_bytes(6));
+        $this->store = Store::open($this->dir, ['media_base' => 'http://localhost:82']);
+        $this->store->importJsonl(self::seeds());
+    }
+
+    protected function tearDown(): void
+    {
+        $this->store->close();
+        exec('rm -rf ' . escapeshellarg($this->dir));
+    }
+
+    public function testFirstSeedResponseValueForValue(): void
+    {
+        $expected = json_decode(file_get_contents(self::root() . '/crates/chatstore/data/expected_history_list.json'), true);
+        $this->assertSame($expected, $this->store->historyList(['tenant' => 2, 'employee' => 2]));
+        // Request values arrive as strings in PHP: same answer.
+        $this->assertSame($expected, $this->store->historyList(['tenant' => '2', 'employee' => '2', 'page' => '1', 'pagesize' => '10']));
+    }
+
+    public function testPaginatorAndFilter(): void
+    {
+        $r = $this->store->historyList(['tenant' => 2, 'employee' => 2, 'page' => 'abc', 'pagesize' => 2, 'page_url' => '/api.php?r=x']);
+        $this->assertSame(1, $r['data']['current_page']);
+        $this->assertSame('/api.php?r=x&page=2', $r['data']['next_page_url']);
+        $r = $this->store->historyList(['tenant' => 2, 'user_name' => '185-1669']);
+        $this->assertSame(1, $r['data']['total']);
+        $this->assertSame(2665, $r['data']['data'][0]['uid']);
+        $r = $this->store->historyList(['tenant' => 77]);
+        $this->assertSame(0, $r['data']['last_page']);
+        $this->assertNull($r['data']['from']);
+    }
+
+    public function testHischatShapesAndRefusals(): void
+    {
+        $r = $this->store->hischat(218, self::HASH);
+        $this->assertSame(1, $r['status']);
+        $this->assertCount(2, $r['history']);
+        $msg = $r['history'][0]['last_msg'][0];
+        $this->assertSame('185185', $msg['cha_id']);
+        $this->assertSame(156509782, $msg['cha_owner_id']);
+        $this->assertSame('218', $msg['cha_min_id']);
+        $this->assertSame(['error' => 'Khong co ma bao mat', 'status' => 0, 'history' => ''], $this->store->hischat(218, ''));
+        $wrong = $this->store->hischat(218, 'nope');
+        $this->assertSame(0, $wrong['status']);
+        $this->assertSame($wrong, $this->store->hischat(4242, 'nope'));
+        $this->assertJson($this->store->hischatJson(218, self::HASH, 0));
+    }
+
+    public function testWritesAndQueries(): void
+    {
+        $this->store->upsertMember(['tenant' => 2, 'uid' => 9000, 'nickname' => 'Nguyễn Văn Đức', 'mobile' => '+84 916 123 456']);
+        $sid = $this->store->upsertSession(['tenant' => 2, 'uid' => 9000, 'agent_id' => 2]);
+        $this->assertSame(5, $sid);
+        $mid = $this->store->appendMessage(['tenant' => 2, 'session_id' => $sid, 'sender' => 'member', 'sender_id' => 9000, 'content' => 'Chào shop', 'time' => 1800000000]);
+        $this->assertSame(11, $mid);
+        $this->assertSame(9000, $this->store->searchMembers(2, 'duc')[0]['uid']);
+        $this->assertSame(9000, $this->store->searchMembers(2, '0916123')[0]['uid']);
+        $m = $this->store->messages(['tenant' => 2, 'session_id' => $sid]);
+        $this->assertSame(1, $m['total']);
+        $this->assertSame('Chào shop', $m['data'][0]['content']);
+        $r = $this->store->historyList(['tenant' => 2, 'order' => 'recent']);
+        $this->assertSame($sid, $r['data']['data'][0]['id']);
+        $this->store->deleteSession(2, $sid);
+        $this->store->deleteMember(2, 9000);
+        $this->assertSame([], $this->store->searchMembers(2, 'duc'));
+        $this->assertTrue($this->store->check()['ok']);
+    }
+
+    public function testErrorsAreExceptions(): void
+    {
+        try {
+            $this->store->upsertSession(['tenant' => 2, 'uid' => 424242]);
+            $this->fail('no exception');
+        } catch (NotFoundException $e) {
+            $this->assertStringContainsString('member 424242', $e->getMessage());
+            $this->assertSame(-2, $e->getCode());
+        }
+        try {
+            $this->store->historyList(['tenant' => 2, 'pgae' => 2]);
+            $this->fail('no exception');
+        } catch (InvalidInputException $e) {
+            $this->assertStringContainsString('pgae', $e->getMessage());
+        }
+        try {
+            $this->store->appendMessage(['tenant' => 2, 'session_id' => 4, 'content_type' => 9]);
+            $this->fail('no exception');
+        } catch (InvalidInputException $e) {
+            $this->assertStringContainsString('content_type', $e->getMessage());
+        }
+        $this->expectException(InvalidInputException::class);
+        $this->store->upsertMember(['tenant' => 2, 'uid' => 1, 'nickname' => "\xff\xfe"]);
+    }
+
+    public function testDeletingAnAgentWithSessionsIsAConflict(): void
+    {
+        try {
+            $this->store->deleteAgent(2, 2);
+            $this->fail('no exception');
+        } catch (ConflictException $e) {
+            $this->assertStringContainsString('still has 3 sessions', $e->getMessage());
+        }
+        $this->store->upsertAgent(['tenant' => 2, 'id' => 9, 'nickname' => 'idle']);
+        $this->store->deleteAgent(2, 9);
+        $this->assertTrue($this->store->check()['ok']);
+    }
+
+    public function testCloseIsIdempotentAndUseAfterCloseThrows(): void
+    {
+        $this->store->close();
+        $this->store->close();
+        $this->expectException(ClosedException::class);
+        $this->store->historyList(['tenant' => 2]);
+    }
+
+    public function testReopenKeepsData(): void
+    {
+        $this->store->appendMessage(['tenant' => 2, 'session_id' => 4, 'content' => 'x', 'time' => 1800000000]);
+        $this->store->close();
+        $this->store = Store::open($this->dir);
+        $r = $this->store->historyList(['tenant' => 2, 'order' => 'recent']);
+        $this->assertSame(4, $r['data']['data'][0]['id']);
+        $this->assertTrue($this->store->check()['ok']);
+    }
+
+    /** Two Store objects on one path in one process: the second is refused, the first keeps working. */
+    public function testSecondStoreObjectOnTheSamePathIsLocked(): void
+    {
+        try {
+            Store::open($this->dir);
+            $this->fail('second open succeeded');
+        } catch (LockedException $e) {
+            $this->assertStringContainsString($this->dir, $e->getMessage());
+        }
+        $this->assertSame(3, $this->store->historyList(['tenant' => 2, 'employee' => 2])['data']['total']);
+    }
+
+    public function testExportRoundTrip(): void
+    {
+        $a = $this->dir . '.a.jsonl';
+        $b = $this->dir . '.b.jsonl';
+        $this->assertSame(20, $this->store->exportJsonl($a));
+        $other = Store::open($this->dir . '.copy');
+        $other->importJsonl($a);
+        $other->exportJsonl($b);
+        $other->close();
+        $this->assertSame(file_get_contents($a), file_get_contents($b));
+        exec('rm -rf ' . escapeshellarg($this->dir . '.copy') . ' ' . escapeshellarg($a) . ' ' . escapeshellarg($b));
+    }
+}
