@@ -42,7 +42,12 @@ final class Library
             if ($decls === false) {
                 throw new Exception("chatstore header not found at $header");
             }
-            self::$loaded[$lib] = \FFI::cdef($decls, realpath($lib) ?: $lib);
+            try {
+                self::$loaded[$lib] = \FFI::cdef($decls, realpath($lib) ?: $lib);
+            } catch (\FFI\Exception $e) {
+                throw new Exception('cannot load the chatstore library: ' . $e->getMessage()
+                    . ' (outside the CLI, PHP needs ffi.enable=1, or ffi.preload)', 0, $e);
+            }
         }
         return self::$loaded[$lib];
     }
