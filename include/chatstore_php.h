@@ -75,6 +75,9 @@ int32_t cs_upsert_session(const struct cs_store *store,
 // Inserts or replaces an account (`{"sso_id","tenant","hash"}`).
 int32_t cs_upsert_account(const struct cs_store *store, const char *json, size_t len);
 
+// Deletes an account.
+int32_t cs_delete_account(const struct cs_store *store, uint64_t sso_id);
+
 // Appends a message given as a JSON object; `*out_id` (may be NULL)
 // receives its id.
 int32_t cs_append_message(const struct cs_store *store,

@@ -67,6 +67,9 @@ fclose($jsonl);
 
 $store = ChatStore\Store::open("$tmp/chatstore.db", ['media_base' => 'http://localhost:82']);
 $store->importJsonl("$tmp/data.jsonl");
+// Measure the store as a server process finds it: opened, not freshly written.
+$store->close();
+$store = ChatStore\Store::open("$tmp/chatstore.db", ['media_base' => 'http://localhost:82']);
 
 function avatar_image(string $a): string
 {
@@ -131,10 +134,12 @@ function measure(callable $f, int $n): array
     return [$t[intdiv($n, 2)], $t[min($n - 1, (int) floor($n * 0.99))]];
 }
 
+// A 2-character Chinese query taken from a member who has sessions of agent 7.
+$cjk2 = mb_substr((string) $pdo->query('SELECT m.nickname FROM yz_chat_session s JOIN mc_members m ON m.uid = s.uid WHERE s.uniacid = 1 AND s.employee_id = 7 ORDER BY s.id LIMIT 1')->fetchColumn(), 0, 2);
 $cases = [
     'history_list_page1' => [null, 1],
     'history_list_page50' => [null, 50],
-    'history_list_filter_cjk2' => [$cjk[0] . $cjk[20], 1],
+    'history_list_filter_cjk2' => [$cjk2, 1],
     'history_list_filter_mobile4' => ['1234', 1],
 ];
 date_default_timezone_set('UTC');
@@ -146,13 +151,17 @@ foreach ($cases as $name => [$q, $page]) {
     $a = json_decode($store->historyListJson($params), true);
     $b = json_decode(sqlite_history($pdo, $tenant, 7, $q, $page, 10), true);
     $norm = static fn (array $v) => [$v['data']['total'], array_column($v['data']['data'], 'id')];
-    if ($norm($a) !== $norm($b)) {
+    // LIKE misses mobiles stored with punctuation ("139-1234-..."); chatstore
+    // compares digits only, so for digit queries it may find more, never less.
+    $digits = $q !== null && ctype_digit($q);
+    $agree = $digits ? $a['data']['total'] >= $b['data']['total'] : $norm($a) === $norm($b);
+    if (!$agree) {
         fwrite(STDERR, "$name: engines disagree: " . json_encode($norm($a)) . ' vs ' . json_encode($norm($b)) . "\n");
         exit(1);
     }
     [$cm, $c99] = measure(fn () => $store->historyListJson($params), $iterations);
     [$sm, $s99] = measure(fn () => sqlite_history($pdo, $tenant, 7, $q, $page, 10), $iterations);
-    printf("%-30s %14.1f %14.1f %9.1fx\n", $name, $cm, $sm, $sm / $cm);
+    printf("%-30s %14.1f %14.1f %9.1fx   (%d vs %d rows matched)\n", $name, $cm, $sm, $sm / $cm, $a['data']['total'], $b['data']['total']);
     $results[] = ['workload' => $name, 'unit' => 'us', 'chatstore' => $cm, 'chatstore_p99' => $c99, 'sqlite' => $sm, 'sqlite_p99' => $s99, 'total' => $a['data']['total']];
 }
 $store->close();

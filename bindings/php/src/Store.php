@@ -114,6 +114,12 @@ final class Store
         $this->call($this->ffi->cs_upsert_account($this->h(), $json, strlen($json)));
     }
 
+    /** Deletes an account. */
+    public function deleteAccount(int $ssoId): void
+    {
+        $this->call($this->ffi->cs_delete_account($this->h(), $ssoId));
+    }
+
     /** Appends a message; returns its id (assigned when absent). */
     public function appendMessage(array $message): int
     {

@@ -70,6 +70,10 @@ final class StoreTest extends TestCase
         $this->assertSame(156509782, $msg['cha_owner_id']);
         $this->assertSame('218', $msg['cha_min_id']);
         $this->assertSame(['error' => 'Khong co ma bao mat', 'status' => 0, 'history' => ''], $this->store->hischat(218, ''));
+        $this->store->upsertAccount(['sso_id' => 300, 'tenant' => 2, 'hash' => 'h300']);
+        $this->assertSame(4, count($this->store->hischat(300, 'h300')['history']));
+        $this->store->deleteAccount(300);
+        $this->assertSame(0, $this->store->hischat(300, 'h300')['status']);
         $wrong = $this->store->hischat(218, 'nope');
         $this->assertSame(0, $wrong['status']);
         $this->assertSame($wrong, $this->store->hischat(4242, 'nope'));

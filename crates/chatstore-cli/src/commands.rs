@@ -70,7 +70,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 query: q,
                 page_url: page_url.unwrap_or_default(),
             };
-            print(&store.history_list_response(&req)?)?;
+            println!("{}", store.history_list_text(&req)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Hischat {
@@ -80,7 +80,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             page,
         } => {
             let store = open(&db, &Render::default())?;
-            print(&store.hischat(sso_id, &hash, lenient(&page).unwrap_or(1))?)?;
+            println!(
+                "{}",
+                store.hischat_text(sso_id, &hash, lenient(&page).unwrap_or(1))?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Messages {

@@ -199,6 +199,12 @@ pub unsafe extern "C" fn cs_upsert_account(
     })
 }
 
+/// Deletes an account.
+#[no_mangle]
+pub unsafe extern "C" fn cs_delete_account(store: *const CsStore, sso_id: u64) -> i32 {
+    guard(|| Ok(store_ref(store)?.delete_account(sso_id)?))
+}
+
 /// Appends a message given as a JSON object; `*out_id` (may be NULL)
 /// receives its id.
 #[no_mangle]
@@ -268,7 +274,7 @@ pub unsafe extern "C" fn cs_hischat(
         let out = Out::new(out_json, "out_json")?;
         let s = store_ref(store)?;
         let hash = text(hash, hash_len, "hash")?;
-        out.set_string(s.hischat(sso_id, hash, page)?.to_string())
+        out.set_string(s.hischat_text(sso_id, hash, page)?)
     })
 }
 

@@ -1,13 +1,14 @@
 //! The two endpoints: request parsing with the platforms' leniency, and the
 //! renderers producing exactly their JSON values (CONTRACT §2, §3).
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
 
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::model::{Account, SessionView};
+use crate::model::{Account, Member, Sender};
 use crate::options::RenderSettings;
 use crate::query::{resolve_paging, Cursor, HistoryPage, HistoryQuery, Order};
 use crate::store::Store;
@@ -148,62 +149,128 @@ pub fn avatar_image(avatar: &str, settings: &RenderSettings) -> String {
     }
 }
 
-fn page_link(page_url: &str, page: u64) -> Value {
+fn page_link(page_url: &str, page: u64) -> String {
     let sep = if page_url.contains('?') { '&' } else { '?' };
-    Value::String(format!("{page_url}{sep}page={page}"))
+    format!("{page_url}{sep}page={page}")
 }
 
-fn history_row(v: &SessionView, settings: &RenderSettings) -> Value {
-    let s = &v.session;
-    let employee = v.agent.as_ref().map_or(Value::Null, |a| {
-        json!({"id": a.id, "uid": a.uid, "uniacid": a.tenant, "nickname": a.nickname, "avatar": a.avatar})
-    });
-    let user = v.member.as_ref().map_or(Value::Null, |m| {
-        json!({
-            "uid": m.uid, "uniacid": m.tenant, "nickname": m.nickname, "avatar": m.avatar,
-            "mobile": m.mobile, "avatar_image": avatar_image(&m.avatar, settings),
-            "username": m.nickname,
-        })
-    });
-    json!({
-        "id": s.id, "uniacid": s.tenant, "uid": s.uid, "employee_id": s.agent_id,
-        "last_updated_at": format_time(v.activity_at, settings),
-        "has_one_employee": employee, "has_one_user": user,
-    })
+#[derive(Serialize)]
+struct Employee<'a> {
+    id: u64,
+    uid: u64,
+    uniacid: u64,
+    nickname: &'a str,
+    avatar: &'a str,
 }
 
-/// The whole history-list response for a page (Laravel 5.3 paginator inside
-/// the platform's envelope).
-pub fn history_list_value(page: &HistoryPage, settings: &RenderSettings, page_url: &str) -> Value {
-    let per_page = page.per_page.max(1);
-    let p = page.current_page;
-    let last_page = page.total.div_ceil(per_page);
-    let (from, to) = if page.rows.is_empty() {
-        (Value::Null, Value::Null)
-    } else {
-        let from = (p - 1) * per_page + 1;
-        (json!(from), json!(from + page.rows.len() as u64 - 1))
-    };
-    let next = if last_page > p {
-        page_link(page_url, p + 1)
-    } else {
-        Value::Null
-    };
-    let prev = if p > 1 {
-        page_link(page_url, p - 1)
-    } else {
-        Value::Null
-    };
-    let rows: Vec<Value> = page.rows.iter().map(|r| history_row(r, settings)).collect();
-    json!({
-        "result": 1,
-        "msg": "成功",
-        "data": {
-            "total": page.total, "per_page": per_page, "current_page": p,
-            "last_page": last_page, "next_page_url": next, "prev_page_url": prev,
-            "from": from, "to": to, "data": rows,
+#[derive(Serialize)]
+struct User<'a> {
+    uid: u64,
+    uniacid: u64,
+    nickname: &'a str,
+    avatar: &'a str,
+    mobile: &'a str,
+    avatar_image: String,
+    username: &'a str,
+}
+
+#[derive(Serialize)]
+struct HistoryRow<'a> {
+    id: u64,
+    uniacid: u64,
+    uid: u64,
+    employee_id: u64,
+    last_updated_at: String,
+    has_one_employee: Option<Employee<'a>>,
+    has_one_user: Option<User<'a>>,
+}
+
+#[derive(Serialize)]
+struct Paginator<'a> {
+    total: u64,
+    per_page: u64,
+    current_page: u64,
+    last_page: u64,
+    next_page_url: Option<String>,
+    prev_page_url: Option<String>,
+    from: Option<u64>,
+    to: Option<u64>,
+    data: Vec<HistoryRow<'a>>,
+}
+
+/// The history-list response (the platform's envelope around a Laravel 5.3
+/// paginator), borrowing from a page. Serializes with the seed's key order;
+/// serialize it straight to text rather than through `Value` on hot paths.
+#[derive(Serialize)]
+pub struct HistoryResponse<'a> {
+    result: u8,
+    msg: &'static str,
+    data: Paginator<'a>,
+}
+
+impl<'a> HistoryResponse<'a> {
+    /// Renders a page with the settings and the page URL.
+    pub fn new(page: &'a HistoryPage, settings: &RenderSettings, page_url: &str) -> Self {
+        let per_page = page.per_page.max(1);
+        let p = page.current_page;
+        let last_page = page.total.div_ceil(per_page);
+        let (from, to) = if page.rows.is_empty() {
+            (None, None)
+        } else {
+            let from = (p - 1) * per_page + 1;
+            (Some(from), Some(from + page.rows.len() as u64 - 1))
+        };
+        let data = page
+            .rows
+            .iter()
+            .map(|v| {
+                let s = &v.session;
+                HistoryRow {
+                    id: s.id,
+                    uniacid: s.tenant,
+                    uid: s.uid,
+                    employee_id: s.agent_id,
+                    last_updated_at: format_time(v.activity_at, settings),
+                    has_one_employee: v.agent.as_ref().map(|a| Employee {
+                        id: a.id,
+                        uid: a.uid,
+                        uniacid: a.tenant,
+                        nickname: &a.nickname,
+                        avatar: &a.avatar,
+                    }),
+                    has_one_user: v.member.as_ref().map(|m| User {
+                        uid: m.uid,
+                        uniacid: m.tenant,
+                        nickname: &m.nickname,
+                        avatar: &m.avatar,
+                        mobile: &m.mobile,
+                        avatar_image: avatar_image(&m.avatar, settings),
+                        username: &m.nickname,
+                    }),
+                }
+            })
+            .collect();
+        HistoryResponse {
+            result: 1,
+            msg: "成功",
+            data: Paginator {
+                total: page.total,
+                per_page,
+                current_page: p,
+                last_page,
+                next_page_url: (last_page > p).then(|| page_link(page_url, p + 1)),
+                prev_page_url: (p > 1).then(|| page_link(page_url, p - 1)),
+                from,
+                to,
+                data,
+            },
         }
-    })
+    }
+}
+
+/// The whole history-list response for a page as a JSON value.
+pub fn history_list_value(page: &HistoryPage, settings: &RenderSettings, page_url: &str) -> Value {
+    serde_json::to_value(HistoryResponse::new(page, settings, page_url)).unwrap_or(Value::Null)
 }
 
 /// The platform's error envelope of history-list.
@@ -211,39 +278,139 @@ pub fn history_list_error(msg: &str) -> Value {
     json!({"result": 0, "msg": msg, "data": []})
 }
 
-fn hischat_refusal(msg: &str) -> Value {
-    json!({"error": msg, "status": 0, "history": ""})
+#[derive(Serialize)]
+struct ChatMsg<'a> {
+    cha_id: String,
+    cha_min_id: String,
+    cha_max_id: String,
+    cha_message: &'a str,
+    cha_link: &'a str,
+    cha_time: String,
+    cha_owner_id: u64,
+    cha_support_id: String,
+    cha_system_id: &'static str,
+    cha_key: &'static str,
+    cha_ip: String,
 }
 
-fn conversation(v: &SessionView, sso_id: u64) -> Value {
-    let s = &v.session;
-    let m = v.member.clone().unwrap_or_default();
-    let last_msg: Vec<Value> = v
-        .last_message
-        .iter()
-        .map(|msg| {
-            let ip: u32 = msg.ip.parse::<std::net::Ipv4Addr>().map(u32::from).unwrap_or(0);
-            json!({
-                "cha_id": msg.id.to_string(),
-                "cha_min_id": sso_id.min(s.uid).to_string(),
-                "cha_max_id": sso_id.max(s.uid).to_string(),
-                "cha_message": msg.content,
-                "cha_link": msg.link,
-                "cha_time": msg.time.to_string(),
-                "cha_owner_id": msg.sender_id,
-                "cha_support_id": if msg.sender == crate::model::Sender::Agent { msg.sender_id.to_string() } else { "0".into() },
-                "cha_system_id": if msg.sender == crate::model::Sender::System { "1" } else { "0" },
-                "cha_key": "0",
-                "cha_ip": ip.to_string(),
+#[derive(Serialize)]
+struct Conversation<'a> {
+    online: u8,
+    use_name: &'a str,
+    address: &'a str,
+    email: &'a str,
+    phone: &'a str,
+    uss_sso_id: u64,
+    use_image: &'a str,
+    time: i64,
+    to_image: &'static str,
+    pro: u64,
+    hash: &'a str,
+    last_msg: Vec<ChatMsg<'a>>,
+    is_uservg: u8,
+    support_id: u64,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum History<'a> {
+    /// `""` on refusals, as the platform answers.
+    Refused(&'static str),
+    Rows(Vec<Conversation<'a>>),
+}
+
+/// The hischat response, borrowing from a page of conversations.
+#[derive(Serialize)]
+pub struct HischatResponse<'a> {
+    error: &'static str,
+    status: u8,
+    history: History<'a>,
+}
+
+impl<'a> HischatResponse<'a> {
+    fn refusal(msg: &'static str) -> Self {
+        HischatResponse {
+            error: msg,
+            status: 0,
+            history: History::Refused(""),
+        }
+    }
+
+    fn rows(page: &'a HistoryPage, sso_id: u64) -> Self {
+        static NO_MEMBER: Member = Member {
+            tenant: 0,
+            uid: 0,
+            nickname: String::new(),
+            mobile: String::new(),
+            avatar: String::new(),
+            email: String::new(),
+            address: String::new(),
+            registered: false,
+            online: false,
+        };
+        let rows = page
+            .rows
+            .iter()
+            .map(|v| {
+                let s = &v.session;
+                let m = v.member.as_ref().unwrap_or(&NO_MEMBER);
+                Conversation {
+                    online: u8::from(m.online),
+                    use_name: &m.nickname,
+                    address: &m.address,
+                    email: &m.email,
+                    phone: &m.mobile,
+                    uss_sso_id: s.uid,
+                    use_image: &m.avatar,
+                    time: v.activity_at,
+                    to_image: "",
+                    pro: s.product_id,
+                    hash: &s.hash,
+                    last_msg: v
+                        .last_message
+                        .iter()
+                        .map(|msg| ChatMsg {
+                            cha_id: msg.id.to_string(),
+                            cha_min_id: sso_id.min(s.uid).to_string(),
+                            cha_max_id: sso_id.max(s.uid).to_string(),
+                            cha_message: &msg.content,
+                            cha_link: &msg.link,
+                            cha_time: msg.time.to_string(),
+                            cha_owner_id: msg.sender_id,
+                            cha_support_id: if msg.sender == Sender::Agent {
+                                msg.sender_id.to_string()
+                            } else {
+                                "0".into()
+                            },
+                            cha_system_id: if msg.sender == Sender::System {
+                                "1"
+                            } else {
+                                "0"
+                            },
+                            cha_key: "0",
+                            cha_ip: msg
+                                .ip
+                                .parse::<std::net::Ipv4Addr>()
+                                .map(u32::from)
+                                .unwrap_or(0)
+                                .to_string(),
+                        })
+                        .collect(),
+                    is_uservg: u8::from(m.registered),
+                    support_id: s.agent_id,
+                }
             })
-        })
-        .collect();
-    json!({
-        "online": u8::from(m.online), "use_name": m.nickname, "address": m.address,
-        "email": m.email, "phone": m.mobile, "uss_sso_id": s.uid, "use_image": m.avatar,
-        "time": v.activity_at, "to_image": "", "pro": s.product_id, "hash": s.hash,
-        "last_msg": last_msg, "is_uservg": u8::from(m.registered), "support_id": s.agent_id,
-    })
+            .collect();
+        HischatResponse {
+            error: "",
+            status: 1,
+            history: History::Rows(rows),
+        }
+    }
+}
+
+fn to_text(v: &impl Serialize) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::corrupt(format!("rendering JSON: {e}")))
 }
 
 impl Store {
@@ -261,7 +428,12 @@ impl Store {
     /// [`HistoryRequest::from_json`]), as JSON text.
     pub fn history_list_json(&self, params: &Value) -> Result<String> {
         let req = HistoryRequest::from_json(params)?;
-        Ok(self.history_list_response(&req)?.to_string())
+        let page = self.history_list(&req.query)?;
+        to_text(&HistoryResponse::new(
+            &page,
+            &self.options.render,
+            &req.page_url,
+        ))
     }
 
     /// A tenant's sessions by activity (the hischat list), 30 a page.
@@ -286,13 +458,16 @@ impl Store {
         self.account(sso_id)
     }
 
-    /// The hischat response: the account's tenant's conversations when
-    /// `hash` equals the account's stored hash (compared in constant time),
-    /// a refusal otherwise. `page` < 1 is page 1.
-    pub fn hischat(&self, sso_id: u64, hash: &str, page: i64) -> Result<Value> {
+    /// Checks the login and loads the page; `Err(msg)` is a refusal.
+    fn hischat_page(
+        &self,
+        sso_id: u64,
+        hash: &str,
+        page: i64,
+    ) -> Result<Result<HistoryPage, &'static str>> {
         self.live()?;
         if hash.is_empty() {
-            return Ok(hischat_refusal(HISCHAT_NO_HASH));
+            return Ok(Err(HISCHAT_NO_HASH));
         }
         let account = self.account(sso_id)?;
         // Compare against a dummy for unknown accounts so both refusals cost
@@ -302,11 +477,28 @@ impl Store {
             .map_or("\u{0}unknown-account", |a| a.hash.as_str());
         let same: bool = stored.as_bytes().ct_eq(hash.as_bytes()).into();
         let Some(account) = account.filter(|_| same) else {
-            return Ok(hischat_refusal(HISCHAT_BAD_HASH));
+            return Ok(Err(HISCHAT_BAD_HASH));
         };
-        let list = self.conversations(account.tenant, page.max(1) as u64)?;
-        let history: Vec<Value> = list.rows.iter().map(|v| conversation(v, sso_id)).collect();
-        Ok(json!({"error": "", "status": 1, "history": history}))
+        Ok(Ok(self.conversations(account.tenant, page.max(1) as u64)?))
+    }
+
+    /// The hischat response as a JSON value: the account's tenant's
+    /// conversations when `hash` equals the account's stored hash (compared
+    /// in constant time), a refusal otherwise. `page` < 1 is page 1.
+    pub fn hischat(&self, sso_id: u64, hash: &str, page: i64) -> Result<Value> {
+        let v = match self.hischat_page(sso_id, hash, page)? {
+            Ok(p) => serde_json::to_value(HischatResponse::rows(&p, sso_id)),
+            Err(msg) => serde_json::to_value(HischatResponse::refusal(msg)),
+        };
+        v.map_err(|e| Error::corrupt(format!("rendering JSON: {e}")))
+    }
+
+    /// The hischat response as JSON text (see [`Store::hischat`]).
+    pub fn hischat_text(&self, sso_id: u64, hash: &str, page: i64) -> Result<String> {
+        match self.hischat_page(sso_id, hash, page)? {
+            Ok(p) => to_text(&HischatResponse::rows(&p, sso_id)),
+            Err(msg) => to_text(&HischatResponse::refusal(msg)),
+        }
     }
 
     /// The hischat response for JSON parameters `sso_id`, `hash`, `page`, as
@@ -318,7 +510,7 @@ impl Store {
         let sso_id = required_u64(obj, "sso_id")?;
         let hash = optional_str(obj, "hash")?.unwrap_or_default();
         let page = lenient_int(obj.get("page")).unwrap_or(1);
-        Ok(self.hischat(sso_id, &hash, page)?.to_string())
+        self.hischat_text(sso_id, &hash, page)
     }
 }
 
