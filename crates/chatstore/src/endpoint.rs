@@ -427,7 +427,12 @@ impl Store {
     /// The history-list response for JSON parameters (see
     /// [`HistoryRequest::from_json`]), as JSON text.
     pub fn history_list_json(&self, params: &Value) -> Result<String> {
-        let req = HistoryRequest::from_json(params)?;
+        self.history_list_text(&HistoryRequest::from_json(params)?)
+    }
+
+    /// The history-list response as JSON text, rendered straight from the
+    /// page (no intermediate `Value`).
+    pub fn history_list_text(&self, req: &HistoryRequest) -> Result<String> {
         let page = self.history_list(&req.query)?;
         to_text(&HistoryResponse::new(
             &page,
