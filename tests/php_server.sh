@@ -48,5 +48,5 @@ if grep -q '"status":0' "$tmp/c3.json" && grep -q '"history":""' "$tmp/c3.json";
 code=$(curl -s -o "$tmp/e.json" -w '%{http_code}' "$base/plugin.yun-chat.frontend.chat.history-list?employee_id=2")
 if [ "$code" = 400 ] && grep -q 'tenant' "$tmp/e.json"; then ok; else ko "missing tenant: $code $(cat "$tmp/e.json")"; fi
 
-echo "php server e2e: $pass passed, $fail failed"
+echo "e2e: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
