@@ -1,0 +1,371 @@
+//! Python binding of chatstore: the native module `chatstore._chatstore`.
+//!
+//! Conversion only: dicts travel as JSON (Python's `json` module on this side,
+//! the core's record types on the other), every rule lives in the core. Every
+//! call that touches the store runs with the GIL released (`py.detach`).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chatstore::{ErrorKind, HistoryQuery, HistoryRequest, Options, Order};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+create_exception!(
+    chatstore,
+    Error,
+    PyException,
+    "Base of every chatstore error."
+);
+create_exception!(
+    chatstore,
+    LockedError,
+    Error,
+    "The store is held by another process or Store."
+);
+create_exception!(
+    chatstore,
+    NotFoundError,
+    Error,
+    "A record the call refers to does not exist."
+);
+create_exception!(
+    chatstore,
+    InvalidInputError,
+    Error,
+    "Malformed input: a field out of range, too long or of the wrong type."
+);
+create_exception!(
+    chatstore,
+    ConflictError,
+    Error,
+    "The write would break a rule of the data model."
+);
+create_exception!(chatstore, ClosedError, Error, "The store was closed.");
+create_exception!(
+    chatstore,
+    StorageError,
+    Error,
+    "I/O failed, the store is damaged, or it has a newer format."
+);
+
+fn to_py(e: chatstore::Error) -> PyErr {
+    let msg = e.to_string();
+    match e.kind() {
+        ErrorKind::Locked => LockedError::new_err(msg),
+        ErrorKind::NotFound => NotFoundError::new_err(msg),
+        ErrorKind::InvalidInput => InvalidInputError::new_err(msg),
+        ErrorKind::Conflict => ConflictError::new_err(msg),
+        ErrorKind::Closed => ClosedError::new_err(msg),
+        _ => StorageError::new_err(msg),
+    }
+}
+
+fn dumps(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let json = obj.py().import("json")?;
+    json.call_method1("dumps", (obj,))
+        .map_err(|e| InvalidInputError::new_err(format!("invalid argument: {e}")))?
+        .extract()
+}
+
+fn loads<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    py.import("json")?.call_method1("loads", (text,))
+}
+
+fn to_json_text(v: &impl serde::Serialize) -> PyResult<String> {
+    serde_json::to_string(v).map_err(|e| StorageError::new_err(e.to_string()))
+}
+
+fn record<T: serde::de::DeserializeOwned>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<T> {
+    chatstore::parse_json(dumps(obj)?.as_bytes(), what).map_err(to_py)
+}
+
+/// An open chatstore. Use it as a context manager, or call close().
+#[pyclass(module = "chatstore")]
+struct Store {
+    inner: RwLock<Option<Arc<chatstore::Store>>>,
+}
+
+impl Store {
+    fn get(&self) -> PyResult<Arc<chatstore::Store>> {
+        self.inner
+            .read()
+            .map_err(|_| StorageError::new_err("store lock poisoned"))?
+            .clone()
+            .ok_or_else(|| ClosedError::new_err("store is closed"))
+    }
+
+    /// Runs `f` on the store with the GIL released.
+    fn run<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&chatstore::Store) -> chatstore::Result<T> + Send,
+    ) -> PyResult<T> {
+        let store = self.get()?;
+        py.detach(move || f(&store)).map_err(to_py)
+    }
+}
+
+#[pymethods]
+impl Store {
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _ty: Bound<'_, PyAny>,
+        _value: Bound<'_, PyAny>,
+        _tb: Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    /// Imports a JSON Lines file; returns the summary (lines, members, ...).
+    fn import_jsonl<'py>(&self, py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.run(py, move |s| s.import_file(&path))?;
+        loads(py, &to_json_text(&s)?)
+    }
+
+    /// Writes every record to a JSON Lines file; returns the number of records.
+    fn export_jsonl(&self, py: Python<'_>, path: PathBuf) -> PyResult<u64> {
+        self.run(py, move |s| {
+            let f = std::fs::File::create(&path).map_err(chatstore::Error::Io)?;
+            s.export_jsonl(std::io::BufWriter::new(f))
+        })
+    }
+
+    /// Iterates over every record as a dict shaped like a JSON Lines record.
+    fn export(&self, py: Python<'_>) -> PyResult<ExportIterator> {
+        let it = self.run(py, |s| s.export_records())?;
+        Ok(ExportIterator {
+            inner: Mutex::new(it),
+        })
+    }
+
+    /// The whole history-list response (first seed) as a dict.
+    #[pyo3(signature = (tenant, employee=None, user_name=None, page=1, pagesize=10, order="id", page_url=None, cursor=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn history_list<'py>(
+        &self,
+        py: Python<'py>,
+        tenant: u64,
+        employee: Option<u64>,
+        user_name: Option<String>,
+        page: i64,
+        pagesize: i64,
+        order: &str,
+        page_url: Option<String>,
+        cursor: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (page, pagesize) = chatstore::resolve_paging(Some(page), Some(pagesize));
+        let mut query = HistoryQuery::new(tenant);
+        query.employee = employee;
+        query.user_name = user_name;
+        query.page = page;
+        query.pagesize = pagesize;
+        query.order = Order::parse(order).map_err(to_py)?;
+        query.after = cursor.map(|c| c.parse()).transpose().map_err(to_py)?;
+        let req = HistoryRequest {
+            query,
+            page_url: page_url.unwrap_or_default(),
+        };
+        let text = self.run(py, move |s| s.history_list_text(&req))?;
+        loads(py, &text)
+    }
+
+    /// The whole hischat response (second seed) as a dict; a wrong or empty
+    /// hash is a refusal (status 0), not an exception.
+    #[pyo3(signature = (sso_id, hash, page=1))]
+    fn hischat<'py>(
+        &self,
+        py: Python<'py>,
+        sso_id: u64,
+        hash: String,
+        page: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let text = self.run(py, move |s| s.hischat_text(sso_id, &hash, page))?;
+        loads(py, &text)
+    }
+
+    /// Inserts or replaces a member (dict shaped like a JSONL member record).
+    fn upsert_member(&self, py: Python<'_>, member: Bound<'_, PyAny>) -> PyResult<()> {
+        let m: chatstore::Member = record(&member, "member")?;
+        self.run(py, move |s| s.upsert_member(&m))
+    }
+
+    /// Inserts or replaces an agent.
+    fn upsert_agent(&self, py: Python<'_>, agent: Bound<'_, PyAny>) -> PyResult<()> {
+        let a: chatstore::Agent = record(&agent, "agent")?;
+        self.run(py, move |s| s.upsert_agent(&a))
+    }
+
+    /// Inserts or replaces a session; returns its id (assigned when absent).
+    fn upsert_session(&self, py: Python<'_>, session: Bound<'_, PyAny>) -> PyResult<u64> {
+        let v: chatstore::Session = record(&session, "session")?;
+        self.run(py, move |s| s.upsert_session(&v))
+    }
+
+    /// Inserts or replaces an account (sso_id, tenant, hash).
+    fn upsert_account(&self, py: Python<'_>, account: Bound<'_, PyAny>) -> PyResult<()> {
+        let a: chatstore::Account = record(&account, "account")?;
+        self.run(py, move |s| s.upsert_account(&a))
+    }
+
+    /// Appends a message; returns its id (assigned when absent).
+    fn append_message(&self, py: Python<'_>, message: Bound<'_, PyAny>) -> PyResult<u64> {
+        let m: chatstore::Message = record(&message, "message")?;
+        self.run(py, move |s| s.append_message(&m))
+    }
+
+    /// A session's messages, newest first: {"total","page","pagesize","data"}.
+    #[pyo3(signature = (tenant, session_id, page=1, pagesize=20))]
+    fn messages<'py>(
+        &self,
+        py: Python<'py>,
+        tenant: u64,
+        session_id: u64,
+        page: u64,
+        pagesize: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let p = self.run(py, move |s| s.messages(tenant, session_id, page, pagesize))?;
+        loads(py, &to_json_text(&p)?)
+    }
+
+    /// Members of the tenant whose nickname or mobile matches q.
+    fn search_members<'py>(
+        &self,
+        py: Python<'py>,
+        tenant: u64,
+        q: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let found = self.run(py, move |s| s.search_members(tenant, &q))?;
+        loads(py, &to_json_text(&found)?)
+    }
+
+    /// Deletes a session and its messages.
+    fn delete_session(&self, py: Python<'_>, tenant: u64, id: u64) -> PyResult<()> {
+        self.run(py, move |s| s.delete_session(tenant, id))
+    }
+
+    /// Deletes a member, its sessions and their messages.
+    fn delete_member(&self, py: Python<'_>, tenant: u64, uid: u64) -> PyResult<()> {
+        self.run(py, move |s| s.delete_member(tenant, uid))
+    }
+
+    /// Deletes an agent; ConflictError while it has sessions.
+    fn delete_agent(&self, py: Python<'_>, tenant: u64, id: u64) -> PyResult<()> {
+        self.run(py, move |s| s.delete_agent(tenant, id))
+    }
+
+    /// Deletes an account.
+    fn delete_account(&self, py: Python<'_>, sso_id: u64) -> PyResult<()> {
+        self.run(py, move |s| s.delete_account(sso_id))
+    }
+
+    /// Verifies every invariant: {"ok","keys","tenants","violations"}.
+    fn check<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.run(py, |s| s.check())?;
+        loads(py, &to_json_text(&r)?)
+    }
+
+    /// Makes every write so far durable.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        self.run(py, |s| s.flush())
+    }
+
+    /// Flushes and releases the store. Idempotent; later calls raise ClosedError.
+    /// Calls already running in other threads finish first.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let taken = self
+            .inner
+            .write()
+            .map_err(|_| StorageError::new_err("store lock poisoned"))?
+            .take();
+        if let Some(store) = taken {
+            py.detach(move || {
+                let r = store.close();
+                drop(store);
+                r
+            })
+            .map_err(to_py)?;
+        }
+        Ok(())
+    }
+
+    /// Whether close() was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.read().map(|g| g.is_none()).unwrap_or(true)
+    }
+}
+
+/// Iterator over the records of a store (see Store.export).
+#[pyclass(module = "chatstore")]
+struct ExportIterator {
+    inner: Mutex<chatstore::ExportIter>,
+}
+
+#[pymethods]
+impl ExportIterator {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        // One record per step: too short to be worth releasing the GIL.
+        let next = self
+            .inner
+            .lock()
+            .map_err(|_| StorageError::new_err("iterator lock poisoned"))?
+            .next();
+        match next {
+            None => Ok(None),
+            Some(r) => loads(py, &to_json_text(&r.map_err(to_py)?)?).map(Some),
+        }
+    }
+}
+
+/// Opens (creating when absent) the store at `path`. Options: durability
+/// ("buffered"|"sync"), flush_every_ms, cache_capacity, media_base,
+/// default_avatar, utc_offset.
+#[pyfunction]
+#[pyo3(signature = (path, **options))]
+fn open(py: Python<'_>, path: PathBuf, options: Option<Bound<'_, PyDict>>) -> PyResult<Store> {
+    let options = match options {
+        None => Options::default(),
+        Some(d) => {
+            let v: serde_json::Value =
+                chatstore::parse_json(dumps(d.as_any())?.as_bytes(), "options").map_err(to_py)?;
+            Options::from_json(&v).map_err(to_py)?
+        }
+    };
+    let store = py
+        .detach(move || chatstore::Store::open(path, options))
+        .map_err(to_py)?;
+    Ok(Store {
+        inner: RwLock::new(Some(Arc::new(store))),
+    })
+}
+
+/// The native module.
+#[pymodule]
+fn _chatstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_function(wrap_pyfunction!(open, m)?)?;
+    m.add_class::<Store>()?;
+    m.add_class::<ExportIterator>()?;
+    m.add("Error", py.get_type::<Error>())?;
+    m.add("LockedError", py.get_type::<LockedError>())?;
+    m.add("NotFoundError", py.get_type::<NotFoundError>())?;
+    m.add("InvalidInputError", py.get_type::<InvalidInputError>())?;
+    m.add("ConflictError", py.get_type::<ConflictError>())?;
+    m.add("ClosedError", py.get_type::<ClosedError>())?;
+    m.add("StorageError", py.get_type::<StorageError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,179 @@
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import chatstore
+from conftest import DATA, HASH, SEEDS
+
+
+def test_first_seed_response_value_for_value(store):
+    expected = json.loads((DATA / "expected_history_list.json").read_text(encoding="utf-8"))
+    assert store.history_list(2, employee=2) == expected
+    # Key order too.
+    assert list(store.history_list(2, employee=2)["data"]) == list(expected["data"])
+
+
+def test_paginator_rules(store):
+    d = store.history_list(2, employee=2, page=5, pagesize=2, page_url="/h")["data"]
+    assert (d["current_page"], d["last_page"], d["from"], d["to"]) == (5, 2, None, None)
+    assert d["next_page_url"] is None and d["prev_page_url"] == "/h?page=4"
+    d = store.history_list(2, employee=2, page=0, pagesize=2, page_url="/api.php?r=x")["data"]
+    assert d["current_page"] == 1 and d["next_page_url"] == "/api.php?r=x&page=2"
+    d = store.history_list(77)["data"]
+    assert (d["total"], d["last_page"], d["from"]) == (0, 0, None)
+    assert store.history_list(2, pagesize=1000)["data"]["per_page"] == 100
+    ids = [r["id"] for r in store.history_list(2, order="recent")["data"]["data"]]
+    assert ids == [1, 3, 2, 4]
+
+
+def test_hischat_shapes_and_refusals(store):
+    r = store.hischat(218, HASH)
+    assert r["status"] == 1 and r["error"] == ""
+    first = r["history"][0]
+    assert first["hash"] == "a18e6636339533c68691e5d782c85370"
+    msg = first["last_msg"][0]
+    assert msg["cha_id"] == "185185" and msg["cha_min_id"] == "218" and msg["cha_max_id"] == "156509782"
+    assert msg["cha_owner_id"] == 156509782 and isinstance(msg["cha_owner_id"], int)
+    assert all(isinstance(msg[k], str) for k in msg if k != "cha_owner_id")
+    assert store.hischat(218, "") == {"error": "Khong co ma bao mat", "status": 0, "history": ""}
+    wrong = store.hischat(218, "nope")
+    assert wrong["status"] == 0 and wrong["history"] == "" and wrong["error"]
+    assert wrong == store.hischat(99999, "nope")
+
+
+@pytest.mark.parametrize(
+    "query,uids",
+    [
+        ("小", [2671]),
+        ("185-1669", [2665]),
+        ("13912345678", [2671]),
+        ("+86 139 1234", [2671]),
+        ("150000000", [2665, 2669]),
+        ("   ", []),
+        ("zzz", []),
+    ],
+)
+def test_search_rules(store, query, uids):
+    assert [m["uid"] for m in store.search_members(2, query)] == uids
+
+
+def test_vietnamese_and_fullwidth_normalization(store):
+    store.upsert_member({"tenant": 2, "uid": 9000, "nickname": "Nguyễn Văn Đức", "mobile": "+84 916 123 456"})
+    store.upsert_member({"tenant": 2, "uid": 9001, "nickname": "Trường", "mobile": "0912345678"})
+    assert [m["uid"] for m in store.search_members(2, "duc")] == [9000]
+    assert [m["uid"] for m in store.search_members(2, "ＶＡＮ")] == [9000]
+    assert [m["uid"] for m in store.search_members(2, "truong")] == [9001]
+    assert [m["uid"] for m in store.search_members(2, "0916123")] == [9000]
+    assert [m["uid"] for m in store.search_members(2, "+84 912 345 678")] == [9001]
+
+
+def test_writes(store):
+    sid = store.upsert_session({"tenant": 2, "uid": 2669, "agent_id": 2})
+    assert sid == 5
+    mid = store.append_message({"tenant": 2, "session_id": sid, "sender": "agent", "sender_id": 2, "content": "您好", "time": 1800000000})
+    assert mid == 11
+    page = store.messages(2, sid)
+    assert page["total"] == 1 and page["data"][0]["content"] == "您好"
+    assert store.history_list(2, order="recent")["data"]["data"][0]["id"] == sid
+    store.delete_session(2, sid)
+    store.delete_member(2, 2662)
+    assert store.history_list(2)["data"]["total"] == 3  # sessions 2, 3, 4
+    assert store.check()["ok"] is True
+
+
+def test_errors(store, tmp_path):
+    with pytest.raises(chatstore.NotFoundError, match="member 424242"):
+        store.upsert_session({"tenant": 2, "uid": 424242})
+    with pytest.raises(chatstore.InvalidInputError, match="colour"):
+        store.upsert_member({"tenant": 2, "uid": 1, "colour": "red"})
+    with pytest.raises(chatstore.InvalidInputError, match="content_type"):
+        store.append_message({"tenant": 2, "session_id": 4, "content_type": 9})
+    with pytest.raises(chatstore.InvalidInputError):
+        store.upsert_member({"tenant": "two", "uid": 1})
+    with pytest.raises(chatstore.InvalidInputError, match="order"):
+        store.history_list(2, order="name")
+    with pytest.raises(chatstore.ConflictError, match="still has 3 sessions"):
+        store.delete_agent(2, 2)
+    with pytest.raises(chatstore.InvalidInputError, match="durability"):
+        chatstore.open(tmp_path / "x", durability="sometimes")
+    with pytest.raises(OverflowError):
+        store.history_list(-1)
+    for cls in (chatstore.LockedError, chatstore.NotFoundError, chatstore.InvalidInputError,
+                chatstore.ConflictError, chatstore.ClosedError, chatstore.StorageError):
+        assert issubclass(cls, chatstore.Error)
+        assert cls.__module__ == "chatstore"
+
+
+def test_second_open_is_locked(store, tmp_path):
+    with pytest.raises(chatstore.LockedError, match="locked"):
+        chatstore.open(tmp_path / "db")
+
+
+def test_context_manager_and_use_after_close(tmp_path):
+    with chatstore.open(tmp_path / "db") as s:
+        s.import_jsonl(SEEDS)
+        assert not s.closed
+    assert s.closed
+    with pytest.raises(chatstore.ClosedError):
+        s.history_list(2)
+    s.close()  # idempotent
+    # Reopen: the data is there.
+    with chatstore.open(tmp_path / "db") as s2:
+        assert s2.history_list(2, employee=2)["data"]["total"] == 3
+
+
+def test_export_iterator_matches_export_file(store, tmp_path):
+    n = store.export_jsonl(tmp_path / "out.jsonl")
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    records = list(store.export())
+    assert n == len(records) == 20
+    assert records == lines
+    assert records[0] == {"kind": "account", "sso_id": 218, "tenant": 218, "hash": HASH}
+
+
+def test_threads_make_progress_together(tmp_path):
+    """While one thread is inside a long store call, another keeps running Python."""
+    big = tmp_path / "big.jsonl"
+    with big.open("w", encoding="utf-8") as f:
+        for uid in range(1, 30001):
+            f.write(json.dumps({"kind": "member", "tenant": 1, "uid": uid, "nickname": f"李小龙{uid}", "mobile": f"+86 139{uid:08d}"}) + "\n")
+    counter = [0]
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            counter[0] += 1
+
+    with chatstore.open(tmp_path / "db") as s:
+        t = threading.Thread(target=spin)
+        t.start()
+        time.sleep(0.05)
+        before = counter[0]
+        s.import_jsonl(big)  # long: tens of thousands of members
+        during = counter[0] - before
+        stop.set()
+        t.join()
+        assert s.search_members(1, "小龙29999")[0]["uid"] == 29999
+    # Holding the GIL for the whole import would leave the spinner at a
+    # handful of increments (at most one switch interval around the call).
+    assert during > 10000, during
+
+
+def test_stub_matches_the_module():
+    r = subprocess.run([sys.executable, "-m", "mypy.stubtest", "chatstore._chatstore"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_csv_migration_example_reproduces_the_seed(tmp_path):
+    here = DATA.parents[2] / "bindings" / "python" / "examples"
+    r = subprocess.run(
+        [sys.executable, str(here / "migrate_csv.py"), str(here / "yunshop_csv"), str(tmp_path / "db"), "--tenant", "2", "--employee", "2"],
+        capture_output=True, text=True, check=True,
+    )
+    expected = json.loads((DATA / "expected_history_list.json").read_text(encoding="utf-8"))
+    assert json.loads(r.stdout) == expected
+    assert "imported 13 rows" in r.stderr
