@@ -1,0 +1,62 @@
+//! Timing, memory and disk measurements.
+
+use std::path::Path;
+use std::time::Instant;
+
+/// Median and p99 of a sample, in microseconds.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct Stat {
+    /// Median.
+    pub median: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// Times `f` `n` times (after one warm-up call).
+pub fn time(n: usize, mut f: impl FnMut()) -> Stat {
+    f();
+    let mut t: Vec<f64> = (0..n)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    stat(&mut t)
+}
+
+/// Median and p99 of samples in microseconds.
+pub fn stat(t: &mut [f64]) -> Stat {
+    t.sort_by(|a, b| a.total_cmp(b));
+    let n = t.len().max(1);
+    Stat {
+        median: t.get(n / 2).copied().unwrap_or(0.0),
+        p99: t
+            .get(((n as f64 * 0.99) as usize).min(n - 1))
+            .copied()
+            .unwrap_or(0.0),
+    }
+}
+
+/// Peak resident set size of this process, in bytes (Linux).
+pub fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Bytes under a path.
+pub fn disk_bytes(p: &Path) -> u64 {
+    if p.is_file() {
+        return p.metadata().map_or(0, |m| m.len());
+    }
+    std::fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| disk_bytes(&e.path())).sum())
+        .unwrap_or(0)
+}
