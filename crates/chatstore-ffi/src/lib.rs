@@ -12,7 +12,7 @@ mod guard;
 use std::ffi::{c_char, CStr, CString};
 use std::path::PathBuf;
 
-use chatstore::{Agent, Member, Message, Options, Session, Store};
+use chatstore::{Options, Store};
 
 pub use error::{CsStatus, FfiError};
 use guard::{guard, store_ref, Out};
@@ -49,6 +49,19 @@ fn json_arg(
 ) -> Result<serde_json::Value, FfiError> {
     let t = text(p, len, what)?;
     Ok(chatstore::parse_json(t.as_bytes(), what)?)
+}
+
+/// Decodes the record at `json` and applies `write` to it on the store.
+fn write_record<T: serde::de::DeserializeOwned, R>(
+    store: *const CsStore,
+    json: *const c_char,
+    len: usize,
+    what: &str,
+    write: impl FnOnce(&Store, &T) -> chatstore::Result<R>,
+) -> Result<R, FfiError> {
+    let s = store_ref(store)?;
+    let record: T = chatstore::parse_json(text(json, len, "json")?.as_bytes(), what)?;
+    Ok(write(s, &record)?)
 }
 
 fn to_json(v: &impl serde::Serialize) -> Result<String, FfiError> {
@@ -145,11 +158,7 @@ pub unsafe extern "C" fn cs_upsert_member(
     json: *const c_char,
     len: usize,
 ) -> i32 {
-    guard(|| {
-        let s = store_ref(store)?;
-        let m: Member = chatstore::parse_json(text(json, len, "json")?.as_bytes(), "member")?;
-        Ok(s.upsert_member(&m)?)
-    })
+    guard(|| write_record(store, json, len, "member", Store::upsert_member))
 }
 
 /// Inserts or replaces an agent given as a JSON object.
@@ -159,11 +168,7 @@ pub unsafe extern "C" fn cs_upsert_agent(
     json: *const c_char,
     len: usize,
 ) -> i32 {
-    guard(|| {
-        let s = store_ref(store)?;
-        let a: Agent = chatstore::parse_json(text(json, len, "json")?.as_bytes(), "agent")?;
-        Ok(s.upsert_agent(&a)?)
-    })
+    guard(|| write_record(store, json, len, "agent", Store::upsert_agent))
 }
 
 /// Inserts or replaces a session given as a JSON object; `*out_id` (may be
@@ -176,9 +181,7 @@ pub unsafe extern "C" fn cs_upsert_session(
     out_id: *mut u64,
 ) -> i32 {
     guard(|| {
-        let s = store_ref(store)?;
-        let v: Session = chatstore::parse_json(text(json, len, "json")?.as_bytes(), "session")?;
-        let id = s.upsert_session(&v)?;
+        let id = write_record(store, json, len, "session", Store::upsert_session)?;
         Out::optional(out_id).set(id);
         Ok(())
     })
@@ -191,12 +194,7 @@ pub unsafe extern "C" fn cs_upsert_account(
     json: *const c_char,
     len: usize,
 ) -> i32 {
-    guard(|| {
-        let s = store_ref(store)?;
-        let a: chatstore::Account =
-            chatstore::parse_json(text(json, len, "json")?.as_bytes(), "account")?;
-        Ok(s.upsert_account(&a)?)
-    })
+    guard(|| write_record(store, json, len, "account", Store::upsert_account))
 }
 
 /// Deletes an account.
@@ -215,9 +213,7 @@ pub unsafe extern "C" fn cs_append_message(
     out_id: *mut u64,
 ) -> i32 {
     guard(|| {
-        let s = store_ref(store)?;
-        let m: Message = chatstore::parse_json(text(json, len, "json")?.as_bytes(), "message")?;
-        let id = s.append_message(&m)?;
+        let id = write_record(store, json, len, "message", Store::append_message)?;
         Out::optional(out_id).set(id);
         Ok(())
     })
