@@ -215,6 +215,7 @@ CREATE INDEX members_uniacid ON members (uniacid);
 CREATE TABLE employees (id INTEGER PRIMARY KEY, uniacid INTEGER NOT NULL, uid INTEGER NOT NULL, nickname TEXT NOT NULL, avatar TEXT NOT NULL);
 CREATE TABLE sessions (id INTEGER PRIMARY KEY, uniacid INTEGER NOT NULL, uid INTEGER NOT NULL, employee_id INTEGER NOT NULL,
   created_at INTEGER NOT NULL, last_updated_at INTEGER NOT NULL, product_id INTEGER NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX sessions_tenant ON sessions (uniacid, id);
 CREATE INDEX sessions_employee ON sessions (uniacid, employee_id, id);
 CREATE INDEX sessions_recent ON sessions (uniacid, last_updated_at, id);
 CREATE INDEX sessions_member ON sessions (uniacid, uid);

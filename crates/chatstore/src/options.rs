@@ -69,6 +69,9 @@ pub struct Options {
     pub cache_capacity: u64,
     /// Endpoint rendering settings.
     pub render: RenderSettings,
+    /// Compress pages on disk with zstd (sled's `use_compression`). Fixed
+    /// when a store is created; needs the crate feature `compression`.
+    pub compression: bool,
 }
 
 impl Default for Options {
@@ -79,6 +82,7 @@ impl Default for Options {
             },
             cache_capacity: 64 * 1024 * 1024,
             render: RenderSettings::default(),
+            compression: false,
         }
     }
 }
@@ -86,7 +90,8 @@ impl Default for Options {
 impl Options {
     /// Reads options from a JSON object, as the C ABI, PHP and Python pass
     /// them: `durability` (`"buffered"`/`"sync"`), `flush_every_ms`,
-    /// `cache_capacity`, `media_base`, `default_avatar`, `utc_offset`.
+    /// `cache_capacity`, `media_base`, `default_avatar`, `utc_offset`,
+    /// `compression`.
     /// Unknown keys are refused so typos do not pass silently.
     pub fn from_json(v: &Value) -> Result<Options> {
         let mut o = Options::default();
@@ -123,6 +128,11 @@ impl Options {
                 "media_base" => o.render.media_base = as_str()?,
                 "default_avatar" => o.render.default_avatar = as_str()?,
                 "utc_offset" => o.render.set_utc_offset(&as_str()?)?,
+                "compression" => {
+                    o.compression = val
+                        .as_bool()
+                        .ok_or_else(|| Error::invalid("compression", "must be true or false"))?
+                }
                 // The PHP binding's own option; the core ignores it.
                 "lib" => {}
                 other => {

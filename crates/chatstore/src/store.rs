@@ -70,6 +70,7 @@ impl Store {
             .path(&path)
             .cache_capacity(options.cache_capacity)
             .flush_every_ms(flush_every_ms)
+            .use_compression(options.compression)
             .open()
             .map_err(|e| {
                 if is_lock_error(&e) {

@@ -353,3 +353,15 @@ fn members_without_sessions_are_searchable() {
     assert_eq!(store.search_members(2, "tran thi").unwrap()[0].uid, 5000);
     assert_eq!(store.search_members(2, "").unwrap(), vec![]);
 }
+
+#[cfg(not(feature = "compression"))]
+#[test]
+fn compression_without_the_feature_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options {
+        compression: true,
+        ..Options::default()
+    };
+    let err = Store::open(dir.path(), o).unwrap_err();
+    assert!(err.to_string().contains("compression"), "{err}");
+}
