@@ -433,14 +433,19 @@ impl Store {
             return Ok(None);
         };
         // Each side: the rarest gram's postings hold every match of that side.
-        let mut picks: Vec<(Field, String)> = Vec::new();
+        // When the side's only gram is the side's whole query (a 3-character
+        // query, one or two CJK characters, a 3-digit phone query), every
+        // posting is a match and needs no verification.
+        let mut picks: Vec<(bool, Field, String)> = Vec::new();
         let mut estimate = 0u64;
-        let sides = std::iter::once((Field::Nick, nick))
-            .chain(phones.into_iter().map(|g| (Field::Mobile, g)));
-        for (field, grams) in sides {
-            if grams.is_empty() {
-                continue;
-            }
+        let sides = std::iter::once((Field::Nick, nick, query.norm.as_str())).chain(
+            phones
+                .into_iter()
+                .zip(&query.phones)
+                .map(|(g, p)| (Field::Mobile, g, p.as_str())),
+        );
+        for (field, grams, side_query) in sides {
+            let exact = grams.len() == 1 && grams[0] == side_query;
             let mut best: Option<(u64, String)> = None;
             for g in grams {
                 let n = self.counter(&keys::gram_count(t, field, &g))?;
@@ -450,15 +455,18 @@ impl Store {
             }
             if let Some((n, g)) = best {
                 estimate += n;
-                picks.push((field, g));
+                picks.push((exact, field, g));
             }
         }
         if estimate > scope {
             return Ok(None);
         }
+        // Exact picks first: their members are matches whatever other
+        // postings they also appear in.
+        picks.sort_by_key(|p| !p.0);
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for (field, g) in picks {
+        for (exact, field, g) in picks {
             for k in self
                 .data
                 .scan_prefix(keys::gram_prefix(t, field, &g))
@@ -468,7 +476,9 @@ impl Store {
                 if !seen.insert(uid) {
                     continue;
                 }
-                if let Some(m) = self.member_rec(t, uid)? {
+                if exact {
+                    out.push(uid);
+                } else if let Some(m) = self.member_rec(t, uid)? {
                     if query.matches(&m.norm_nick, &m.phones) {
                         out.push(uid);
                     }
