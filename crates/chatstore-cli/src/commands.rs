@@ -33,6 +33,11 @@ fn print(v: &impl serde::Serialize) -> Result<()> {
     writeln!(out).map_err(|e| CliError::Io("stdout".into(), e))
 }
 
+fn print_line(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").map_err(|e| CliError::Io("stdout".into(), e))
+}
+
 fn lenient(s: &Option<String>) -> Option<i64> {
     s.as_ref()
         .and_then(|s| chatstore::lenient_int(Some(&Value::String(s.clone()))))
@@ -70,7 +75,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 query: q,
                 page_url: page_url.unwrap_or_default(),
             };
-            println!("{}", store.history_list_text(&req)?);
+            print_line(&store.history_list_text(&req)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Hischat {
@@ -80,10 +85,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             page,
         } => {
             let store = open(&db, &Render::default())?;
-            println!(
-                "{}",
-                store.hischat_text(sso_id, &hash, lenient(&page).unwrap_or(1))?
-            );
+            print_line(&store.hischat_text(sso_id, &hash, lenient(&page).unwrap_or(1))?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Messages {

@@ -23,6 +23,18 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
+impl CliError {
+    /// Whether standard output was closed by its reader.
+    pub fn is_broken_pipe(&self) -> bool {
+        let io = match self {
+            CliError::Io(_, e) => Some(e),
+            CliError::Store(chatstore::Error::Io(e)) => Some(e),
+            _ => None,
+        };
+        io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
 impl From<chatstore::Error> for CliError {
     fn from(e: chatstore::Error) -> Self {
         CliError::Store(e)

@@ -44,6 +44,8 @@ fn main() -> ExitCode {
     };
     match std::panic::catch_unwind(|| commands::run(args)) {
         Ok(Ok(code)) => code,
+        // A reader that went away (`chatstore export | head`) is not an error.
+        Ok(Err(e)) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             let _ = writeln!(std::io::stderr(), "chatstore: {e}");
             ExitCode::from(1)

@@ -247,3 +247,24 @@ fn bad_arguments_are_one_line() {
         "chatstore: session 9 of tenant 2 not found"
     );
 }
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    assert!(run(&["import", "--db", db, &seeds_file(dir.path())])
+        .status
+        .success());
+    // The reader reads nothing and goes away: export must not complain.
+    let mut child = bin()
+        .args(["export", "--db", db])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}
