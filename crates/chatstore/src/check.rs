@@ -150,14 +150,14 @@ impl Checker<'_> {
         )?;
         let msgs = self.store.data.scan_prefix(keys::messages_of(t, sid));
         let mut count = 0u64;
-        let mut last: Option<(u64, MsgBody)> = None;
+        let mut last: Option<(u64, i64)> = None;
         for item in msgs {
             let (mk, mv) = item?;
             count += 1;
             let mid = keys::last_desc(&mk);
             match codec::decode::<MsgBody>(&mv, "message") {
                 // Newest first: the first message is the last one written.
-                Ok(b) if last.is_none() => last = Some((mid, b)),
+                Ok(b) if last.is_none() => last = Some((mid, b.time)),
                 Ok(_) => {}
                 Err(e) => self.bad(format!("message {mid} of {what}: {e}")),
             }

@@ -155,8 +155,10 @@ pub struct SessionRec {
     pub session: Session,
     /// Number of messages.
     pub msg_count: u64,
-    /// The message with the greatest id: `(id, body)`.
-    pub last: Option<(u64, MsgBody)>,
+    /// The message with the greatest id: `(id, time)`. Only the id and time
+    /// are kept here (the body is one get away): this record is rewritten by
+    /// every append, and sled's write cost grows with value size.
+    pub last: Option<(u64, i64)>,
     /// Reserved: member messages the agent has not read.
     pub unread_by_agent: u64,
     /// Reserved: agent messages the member has not read.
@@ -171,7 +173,7 @@ impl SessionRec {
     /// The time the session is ordered by: the stored time or the last
     /// message's, whichever is larger.
     pub fn activity_at(&self) -> i64 {
-        let msg = self.last.as_ref().map(|(_, b)| b.time).unwrap_or(i64::MIN);
+        let msg = self.last.map(|(_, time)| time).unwrap_or(i64::MIN);
         self.session.last_updated_at.max(msg)
     }
 }

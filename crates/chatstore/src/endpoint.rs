@@ -433,7 +433,7 @@ impl Store {
     /// The history-list response as JSON text, rendered straight from the
     /// page (no intermediate `Value`).
     pub fn history_list_text(&self, req: &HistoryRequest) -> Result<String> {
-        let page = self.history_list(&req.query)?;
+        let page = self.history_page(&req.query, false)?;
         to_text(&HistoryResponse::new(
             &page,
             &self.options.render,

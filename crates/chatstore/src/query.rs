@@ -215,10 +215,26 @@ impl Store {
     /// A session with its member, agent and last message.
     pub fn get_session(&self, tenant: u64, sid: u64) -> Result<Option<SessionView>> {
         self.live()?;
-        self.view(tenant, sid, &mut Joins::default())
+        self.view(tenant, sid, &mut Joins::default(), true)
     }
 
-    fn view(&self, tenant: u64, sid: u64, joins: &mut Joins) -> Result<Option<SessionView>> {
+    /// The message with the given id of a session.
+    fn message_at(&self, tenant: u64, sid: u64, id: u64) -> Result<Option<Message>> {
+        match self.data.get(keys::message(tenant, sid, id))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(
+                codec::decode::<MsgBody>(&v, "message")?.to_message(tenant, sid, id),
+            )),
+        }
+    }
+
+    fn view(
+        &self,
+        tenant: u64,
+        sid: u64,
+        joins: &mut Joins,
+        with_last: bool,
+    ) -> Result<Option<SessionView>> {
         let Some(rec) = self.session_rec(tenant, sid)? else {
             // Deleted between reading the index and the record.
             return Ok(None);
@@ -239,10 +255,10 @@ impl Store {
         Ok(Some(SessionView {
             activity_at: rec.activity_at(),
             message_count: rec.msg_count,
-            last_message: rec
-                .last
-                .as_ref()
-                .map(|(id, b)| b.to_message(tenant, sid, *id)),
+            last_message: match rec.last {
+                Some((id, _)) if with_last => self.message_at(tenant, sid, id)?,
+                _ => None,
+            },
             member,
             agent,
             session: rec.session,
@@ -250,8 +266,15 @@ impl Store {
     }
 
     /// One page of a tenant's sessions: the first seed's history-list and,
-    /// with [`Order::Recent`], the second seed's conversations.
+    /// with [`Order::Recent`], the second seed's conversations. Rows carry
+    /// their last message.
     pub fn history_list(&self, q: &HistoryQuery) -> Result<HistoryPage> {
+        self.history_page(q, true)
+    }
+
+    /// [`Store::history_list`], reading each row's last message only when
+    /// `with_last` (the history-list endpoint does not show it).
+    pub(crate) fn history_page(&self, q: &HistoryQuery, with_last: bool) -> Result<HistoryPage> {
         self.live()?;
         let pagesize = q
             .pagesize
@@ -298,7 +321,7 @@ impl Store {
         let mut joins = Joins::default();
         let mut rows = Vec::with_capacity(entries.len());
         for (_, sid) in &entries {
-            if let Some(v) = self.view(q.tenant, *sid, &mut joins)? {
+            if let Some(v) = self.view(q.tenant, *sid, &mut joins, with_last)? {
                 rows.push(v);
             }
         }

@@ -306,17 +306,16 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
         )));
     };
     let id = tx.assign_id(t, Counter::NextMessage, m.id)?;
-    let body = MsgBody::from_message(m);
     let mk = keys::message(t, m.session_id, id);
     let existed = tx.exists(&mk)?;
-    tx.put(mk, &body)?;
+    tx.put(mk, &MsgBody::from_message(m))?;
     let before = rec.activity_at();
     if !existed {
         rec.msg_count += 1;
         tx.add(keys::counter(t, Counter::Messages), 1)?;
     }
-    if rec.last.as_ref().is_none_or(|(last, _)| id >= *last) {
-        rec.last = Some((id, body));
+    if rec.last.is_none_or(|(last, _)| id >= last) {
+        rec.last = Some((id, m.time));
     }
     let after = rec.activity_at();
     if after != before {
