@@ -64,6 +64,21 @@ fn write_record<T: serde::de::DeserializeOwned, R>(
     Ok(write(s, &record)?)
 }
 
+/// [`write_record`] for writes that return an id, written to `out_id`
+/// unless it is NULL.
+fn write_record_id<T: serde::de::DeserializeOwned>(
+    store: *const CsStore,
+    json: *const c_char,
+    len: usize,
+    what: &str,
+    out_id: *mut u64,
+    write: impl FnOnce(&Store, &T) -> chatstore::Result<u64>,
+) -> Result<(), FfiError> {
+    let id = write_record(store, json, len, what, write)?;
+    Out::optional(out_id).set(id);
+    Ok(())
+}
+
 fn to_json(v: &impl serde::Serialize) -> Result<String, FfiError> {
     serde_json::to_string(v).map_err(|e| FfiError::Internal(e.to_string()))
 }
@@ -180,11 +195,7 @@ pub unsafe extern "C" fn cs_upsert_session(
     len: usize,
     out_id: *mut u64,
 ) -> i32 {
-    guard(|| {
-        let id = write_record(store, json, len, "session", Store::upsert_session)?;
-        Out::optional(out_id).set(id);
-        Ok(())
-    })
+    guard(|| write_record_id(store, json, len, "session", out_id, Store::upsert_session))
 }
 
 /// Inserts or replaces an account (`{"sso_id","tenant","hash"}`).
@@ -212,11 +223,7 @@ pub unsafe extern "C" fn cs_append_message(
     len: usize,
     out_id: *mut u64,
 ) -> i32 {
-    guard(|| {
-        let id = write_record(store, json, len, "message", Store::append_message)?;
-        Out::optional(out_id).set(id);
-        Ok(())
-    })
+    guard(|| write_record_id(store, json, len, "message", out_id, Store::append_message))
 }
 
 /// Deletes a session and its messages.

@@ -276,9 +276,7 @@ impl Store {
     /// `with_last` (the history-list endpoint does not show it).
     pub(crate) fn history_page(&self, q: &HistoryQuery, with_last: bool) -> Result<HistoryPage> {
         self.live()?;
-        let pagesize = q
-            .pagesize
-            .clamp(1, limits::MAX_PAGESIZE.max(limits::HISCHAT_PAGESIZE));
+        let pagesize = q.pagesize.clamp(1, limits::MAX_PAGESIZE);
         let page = q.page.max(1);
         let offset = if q.after.is_some() {
             0

@@ -356,21 +356,16 @@ fn compare(store: &Store, model: &Model) -> Result<(), TestCaseError> {
             prop_assert_eq!(got.total, n as u64, "query {}", q);
         }
         let stats = store.tenant_stats(t).unwrap();
+        let count = |keys: Vec<u64>| keys.into_iter().filter(|k| *k == t).count() as u64;
+        let want = [
+            count(model.members.keys().map(|k| k.0).collect()),
+            count(model.agents.keys().map(|k| k.0).collect()),
+            count(model.sessions.keys().map(|k| k.0).collect()),
+            count(model.messages.keys().map(|k| k.0).collect()),
+        ];
         prop_assert_eq!(
-            stats.members,
-            model.members.keys().filter(|k| k.0 == t).count() as u64
-        );
-        prop_assert_eq!(
-            stats.agents,
-            model.agents.keys().filter(|k| k.0 == t).count() as u64
-        );
-        prop_assert_eq!(
-            stats.sessions,
-            model.sessions.keys().filter(|k| k.0 == t).count() as u64
-        );
-        prop_assert_eq!(
-            stats.messages,
-            model.messages.keys().filter(|k| k.0 == t).count() as u64
+            [stats.members, stats.agents, stats.sessions, stats.messages],
+            want
         );
     }
     let report = store.check().unwrap();
