@@ -9,6 +9,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc: sled allocates per key and the system allocator cost about a
+/// quarter of the write path's cycles.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // A panic must never reach the user as a backtrace: one line, exit 70.
     std::panic::set_hook(Box::new(|info| {

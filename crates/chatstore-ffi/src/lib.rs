@@ -14,6 +14,12 @@ use std::path::PathBuf;
 
 use chatstore::{Options, Store};
 
+/// mimalloc (feature `mimalloc`): faster writes; off by default so valgrind
+/// sees every allocation.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use error::{CsStatus, FfiError};
 use guard::{guard, store_ref, Out};
 
