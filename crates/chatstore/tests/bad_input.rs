@@ -1,0 +1,281 @@
+//! Bad input through the Rust API (the rows "Rust API" of
+//! docs/RELIABILITY.md): each call is refused with an error that names what
+//! was wrong, and the store is unchanged afterwards (same export, `check()`
+//! passes).
+
+mod common;
+
+use chatstore::{
+    limits, Account, Agent, Error, ErrorKind, Member, Message, Options, Session, Store,
+};
+use serde_json::json;
+
+fn export(store: &Store) -> Vec<u8> {
+    let mut v = Vec::new();
+    store.export_jsonl(&mut v).unwrap();
+    v
+}
+
+/// Runs `f`, which must fail with `kind` and a message containing `names`,
+/// and checks that nothing was written.
+fn refused<T: std::fmt::Debug>(
+    store: &Store,
+    kind: ErrorKind,
+    names: &str,
+    f: impl FnOnce() -> chatstore::Result<T>,
+) {
+    let before = export(store);
+    let e = f().expect_err("the call must be refused");
+    assert_eq!(e.kind(), kind, "{e}");
+    assert!(
+        e.to_string().contains(names),
+        "{e:?} does not name {names:?}"
+    );
+    assert_eq!(
+        export(store),
+        before,
+        "a refused call changed the store: {e}"
+    );
+    assert!(store.check().unwrap().ok);
+}
+
+#[test]
+fn over_the_size_limits_each_field_is_named() {
+    let (_d, store) = common::seeded();
+    let over = |n: usize| "字".repeat(n / 3 + 1);
+    let member = |f: &dyn Fn(&mut Member)| {
+        let mut m = Member {
+            tenant: 2,
+            uid: 2669,
+            ..Default::default()
+        };
+        f(&mut m);
+        m
+    };
+    for (field, m) in [
+        ("nickname", member(&|m| m.nickname = over(limits::MAX_NAME))),
+        (
+            "mobile",
+            member(&|m| m.mobile = "1".repeat(limits::MAX_MOBILE + 1)),
+        ),
+        (
+            "avatar",
+            member(&|m| m.avatar = "a".repeat(limits::MAX_URL + 1)),
+        ),
+        (
+            "email",
+            member(&|m| m.email = "e".repeat(limits::MAX_EMAIL + 1)),
+        ),
+        (
+            "address",
+            member(&|m| m.address = "a".repeat(limits::MAX_ADDRESS + 1)),
+        ),
+    ] {
+        refused(&store, ErrorKind::InvalidInput, field, || {
+            store.upsert_member(&m)
+        });
+    }
+    let msg = Message {
+        tenant: 2,
+        session_id: 1,
+        content: "x".repeat(limits::MAX_CONTENT + 1),
+        ..Default::default()
+    };
+    refused(&store, ErrorKind::InvalidInput, "content", || {
+        store.append_message(&msg)
+    });
+    let agent = Agent {
+        tenant: 2,
+        id: 2,
+        nickname: over(limits::MAX_NAME),
+        ..Default::default()
+    };
+    refused(&store, ErrorKind::InvalidInput, "nickname", || {
+        store.upsert_agent(&agent)
+    });
+    let account = Account {
+        sso_id: 1,
+        tenant: 2,
+        hash: "h".repeat(limits::MAX_ACCOUNT_HASH + 1),
+    };
+    refused(&store, ErrorKind::InvalidInput, "hash", || {
+        store.upsert_account(&account)
+    });
+    refused(&store, ErrorKind::InvalidInput, "user_name", || {
+        store.search_members(2, &"q".repeat(limits::MAX_QUERY + 1))
+    });
+    // Exactly at the limit is accepted.
+    store
+        .upsert_member(&member(&|m| m.nickname = "n".repeat(limits::MAX_NAME)))
+        .unwrap();
+}
+
+#[test]
+fn nul_characters_wrong_values_and_unknown_ids() {
+    let (_d, store) = common::seeded();
+    let m = Member {
+        tenant: 2,
+        uid: 1,
+        nickname: "a\0b".into(),
+        ..Default::default()
+    };
+    refused(&store, ErrorKind::InvalidInput, "NUL", || {
+        store.upsert_member(&m)
+    });
+    let s = Session {
+        tenant: 2,
+        uid: 2669,
+        hash: "NOT-HEX".into(),
+        ..Default::default()
+    };
+    refused(&store, ErrorKind::InvalidInput, "hash", || {
+        store.upsert_session(&s)
+    });
+    let bad_ip = Message {
+        tenant: 2,
+        session_id: 1,
+        ip: "300.1.1.1".into(),
+        ..Default::default()
+    };
+    refused(&store, ErrorKind::InvalidInput, "ip", || {
+        store.append_message(&bad_ip)
+    });
+    let bad_type = Message {
+        tenant: 2,
+        session_id: 1,
+        content_type: 9,
+        ..Default::default()
+    };
+    refused(&store, ErrorKind::InvalidInput, "content_type", || {
+        store.append_message(&bad_type)
+    });
+    refused(&store, ErrorKind::InvalidInput, "id", || {
+        store.upsert_agent(&Agent {
+            tenant: 2,
+            id: 0,
+            ..Default::default()
+        })
+    });
+    refused(&store, ErrorKind::InvalidInput, "id", || {
+        store.append_message(&Message {
+            tenant: 2,
+            session_id: 1,
+            id: u64::MAX,
+            ..Default::default()
+        })
+    });
+    // Unknown ids.
+    let orphan = Session {
+        tenant: 2,
+        uid: 999_999,
+        ..Default::default()
+    };
+    refused(&store, ErrorKind::NotFound, "member 999999", || {
+        store.upsert_session(&orphan)
+    });
+    let no_agent = Session {
+        tenant: 2,
+        uid: 2669,
+        agent_id: 77,
+        ..Default::default()
+    };
+    refused(&store, ErrorKind::NotFound, "agent 77", || {
+        store.upsert_session(&no_agent)
+    });
+    let no_session = Message {
+        tenant: 2,
+        session_id: 424_242,
+        ..Default::default()
+    };
+    refused(&store, ErrorKind::NotFound, "session 424242", || {
+        store.append_message(&no_session)
+    });
+    refused(&store, ErrorKind::NotFound, "session 5", || {
+        store.delete_session(9, 5)
+    });
+    refused(&store, ErrorKind::NotFound, "member 5", || {
+        store.delete_member(9, 5)
+    });
+    refused(&store, ErrorKind::NotFound, "account 31337", || {
+        store.delete_account(31337)
+    });
+    refused(&store, ErrorKind::NotFound, "session 424242", || {
+        store.messages(2, 424_242, 1, 20)
+    });
+}
+
+#[test]
+fn endpoint_parameters_of_the_wrong_type_or_range() {
+    let (_d, store) = common::seeded();
+    for (params, names) in [
+        (json!([]), "params"),
+        (json!({}), "tenant"),
+        (json!({"tenant": -1}), "tenant"),
+        (json!({"tenant": "two"}), "tenant"),
+        (
+            serde_json::from_str(r#"{"tenant": 18446744073709551616}"#).unwrap(),
+            "tenant",
+        ),
+        (json!({"tenant": 2, "employee": -5}), "employee"),
+        (json!({"tenant": 2, "user_name": {"a": 1}}), "user_name"),
+        (json!({"tenant": 2, "order": "sideways"}), "order"),
+        (json!({"tenant": 2, "pgae": 1}), "pgae"),
+    ] {
+        refused(&store, ErrorKind::InvalidInput, names, || {
+            store.history_list_json(&params)
+        });
+    }
+    for (params, names) in [
+        (json!({"hash": "x"}), "sso_id"),
+        (json!({"sso_id": -218, "hash": "x"}), "sso_id"),
+        (json!({"sso_id": 218, "hash": [1]}), "hash"),
+    ] {
+        refused(&store, ErrorKind::InvalidInput, names, || {
+            store.hischat_json(&params)
+        });
+    }
+    // Negative and huge page numbers are the platform's default, not errors.
+    let neg = store
+        .history_list_json(&json!({"tenant": 2, "page": -3, "pagesize": -1}))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&neg).unwrap();
+    assert_eq!(v["data"]["current_page"], 1);
+    assert_eq!(v["data"]["per_page"], 10);
+    let huge = store
+        .history_list_json(&json!({"tenant": 2, "page": i64::MAX, "pagesize": 1000}))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&huge).unwrap();
+    assert_eq!(v["data"]["per_page"], 100);
+    assert_eq!(v["data"]["data"], json!([]));
+}
+
+#[test]
+fn store_paths_that_cannot_be_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a store").unwrap();
+    let e = Store::open(&file, Options::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("is a file"), "{e}");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        b"not a store",
+        "the file is untouched"
+    );
+
+    let under_file = file.join("store");
+    let e = Store::open(&under_file, Options::default()).unwrap_err();
+    assert!(matches!(e, Error::Storage(_) | Error::Io(_)), "{e:?}");
+
+    // A read-only parent (root ignores permissions: then the open succeeds,
+    // which is also a clear outcome).
+    use std::os::unix::fs::PermissionsExt;
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    match Store::open(ro.join("store"), Options::default()) {
+        Ok(_) => {}
+        Err(e) => assert!(!e.to_string().is_empty(), "{e:?}"),
+    }
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
