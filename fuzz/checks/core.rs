@@ -1,0 +1,67 @@
+//! Properties checked by the fuzz targets `jsonl_record` and `search_query`,
+//! and by the corpus replay test `crates/chatstore/tests/fuzz_corpus.rs`
+//! (which includes this file), so CI re-checks every corpus entry.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+
+use chatstore::search::{nick_grams, normalize, phone_grams, phone_variants, Query};
+use chatstore::Record;
+
+/// A JSONL line: parsing never panics; a record that parses survives a
+/// serialize -> parse round trip, and validating it never panics.
+pub fn jsonl_record(data: &[u8]) {
+    let Ok(line) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(rec) = Record::parse(line) {
+        let _ = rec.validate();
+        let text = serde_json::to_string(&rec).expect("a record serializes");
+        let again = Record::parse(&text).expect("a serialized record parses");
+        assert_eq!(again, rec);
+    }
+}
+
+/// Search, on `query \n nickname-or-mobile`: normalization and parsing never
+/// panic; a normalized substring is a match; and the n-gram index cannot miss
+/// it: every gram the planner would look up is among the stored text's grams.
+pub fn search_query(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (q, stored) = text.split_once('\n').unwrap_or((text, ""));
+    let norm = normalize(stored);
+    let phones = phone_variants(stored);
+    let Some(query) = Query::parse(q) else {
+        return;
+    };
+    let by_nick = !query.norm.is_empty() && norm.contains(&query.norm);
+    assert!(
+        !by_nick || query.matches(&norm, &phones),
+        "{q:?} in {stored:?}"
+    );
+    if by_nick {
+        if let Some(grams) = query.nick_grams() {
+            let have: HashSet<String> = nick_grams(&norm).into_iter().collect();
+            for g in grams {
+                assert!(
+                    have.contains(&g),
+                    "index misses {stored:?} for {q:?}: gram {g:?}"
+                );
+            }
+        }
+    }
+    if let Some(sides) = query.phone_grams() {
+        let have: HashSet<String> = phone_grams(&phones).into_iter().collect();
+        for (grams, p) in sides.iter().zip(&query.phones) {
+            if phones.iter().any(|v| v.contains(p.as_str())) {
+                for g in grams {
+                    assert!(
+                        have.contains(g),
+                        "index misses {stored:?} for {q:?}: gram {g:?}"
+                    );
+                }
+            }
+        }
+    }
+}
