@@ -224,6 +224,21 @@ fn stats(store: &Store) -> String {
     format!("{:?}", [1, 2].map(|t| store.tenant_stats(t).unwrap()))
 }
 
+/// The record an op writes, as text (empty for deletes, which the counters
+/// tell apart).
+fn probe(store: &Store, op: &Op) -> String {
+    match op {
+        Op::Put(Record::Member(m)) => format!("{:?}", store.get_member(m.tenant, m.uid).unwrap()),
+        Op::Put(Record::Agent(a)) => format!("{:?}", store.get_agent(a.tenant, a.id).unwrap()),
+        Op::Put(Record::Session(s)) => format!("{:?}", store.get_session(s.tenant, s.id).unwrap()),
+        Op::Put(Record::Account(a)) => format!("{:?}", store.get_account(a.sso_id).unwrap()),
+        Op::Put(Record::Message(m)) => {
+            format!("{:?}", store.get_session(m.tenant, m.session_id).unwrap())
+        }
+        _ => String::new(),
+    }
+}
+
 fn kills() -> u64 {
     std::env::var("CHATSTORE_CRASH_KILLS")
         .ok()
@@ -315,11 +330,18 @@ fn buffered_writes_lose_at_most_the_window() {
                 let ok = l.ack.is_some_and(|(ok, _)| ok);
                 assert_eq!(apply(reference, &l.op), ok, "replay of {:?}", l.op);
             }
-            // The store holds some prefix at least `must` long: find it (the
-            // counters tell most prefixes apart before a full comparison).
+            // The store holds some prefix at least `must` long: find it. The
+            // counters and the record the last replayed op wrote tell most
+            // prefixes apart before a full comparison.
             let (want_stats, want) = (stats(store), export(store));
             let mut at = must;
-            while stats(reference) != want_stats || export(reference) != want {
+            let differs = |at: usize| {
+                let last = at.checked_sub(1).map(|i| &logged[i].op);
+                stats(reference) != want_stats
+                    || last.is_some_and(|op| probe(reference, op) != probe(store, op))
+                    || export(reference) != want
+            };
+            while differs(at) {
                 assert!(
                     at < logged.len(),
                     "the reopened store matches no prefix of the writes at least {must} of {} long",
