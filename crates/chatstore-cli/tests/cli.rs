@@ -268,3 +268,20 @@ fn a_closed_stdout_is_not_an_error() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stderr(&out), "");
 }
+
+#[test]
+fn a_non_utf8_argument_is_refused_in_one_line() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let o = bin()
+        .args(["search", "--db", db.to_str().unwrap(), "--tenant", "2"])
+        .arg(std::ffi::OsStr::from_bytes(b"\xff\xfe"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("UTF-8"), "{err}");
+    assert!(!db.exists(), "a refused command created the store");
+}
