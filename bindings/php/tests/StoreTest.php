@@ -180,4 +180,35 @@ final class StoreTest extends TestCase
         $this->assertSame(file_get_contents($a), file_get_contents($b));
         exec('rm -rf ' . escapeshellarg($this->dir . '.copy') . ' ' . escapeshellarg($a) . ' ' . escapeshellarg($b));
     }
+
+    /** docs/RELIABILITY.md, PHP column: each refusal names the field and writes nothing. */
+    public function testBadInputRowsOfReliabilityMd(): void
+    {
+        $before = $this->store->check();
+        foreach ([
+            'nickname' => fn () => $this->store->upsertMember(['tenant' => 2, 'uid' => 1, 'nickname' => str_repeat('x', 256)]),
+            'NUL' => fn () => $this->store->upsertMember(['tenant' => 2, 'uid' => 1, 'nickname' => "a\0b"]),
+            'content' => fn () => $this->store->appendMessage(['tenant' => 2, 'session_id' => 4, 'content' => str_repeat('x', 65537)]),
+            'user_name' => fn () => $this->store->searchMembers(2, str_repeat('q', 256)),
+        ] as $field => $call) {
+            try {
+                $call();
+                $this->fail("no exception for $field");
+            } catch (InvalidInputException $e) {
+                $this->assertStringContainsString($field, $e->getMessage());
+            }
+        }
+        $this->assertSame($before, $this->store->check());
+        $file = $this->dir . '-a-file';
+        file_put_contents($file, 'not a store');
+        try {
+            Store::open($file);
+            $this->fail('a file opened as a store');
+        } catch (InvalidInputException $e) {
+            $this->assertStringContainsString('is a file', $e->getMessage());
+        } finally {
+            $this->assertSame('not a store', file_get_contents($file));
+            unlink($file);
+        }
+    }
 }

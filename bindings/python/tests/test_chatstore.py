@@ -177,3 +177,23 @@ def test_csv_migration_example_reproduces_the_seed(tmp_path):
     expected = json.loads((DATA / "expected_history_list.json").read_text(encoding="utf-8"))
     assert json.loads(r.stdout) == expected
     assert "imported 13 rows" in r.stderr
+
+
+def test_bad_input_rows_of_reliability_md(store, tmp_path):
+    """docs/RELIABILITY.md, Python column: each refusal names the field and writes nothing."""
+    before = list(store.export())
+    with pytest.raises(chatstore.InvalidInputError, match="nickname"):
+        store.upsert_member({"tenant": 2, "uid": 1, "nickname": "x" * 256})
+    with pytest.raises(chatstore.InvalidInputError, match="NUL"):
+        store.upsert_member({"tenant": 2, "uid": 1, "nickname": "a\0b"})
+    with pytest.raises(chatstore.InvalidInputError, match="content"):
+        store.append_message({"tenant": 2, "session_id": 4, "content": "x" * 65537})
+    with pytest.raises(chatstore.InvalidInputError, match="user_name"):
+        store.search_members(2, "q" * 256)
+    assert list(store.export()) == before
+    assert store.check()["ok"]
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a store")
+    with pytest.raises(chatstore.InvalidInputError, match="is a file"):
+        chatstore.open(a_file)
+    assert a_file.read_text() == "not a store"
