@@ -1,10 +1,12 @@
 /* C test suite of the chatstore ABI: both endpoints, errors, NULL arguments,
  * threads sharing a handle. Run by run-tests.sh under valgrind.
  * Prints "N passed, M failed" and exits non-zero on any failure. */
+#define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chatstore.h"
 
@@ -113,6 +115,20 @@ static void test_errors(cs_store *store) {
     const char nul_member[] = "{\"tenant\":2,\"uid\":1,\"nickname\":\"a\\u0000b\"}";
     rc = cs_upsert_member(store, nul_member, strlen(nul_member));
     CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "NUL"), "rc %d", rc);
+    /* Over a size limit: the field is named (docs/RELIABILITY.md). */
+    char long_member[400];
+    snprintf(long_member, sizeof long_member, "{\"tenant\":2,\"uid\":1,\"nickname\":\"%0256d\"}", 0);
+    rc = cs_upsert_member(store, long_member, strlen(long_member));
+    CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "nickname"), "rc %d", rc);
+    /* A file is not a store directory. */
+    cs_store *not_a_store = NULL;
+    char file_path[] = "/tmp/cs-not-a-store-XXXXXX";
+    int fd = mkstemp(file_path);
+    CHECK(fd >= 0, "mkstemp");
+    close(fd);
+    rc = cs_store_open(file_path, NULL, &not_a_store);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && not_a_store == NULL && contains(cs_last_error_message(), "is a file"), "rc %d", rc);
+    unlink(file_path);
     const char *orphan = "{\"tenant\":2,\"uid\":999}";
     rc = cs_upsert_session(store, orphan, strlen(orphan), &id);
     CHECK(rc == CS_STATUS_NOT_FOUND && contains(cs_last_error_message(), "member 999"), "rc %d", rc);
