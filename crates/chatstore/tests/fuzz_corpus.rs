@@ -27,3 +27,11 @@ fn jsonl_record_corpus() {
 fn search_query_corpus() {
     replay("search_query", checks::search_query);
 }
+
+#[path = "../../../fuzz/checks/model.rs"]
+mod model;
+
+#[test]
+fn model_ops_corpus() {
+    replay("model_ops", model::model_ops);
+}

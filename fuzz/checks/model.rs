@@ -1,0 +1,507 @@
+//! The model-based property: a sequence of upserts, appends and deletes goes
+//! to a store and to a plain in-memory model; every write succeeds or fails
+//! as the model says, every query agrees, `check()` passes, and all of it
+//! survives a reopen and an export -> import -> export round trip.
+//!
+//! Included by the proptest `crates/chatstore/tests/model.rs` (random `Op`
+//! sequences), by the fuzz target `model_ops` (bytes decoded by
+//! [`Op::decode`]) and by the corpus replay test
+//! `crates/chatstore/tests/fuzz_corpus.rs`, so the three check one property.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use chatstore::{Agent, HistoryQuery, Member, Message, Options, Order, Sender, Session, Store};
+
+/// `Err` with the message unless the condition holds.
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+));
+        }
+    };
+}
+
+/// `Err` naming both sides unless they are equal.
+macro_rules! ensure_eq {
+    ($a:expr, $b:expr $(,)?) => {
+        ensure_eq!($a, $b, "")
+    };
+    ($a:expr, $b:expr, $($fmt:tt)+) => {{
+        let (a, b) = (&$a, &$b);
+        if a != b {
+            return Err(format!(
+                "{} != {} ({}): {:?} vs {:?}",
+                stringify!($a),
+                stringify!($b),
+                format!($($fmt)+),
+                a,
+                b
+            ));
+        }
+    }};
+}
+
+/// One write of the model test.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Member {
+        t: u64,
+        uid: u64,
+        nick: usize,
+        mobile: usize,
+    },
+    Agent {
+        t: u64,
+        id: u64,
+    },
+    Session {
+        t: u64,
+        id: u64,
+        uid: u64,
+        agent: u64,
+        updated: i64,
+    },
+    Message {
+        t: u64,
+        sid: u64,
+        id: u64,
+        time: i64,
+        sender: u8,
+    },
+    DeleteSession {
+        t: u64,
+        sid: u64,
+    },
+    DeleteMember {
+        t: u64,
+        uid: u64,
+    },
+    DeleteAgent {
+        t: u64,
+        id: u64,
+    },
+}
+
+/// Nicknames members take (by index).
+pub const NICKS: &[&str] = &["李小龙", "Nguyễn Văn Đức", "john", "小芳", "Trường", "bob"];
+/// Mobiles members take (by index).
+pub const MOBILES: &[&str] = &[
+    "",
+    "+84 916 123 456",
+    "0912345678",
+    "+86 185 1669 0005",
+    "150-0000-0002",
+];
+
+/// The plain in-memory model of a store.
+#[derive(Default, Debug)]
+pub struct Model {
+    members: BTreeMap<(u64, u64), Member>,
+    agents: BTreeMap<(u64, u64), Agent>,
+    sessions: BTreeMap<(u64, u64), Session>,
+    messages: BTreeMap<(u64, u64, u64), Message>,
+    next_session: BTreeMap<u64, u64>,
+    next_message: BTreeMap<u64, u64>,
+}
+
+impl Model {
+    /// Applies an op; returns whether it should succeed.
+    pub fn apply(&mut self, op: &Op) -> bool {
+        match *op {
+            Op::Member {
+                t,
+                uid,
+                nick,
+                mobile,
+            } => {
+                self.members.insert((t, uid), member(t, uid, nick, mobile));
+                true
+            }
+            Op::Agent { t, id } => {
+                self.agents.insert((t, id), agent(t, id));
+                true
+            }
+            Op::Session {
+                t,
+                id,
+                uid,
+                agent,
+                updated,
+            } => {
+                if !self.members.contains_key(&(t, uid))
+                    || (agent != 0 && !self.agents.contains_key(&(t, agent)))
+                {
+                    return false;
+                }
+                let next = self.next_session.entry(t).or_insert(1);
+                let id = if id == 0 { *next } else { id };
+                *next = (*next).max(id + 1);
+                let hash = self
+                    .sessions
+                    .get(&(t, id))
+                    .map(|s| s.hash.clone())
+                    .unwrap_or_default();
+                self.sessions.insert(
+                    (t, id),
+                    Session {
+                        tenant: t,
+                        id,
+                        uid,
+                        agent_id: agent,
+                        last_updated_at: updated,
+                        hash,
+                        ..Default::default()
+                    },
+                );
+                true
+            }
+            Op::Message {
+                t,
+                sid,
+                id,
+                time,
+                sender,
+            } => {
+                if !self.sessions.contains_key(&(t, sid)) {
+                    return false;
+                }
+                let next = self.next_message.entry(t).or_insert(1);
+                let id = if id == 0 { *next } else { id };
+                *next = (*next).max(id + 1);
+                self.messages
+                    .insert((t, sid, id), message(t, sid, id, time, sender));
+                true
+            }
+            Op::DeleteSession { t, sid } => {
+                if self.sessions.remove(&(t, sid)).is_none() {
+                    return false;
+                }
+                self.messages.retain(|k, _| !(k.0 == t && k.1 == sid));
+                true
+            }
+            Op::DeleteMember { t, uid } => {
+                if self.members.remove(&(t, uid)).is_none() {
+                    return false;
+                }
+                let gone: Vec<u64> = self
+                    .sessions
+                    .values()
+                    .filter(|s| s.tenant == t && s.uid == uid)
+                    .map(|s| s.id)
+                    .collect();
+                for sid in gone {
+                    self.sessions.remove(&(t, sid));
+                    self.messages.retain(|k, _| !(k.0 == t && k.1 == sid));
+                }
+                true
+            }
+            Op::DeleteAgent { t, id } => {
+                if !self.agents.contains_key(&(t, id))
+                    || self
+                        .sessions
+                        .values()
+                        .any(|s| s.tenant == t && s.agent_id == id)
+                {
+                    return false;
+                }
+                self.agents.remove(&(t, id));
+                true
+            }
+        }
+    }
+
+    fn last(&self, t: u64, sid: u64) -> Option<&Message> {
+        self.messages
+            .range((t, sid, 0)..=(t, sid, u64::MAX))
+            .next_back()
+            .map(|(_, m)| m)
+    }
+
+    fn activity(&self, s: &Session) -> i64 {
+        s.last_updated_at
+            .max(self.last(s.tenant, s.id).map_or(i64::MIN, |m| m.time))
+    }
+
+    /// Session ids of a list, in order.
+    fn list(&self, t: u64, agent: Option<u64>, order: Order) -> Vec<u64> {
+        let mut v: Vec<&Session> = self
+            .sessions
+            .values()
+            .filter(|s| s.tenant == t && agent.is_none_or(|a| a == s.agent_id))
+            .collect();
+        match order {
+            Order::Id => v.sort_by_key(|s| std::cmp::Reverse(s.id)),
+            Order::Recent => v.sort_by_key(|s| std::cmp::Reverse((self.activity(s), s.id))),
+        }
+        v.iter().map(|s| s.id).collect()
+    }
+}
+
+fn member(t: u64, uid: u64, nick: usize, mobile: usize) -> Member {
+    Member {
+        tenant: t,
+        uid,
+        nickname: NICKS[nick].into(),
+        mobile: MOBILES[mobile].into(),
+        ..Default::default()
+    }
+}
+
+fn agent(t: u64, id: u64) -> Agent {
+    Agent {
+        tenant: t,
+        id,
+        uid: 100 + id,
+        nickname: format!("客服{id:04}"),
+        avatar: String::new(),
+    }
+}
+
+fn message(t: u64, sid: u64, id: u64, time: i64, sender: u8) -> Message {
+    let sender = [Sender::Member, Sender::Agent, Sender::System][sender as usize];
+    Message {
+        tenant: t,
+        session_id: sid,
+        id,
+        sender,
+        sender_id: 7,
+        content: format!("m{sender:?}@{time}"),
+        time,
+        ip: "10.0.0.1".into(),
+        ..Default::default()
+    }
+}
+
+/// Applies `op` to the store; returns whether it succeeded.
+pub fn apply(store: &Store, op: &Op) -> bool {
+    let r = match *op {
+        Op::Member {
+            t,
+            uid,
+            nick,
+            mobile,
+        } => store.upsert_member(&member(t, uid, nick, mobile)),
+        Op::Agent { t, id } => store.upsert_agent(&agent(t, id)),
+        Op::Session {
+            t,
+            id,
+            uid,
+            agent,
+            updated,
+        } => store
+            .upsert_session(&Session {
+                tenant: t,
+                id,
+                uid,
+                agent_id: agent,
+                last_updated_at: updated,
+                ..Default::default()
+            })
+            .map(|_| ()),
+        Op::Message {
+            t,
+            sid,
+            id,
+            time,
+            sender,
+        } => store
+            .append_message(&message(t, sid, id, time, sender))
+            .map(|_| ()),
+        Op::DeleteSession { t, sid } => store.delete_session(t, sid),
+        Op::DeleteMember { t, uid } => store.delete_member(t, uid),
+        Op::DeleteAgent { t, id } => store.delete_agent(t, id),
+    };
+    r.is_ok()
+}
+
+/// Every query of the store against the model, and `check()`.
+pub fn compare(store: &Store, model: &Model) -> Result<(), String> {
+    for t in 1..=2u64 {
+        for agent in [None, Some(0), Some(1), Some(2), Some(3)] {
+            for order in [Order::Id, Order::Recent] {
+                let want = model.list(t, agent, order);
+                let mut got = Vec::new();
+                let mut q = HistoryQuery::new(t);
+                q.employee = agent;
+                q.order = order;
+                q.pagesize = 3;
+                for page in 1..=4 {
+                    q.page = page;
+                    let p = store.history_list(&q).unwrap();
+                    ensure_eq!(p.total, want.len() as u64);
+                    for r in &p.rows {
+                        got.push(r.session.id);
+                        let s = &model.sessions[&(t, r.session.id)];
+                        ensure_eq!(r.activity_at, model.activity(s));
+                        ensure_eq!(r.last_message.as_ref(), model.last(t, s.id));
+                        ensure_eq!(r.member.as_ref(), model.members.get(&(t, s.uid)));
+                        ensure_eq!(r.agent.as_ref(), model.agents.get(&(t, s.agent_id)));
+                        ensure_eq!(
+                            (r.session.uid, r.session.agent_id, r.session.last_updated_at),
+                            (s.uid, s.agent_id, s.last_updated_at)
+                        );
+                    }
+                }
+                ensure_eq!(
+                    &got,
+                    &want.iter().copied().take(12).collect::<Vec<_>>(),
+                    "tenant {} agent {:?} {:?}",
+                    t,
+                    agent,
+                    order
+                );
+            }
+        }
+        for s in model.sessions.values().filter(|s| s.tenant == t) {
+            let p = store.messages(t, s.id, 1, 100).unwrap();
+            let want: Vec<&Message> = model
+                .messages
+                .range((t, s.id, 0)..=(t, s.id, u64::MAX))
+                .rev()
+                .map(|(_, m)| m)
+                .collect();
+            ensure_eq!(p.total, want.len() as u64);
+            ensure_eq!(p.messages.iter().collect::<Vec<_>>(), want);
+        }
+        for q in ["小", "duc", "0916", "185", "bob", "o"] {
+            let mut hq = HistoryQuery::new(t);
+            hq.user_name = Some(q.into());
+            hq.pagesize = 100;
+            let got = store.history_list(&hq).unwrap();
+            let want = store.search_members(t, q).unwrap();
+            let uids: Vec<u64> = want.iter().map(|m| m.uid).collect();
+            let n = model
+                .sessions
+                .values()
+                .filter(|s| s.tenant == t && uids.contains(&s.uid))
+                .count();
+            ensure_eq!(got.total, n as u64, "query {}", q);
+        }
+        let stats = store.tenant_stats(t).unwrap();
+        let count = |keys: Vec<u64>| keys.into_iter().filter(|k| *k == t).count() as u64;
+        let want = [
+            count(model.members.keys().map(|k| k.0).collect()),
+            count(model.agents.keys().map(|k| k.0).collect()),
+            count(model.sessions.keys().map(|k| k.0).collect()),
+            count(model.messages.keys().map(|k| k.0).collect()),
+        ];
+        ensure_eq!(
+            [stats.members, stats.agents, stats.sessions, stats.messages],
+            want
+        );
+    }
+    let report = store.check().unwrap();
+    ensure!(report.ok, "{:?}", report.violations);
+    Ok(())
+}
+
+/// Reads one byte after another; zeros once the input is used up.
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn next(&mut self) -> u8 {
+        let (&b, rest) = self.0.split_first().unwrap_or((&0, &[]));
+        self.0 = rest;
+        b
+    }
+
+    /// A value in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + u64::from(self.next()) % (hi - lo + 1)
+    }
+}
+
+impl Op {
+    /// Decodes fuzzer bytes into at most 120 ops over the same small id
+    /// spaces as the proptest strategy (so writes collide): a selector byte
+    /// weights the kinds (members and sessions 3, messages 5, the rest 1),
+    /// then one byte per field. Every byte string decodes.
+    pub fn decode(data: &[u8]) -> Vec<Op> {
+        let mut b = Bytes(data);
+        let mut ops = Vec::new();
+        while !b.0.is_empty() && ops.len() < 120 {
+            let kind = b.next() % 15;
+            let t = b.range(1, 2);
+            ops.push(match kind {
+                0..=2 => Op::Member {
+                    t,
+                    uid: b.range(1, 6),
+                    nick: b.range(0, NICKS.len() as u64 - 1) as usize,
+                    mobile: b.range(0, MOBILES.len() as u64 - 1) as usize,
+                },
+                3 => Op::Agent {
+                    t,
+                    id: b.range(1, 3),
+                },
+                4..=6 => Op::Session {
+                    t,
+                    id: b.range(0, 8),
+                    uid: b.range(1, 6),
+                    agent: b.range(0, 3),
+                    updated: b.range(0, 99) as i64,
+                },
+                7..=11 => Op::Message {
+                    t,
+                    sid: b.range(1, 8),
+                    id: b.range(0, 30),
+                    time: b.range(1, 119) as i64,
+                    sender: b.range(0, 2) as u8,
+                },
+                12 => Op::DeleteSession {
+                    t,
+                    sid: b.range(1, 8),
+                },
+                13 => Op::DeleteMember {
+                    t,
+                    uid: b.range(1, 6),
+                },
+                _ => Op::DeleteAgent {
+                    t,
+                    id: b.range(1, 3),
+                },
+            });
+        }
+        ops
+    }
+}
+
+fn open(dir: &std::path::Path) -> Result<Store, String> {
+    let mut o = Options::default();
+    o.render.media_base = chatstore::demo::SEED_MEDIA_BASE.into();
+    Store::open(dir, o).map_err(|e| format!("open {}: {e}", dir.display()))
+}
+
+/// The whole property for one op sequence (see the module docs).
+pub fn run(ops: &[Op]) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let store = open(dir.path())?;
+    let mut model = Model::default();
+    for op in ops {
+        let want = model.apply(op);
+        let got = apply(&store, op);
+        ensure_eq!(got, want, "{:?}", op);
+    }
+    compare(&store, &model)?;
+    drop(store);
+    let store = open(dir.path())?;
+    compare(&store, &model)?;
+    let mut first = Vec::new();
+    store.export_jsonl(&mut first).map_err(|e| e.to_string())?;
+    let dir2 = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let copy = open(dir2.path())?;
+    copy.import_jsonl(first.as_slice(), |_| {})
+        .map_err(|e| e.to_string())?;
+    let mut second = Vec::new();
+    copy.export_jsonl(&mut second).map_err(|e| e.to_string())?;
+    ensure!(first == second, "export -> import -> export differs");
+    compare(&copy, &model)
+}
+
+/// The fuzz target and corpus replay: decode, run, panic on a difference.
+pub fn model_ops(data: &[u8]) {
+    let ops = Op::decode(data);
+    if let Err(e) = run(&ops) {
+        panic!("{e}\nops: {ops:#?}");
+    }
+}
