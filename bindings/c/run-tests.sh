@@ -24,4 +24,6 @@ seeds="$root/crates/chatstore/data/seeds.jsonl"
 vg=(valgrind --quiet --fair-sched=yes --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=1)
 "${vg[@]}" "$out/example" "$out/example.db" "$seeds" > "$out/example.out"
 grep -q '"total":3' "$out/example.out"
-"${vg[@]}" "$out/test_chatstore" "$out/test.db" "$seeds"
+# A copy of the newer-format fixture: opening a store may write to it.
+cp -r "$root/tests/fixtures/newer-format.db" "$out/newer.db"
+"${vg[@]}" "$out/test_chatstore" "$out/test.db" "$seeds" "$out/newer.db"

@@ -129,6 +129,31 @@ static void test_errors(cs_store *store) {
     rc = cs_store_open(file_path, NULL, &not_a_store);
     CHECK(rc == CS_STATUS_INVALID_INPUT && not_a_store == NULL && contains(cs_last_error_message(), "is a file"), "rc %d", rc);
     unlink(file_path);
+    /* Negative and huge numbers: a tenant is refused naming the key; page and
+       pagesize follow the platform (default 1 and 10, clamp at 100). */
+    rc = cs_history_list(store, "{\"tenant\":-1}", 13, &json);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && json == NULL && contains(cs_last_error_message(), "tenant"), "rc %d", rc);
+    const char *huge = "{\"tenant\":18446744073709551616}";
+    rc = cs_history_list(store, huge, strlen(huge), &json);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "tenant"), "rc %d", rc);
+    const char *neg_page = "{\"tenant\":2,\"page\":-3,\"pagesize\":-1}";
+    rc = cs_history_list(store, neg_page, strlen(neg_page), &json);
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"current_page\":1") && contains(json, "\"per_page\":10"), "%s", json ? json : "(null)");
+    cs_string_free(json);
+    json = NULL;
+    const char *big_page = "{\"tenant\":2,\"page\":9223372036854775807,\"pagesize\":1000}";
+    rc = cs_history_list(store, big_page, strlen(big_page), &json);
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"per_page\":100") && contains(json, "\"data\":[]"), "%s", json ? json : "(null)");
+    cs_string_free(json);
+    json = NULL;
+    /* A bad record value is refused naming the field, and nothing is written. */
+    const char *bad_type = "{\"tenant\":2,\"session_id\":4,\"content\":\"x\",\"content_type\":9}";
+    rc = cs_append_message(store, bad_type, strlen(bad_type), &id);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "content_type"), "rc %d", rc);
+    rc = cs_messages(store, 2, 4, 1, 100, &json);
+    CHECK(rc == CS_STATUS_OK && !contains(json, "\"content_type\":9"), "%s", json ? json : "(null)");
+    cs_string_free(json);
+    json = NULL;
     const char *orphan = "{\"tenant\":2,\"uid\":999}";
     rc = cs_upsert_session(store, orphan, strlen(orphan), &id);
     CHECK(rc == CS_STATUS_NOT_FOUND && contains(cs_last_error_message(), "member 999"), "rc %d", rc);
@@ -151,6 +176,14 @@ static void test_locked(const char *dir) {
     int rc = cs_store_open(dir, NULL, &second);
     CHECK(rc == CS_STATUS_LOCKED && contains(cs_last_error_message(), dir), "rc %d", rc);
     CHECK(second == NULL, "no handle on error");
+}
+
+/* A store written by a newer format version is refused, with no handle. */
+static void test_newer_format(const char *dir) {
+    cs_store *newer = NULL;
+    int rc = cs_store_open(dir, NULL, &newer);
+    CHECK(rc == CS_STATUS_FORMAT && newer == NULL && contains(cs_last_error_message(), "newer"), "rc %d %s", rc,
+          cs_last_error_message());
 }
 
 static void *reader(void *arg) {
@@ -179,8 +212,8 @@ static void test_threads(cs_store *store) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s STORE_DIR SEEDS.jsonl\n", argv[0]);
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s STORE_DIR SEEDS.jsonl NEWER_FORMAT_STORE_DIR\n", argv[0]);
         return 2;
     }
     seeds = argv[2];
@@ -200,6 +233,7 @@ int main(int argc, char **argv) {
     test_writes(store);
     test_errors(store);
     test_locked(argv[1]);
+    test_newer_format(argv[3]);
     test_threads(store);
     cs_store_close(store);
     printf("%d passed, %d failed\n", passed, failed);

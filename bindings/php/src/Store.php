@@ -75,7 +75,7 @@ final class Store
     /** The whole hischat response as JSON text (a refusal is a normal answer). */
     public function hischatJson(int $ssoId, string $hash, int $page = 1): string
     {
-        return $this->callString(fn ($out) => $this->ffi->cs_hischat($this->h(), $ssoId, $hash, strlen($hash), $page, $out));
+        return $this->callString(fn ($out) => $this->ffi->cs_hischat($this->h(), self::u64($ssoId, 'sso_id'), $hash, strlen($hash), $page, $out));
     }
 
     /** The whole hischat response as an array. */
@@ -117,7 +117,7 @@ final class Store
     /** Deletes an account. */
     public function deleteAccount(int $ssoId): void
     {
-        $this->call($this->ffi->cs_delete_account($this->h(), $ssoId));
+        $this->call($this->ffi->cs_delete_account($this->h(), self::u64($ssoId, 'sso_id')));
     }
 
     /** Appends a message; returns its id (assigned when absent). */
@@ -143,31 +143,31 @@ final class Store
         $page = max(1, (int) ($params['page'] ?? 1));
         $size = max(1, (int) ($params['pagesize'] ?? 20));
         return $this->decode($this->callString(fn ($out) => $this->ffi->cs_messages(
-            $this->h(), (int) $params['tenant'], (int) $params['session_id'], $page, $size, $out)));
+            $this->h(), self::u64((int) $params['tenant'], 'tenant'), self::u64((int) $params['session_id'], 'session_id'), $page, $size, $out)));
     }
 
     /** Members of the tenant whose nickname or mobile matches $q. */
     public function searchMembers(int $tenant, string $q): array
     {
-        return $this->decode($this->callString(fn ($out) => $this->ffi->cs_search_members($this->h(), $tenant, $q, strlen($q), $out)));
+        return $this->decode($this->callString(fn ($out) => $this->ffi->cs_search_members($this->h(), self::u64($tenant, 'tenant'), $q, strlen($q), $out)));
     }
 
     /** Deletes a session and its messages. */
     public function deleteSession(int $tenant, int $id): void
     {
-        $this->call($this->ffi->cs_delete_session($this->h(), $tenant, $id));
+        $this->call($this->ffi->cs_delete_session($this->h(), self::u64($tenant, 'tenant'), self::u64($id, 'id')));
     }
 
     /** Deletes a member, its sessions and their messages. */
     public function deleteMember(int $tenant, int $uid): void
     {
-        $this->call($this->ffi->cs_delete_member($this->h(), $tenant, $uid));
+        $this->call($this->ffi->cs_delete_member($this->h(), self::u64($tenant, 'tenant'), self::u64($uid, 'uid')));
     }
 
     /** Deletes an agent; refused (ConflictException) while it has sessions. */
     public function deleteAgent(int $tenant, int $id): void
     {
-        $this->call($this->ffi->cs_delete_agent($this->h(), $tenant, $id));
+        $this->call($this->ffi->cs_delete_agent($this->h(), self::u64($tenant, 'tenant'), self::u64($id, 'id')));
     }
 
     /** Verifies every invariant: ['ok' => bool, 'violations' => [...], ...]. */
@@ -229,6 +229,18 @@ final class Store
     {
         $v = json_decode($json, true, 512, JSON_THROW_ON_ERROR | JSON_BIGINT_AS_STRING);
         return is_array($v) ? $v : [];
+    }
+
+    /**
+     * A PHP int passed as a C uint64_t: a negative one would wrap to a huge
+     * id, so it is refused naming the argument.
+     */
+    private static function u64(int $v, string $name): int
+    {
+        if ($v < 0) {
+            throw new InvalidInputException("invalid $name: $v is negative", -1);
+        }
+        return $v;
     }
 
     private static function encode(array $v): string

@@ -7,6 +7,7 @@ use ChatStore\ConflictException;
 use ChatStore\InvalidInputException;
 use ChatStore\LockedException;
 use ChatStore\NotFoundException;
+use ChatStore\StorageException;
 use ChatStore\Store;
 use PHPUnit\Framework\TestCase;
 
@@ -209,6 +210,54 @@ final class StoreTest extends TestCase
         } finally {
             $this->assertSame('not a store', file_get_contents($file));
             unlink($file);
+        }
+    }
+    /** docs/RELIABILITY.md, PHP column: negative and huge numbers. */
+    public function testNegativeAndHugeNumbers(): void
+    {
+        $before = $this->store->check();
+        foreach ([['tenant' => -1], ['tenant' => '18446744073709551616'], ['tenant' => 'two']] as $params) {
+            try {
+                $this->store->historyList($params);
+                $this->fail('accepted ' . json_encode($params));
+            } catch (InvalidInputException $e) {
+                $this->assertStringContainsString('tenant', $e->getMessage());
+            }
+        }
+        // page and pagesize follow the platform: the default, or the clamp.
+        $r = $this->store->historyList(['tenant' => 2, 'page' => -3, 'pagesize' => -1]);
+        $this->assertSame([1, 10], [$r['data']['current_page'], $r['data']['per_page']]);
+        $r = $this->store->historyList(['tenant' => 2, 'page' => PHP_INT_MAX, 'pagesize' => 1000]);
+        $this->assertSame([100, []], [$r['data']['per_page'], $r['data']['data']]);
+        try {
+            $this->store->hischat(-218, self::HASH, 1);
+            $this->fail('a negative sso_id was accepted');
+        } catch (InvalidInputException $e) {
+            $this->assertStringContainsString('sso_id', $e->getMessage());
+        }
+        // A negative PHP int never wraps to a huge C id.
+        try {
+            $this->store->deleteSession(-2, 1);
+            $this->fail('a negative tenant was accepted');
+        } catch (InvalidInputException $e) {
+            $this->assertStringContainsString('tenant', $e->getMessage());
+        }
+        $this->assertSame($before, $this->store->check());
+    }
+
+    /** A store written by a newer format version is refused (StorageException, code -5). */
+    public function testNewerStoreFormatIsRefused(): void
+    {
+        $copy = $this->dir . '-newer';
+        exec('cp -r ' . escapeshellarg(self::root() . '/tests/fixtures/newer-format.db') . ' ' . escapeshellarg($copy));
+        try {
+            Store::open($copy);
+            $this->fail('a newer store format was opened');
+        } catch (StorageException $e) {
+            $this->assertSame(-5, $e->getCode());
+            $this->assertStringContainsString('newer', $e->getMessage());
+        } finally {
+            exec('rm -rf ' . escapeshellarg($copy));
         }
     }
 }

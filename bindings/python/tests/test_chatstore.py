@@ -197,3 +197,34 @@ def test_bad_input_rows_of_reliability_md(store, tmp_path):
     with pytest.raises(chatstore.InvalidInputError, match="is a file"):
         chatstore.open(a_file)
     assert a_file.read_text() == "not a store"
+
+
+def test_negative_and_huge_numbers(store):
+    """docs/RELIABILITY.md, Python column: numbers out of range are refused, paging follows the platform."""
+    before = list(store.export())
+    for bad in (-1, 2**64):
+        with pytest.raises(OverflowError):
+            store.history_list(tenant=bad)
+    with pytest.raises(TypeError, match="tenant"):
+        store.history_list(tenant="two")
+    with pytest.raises(OverflowError):
+        store.delete_session(-2, 1)
+    with pytest.raises(OverflowError):
+        store.hischat(-218, HASH)
+    r = store.history_list(tenant=2, page=-3, pagesize=-1)
+    assert (r["data"]["current_page"], r["data"]["per_page"]) == (1, 10)
+    r = store.history_list(tenant=2, page=2**63 - 1, pagesize=1000)
+    assert (r["data"]["per_page"], r["data"]["data"]) == (100, [])
+    assert list(store.export()) == before
+
+
+def test_newer_store_format_is_refused(tmp_path):
+    """A store written by a newer format version is refused with StorageError."""
+    import shutil
+
+    from conftest import ROOT
+
+    copy = tmp_path / "newer.db"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "newer-format.db", copy)
+    with pytest.raises(chatstore.StorageError, match="newer"):
+        chatstore.open(copy)

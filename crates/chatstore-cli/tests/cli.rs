@@ -285,3 +285,63 @@ fn a_non_utf8_argument_is_refused_in_one_line() {
     assert!(err.contains("UTF-8"), "{err}");
     assert!(!db.exists(), "a refused command created the store");
 }
+
+/// docs/RELIABILITY.md, CLI column: NUL and over-limit values (which argv
+/// cannot carry raw, so they come through an import file and a query), a file
+/// as the store path and a store of a newer format: one line naming what was
+/// wrong, nothing written.
+#[test]
+fn bad_input_rows_of_reliability_md() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    assert!(run(&["import", "--db", db, &seeds_file(dir.path())])
+        .status
+        .success());
+    let export = |db: &str| run(&["export", "--db", db]).stdout;
+    let before = export(db);
+    let long = "x".repeat(256);
+    for (line, field) in [
+        (
+            r#"{"kind":"member","tenant":2,"uid":1,"nickname":"a\u0000b"}"#.to_string(),
+            "NUL",
+        ),
+        (
+            format!(r#"{{"kind":"member","tenant":2,"uid":1,"nickname":"{long}"}}"#),
+            "nickname",
+        ),
+    ] {
+        let file = dir.path().join("bad.jsonl");
+        std::fs::write(&file, format!("{line}\n")).unwrap();
+        let o = run(&["import", "--db", db, file.to_str().unwrap()]);
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("line 1") && err.contains(field), "{err}");
+    }
+    let o = run(&["search", "--db", db, "--tenant", "2", &long]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("user_name"), "{}", stderr(&o));
+    assert_eq!(export(db), before);
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a store").unwrap();
+    let o = run(&["stats", "--db", file.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is a file"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a store");
+
+    let newer = dir.path().join("newer.db");
+    std::fs::create_dir(&newer).unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/newer-format.db");
+    for f in std::fs::read_dir(&fixture).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), newer.join(f.file_name())).unwrap();
+    }
+    let o = run(&["stats", "--db", newer.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("newer"), "{err}");
+}

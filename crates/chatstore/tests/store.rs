@@ -337,6 +337,16 @@ fn a_newer_store_format_is_refused() {
     }
     let err = Store::open(dir.path(), Options::default()).unwrap_err();
     assert!(matches!(err, Error::Format { .. }), "{err:?}");
+    // The committed fixture the binding suites open is such a store.
+    let copy = tempfile::tempdir().unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/newer-format.db");
+    for f in std::fs::read_dir(fixture).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), copy.path().join(f.file_name())).unwrap();
+    }
+    let err = Store::open(copy.path(), Options::default()).unwrap_err();
+    assert!(err.to_string().contains("newer than this build"), "{err}");
 }
 
 #[test]
