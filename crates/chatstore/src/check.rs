@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
+use crate::engine::Engine;
 use crate::error::Result;
 use crate::keys::{self, Counter, Field};
 use crate::model::Account;
-use crate::store::Store;
 use crate::write;
 
 /// The outcome of [`Store::check`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CheckReport {
     /// True when no violation was found.
     pub ok: bool,
@@ -39,7 +39,7 @@ struct Tally {
 }
 
 struct Checker<'a> {
-    store: &'a Store,
+    store: &'a Engine,
     report: CheckReport,
     /// Gram whose postings are being counted: (tenant, field, gram key prefix).
     run: Option<(Vec<u8>, u64, u64)>,
@@ -319,7 +319,7 @@ impl Checker<'_> {
     }
 }
 
-impl Store {
+impl Engine {
     /// Verifies every invariant: each index entry has its record and each
     /// record its index entries, counters equal real counts, n-grams match
     /// the stored text, denormalized last messages are right.
@@ -379,7 +379,7 @@ impl Store {
                 }
                 keys::GRAM => ck.gram(t, &k)?,
                 keys::GRAM_COUNT => ck.gram_count(t, &k)?,
-                keys::COUNTER => {}
+                keys::COUNTER | keys::REQUEST => {}
                 other => ck.bad(format!("tenant {t}: unknown key space {other:#04x}")),
             }
         }

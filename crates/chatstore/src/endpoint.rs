@@ -6,12 +6,12 @@ use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
 
 use crate::codec;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::model::{Account, Member, Sender};
 use crate::options::RenderSettings;
 use crate::query::{resolve_paging, Cursor, HistoryPage, HistoryQuery, Order};
-use crate::store::Store;
 
 /// hischat's answer when the hash is missing or empty.
 pub const HISCHAT_NO_HASH: &str = "Khong co ma bao mat";
@@ -61,7 +61,7 @@ fn optional_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>> {
 }
 
 /// A history-list request: the typed query plus the page URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct HistoryRequest {
     /// The query.
     pub query: HistoryQuery,
@@ -413,32 +413,16 @@ fn to_text(v: &impl Serialize) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::corrupt(format!("rendering JSON: {e}")))
 }
 
-impl Store {
-    /// The history-list response as a JSON value.
-    pub fn history_list_response(&self, req: &HistoryRequest) -> Result<Value> {
-        let page = self.history_list(&req.query)?;
-        Ok(history_list_value(
-            &page,
-            &self.options.render,
-            &req.page_url,
-        ))
-    }
-
-    /// The history-list response for JSON parameters (see
-    /// [`HistoryRequest::from_json`]), as JSON text.
-    pub fn history_list_json(&self, params: &Value) -> Result<String> {
-        self.history_list_text(&HistoryRequest::from_json(params)?)
-    }
-
+impl Engine {
     /// The history-list response as JSON text, rendered straight from the
     /// page (no intermediate `Value`).
-    pub fn history_list_text(&self, req: &HistoryRequest) -> Result<String> {
+    pub fn history_list_text(
+        &self,
+        req: &HistoryRequest,
+        render: &RenderSettings,
+    ) -> Result<String> {
         let page = self.history_page(&req.query, false)?;
-        to_text(&HistoryResponse::new(
-            &page,
-            &self.options.render,
-            &req.page_url,
-        ))
+        to_text(&HistoryResponse::new(&page, render, &req.page_url))
     }
 
     /// A tenant's sessions by activity (the hischat list), 30 a page.
@@ -487,36 +471,27 @@ impl Store {
         Ok(Ok(self.conversations(account.tenant, page.max(1) as u64)?))
     }
 
-    /// The hischat response as a JSON value: the account's tenant's
+    /// The hischat response as JSON text: the account's tenant's
     /// conversations when `hash` equals the account's stored hash (compared
     /// in constant time), a refusal otherwise. `page` < 1 is page 1.
-    pub fn hischat(&self, sso_id: u64, hash: &str, page: i64) -> Result<Value> {
-        let v = match self.hischat_page(sso_id, hash, page)? {
-            Ok(p) => serde_json::to_value(HischatResponse::rows(&p, sso_id)),
-            Err(msg) => serde_json::to_value(HischatResponse::refusal(msg)),
-        };
-        v.map_err(|e| Error::corrupt(format!("rendering JSON: {e}")))
-    }
-
-    /// The hischat response as JSON text (see [`Store::hischat`]).
     pub fn hischat_text(&self, sso_id: u64, hash: &str, page: i64) -> Result<String> {
         match self.hischat_page(sso_id, hash, page)? {
             Ok(p) => to_text(&HischatResponse::rows(&p, sso_id)),
             Err(msg) => to_text(&HischatResponse::refusal(msg)),
         }
     }
+}
 
-    /// The hischat response for JSON parameters `sso_id`, `hash`, `page`, as
-    /// JSON text. A missing hash is the platform's refusal, not an error.
-    pub fn hischat_json(&self, params: &Value) -> Result<String> {
-        let obj = params
-            .as_object()
-            .ok_or_else(|| Error::invalid("params", "must be a JSON object"))?;
-        let sso_id = required_u64(obj, "sso_id")?;
-        let hash = optional_str(obj, "hash")?.unwrap_or_default();
-        let page = lenient_int(obj.get("page")).unwrap_or(1);
-        self.hischat_text(sso_id, &hash, page)
-    }
+/// The hischat parameters `sso_id`, `hash`, `page` from a JSON object. A
+/// missing hash is the platform's refusal, not an error, so it reads as "".
+pub fn hischat_params(params: &Value) -> Result<(u64, String, i64)> {
+    let obj = params
+        .as_object()
+        .ok_or_else(|| Error::invalid("params", "must be a JSON object"))?;
+    let sso_id = required_u64(obj, "sso_id")?;
+    let hash = optional_str(obj, "hash")?.unwrap_or_default();
+    let page = lenient_int(obj.get("page")).unwrap_or(1);
+    Ok((sso_id, hash, page))
 }
 
 #[cfg(test)]

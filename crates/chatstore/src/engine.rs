@@ -1,5 +1,8 @@
-//! The store handle: opening, the write API (validation, one transaction per
-//! logical write, durability), flush and close.
+//! The engine: one process's open sled store. Opening (lock, format
+//! marker), the write path (validation, one atomic batch per logical write,
+//! request ids that make a retried write apply once), durability, flush.
+//! Handles ([`crate::Store`]) reach it in process or through the owner's
+//! socket ([`crate::server`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,8 +13,9 @@ use crate::commit::GroupCommit;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::limits;
-use crate::model::{Account, Agent, Member, Message, Session};
+use crate::model::Account;
 use crate::options::{Durability, Options};
+use crate::rpc::WriteOp;
 use crate::write::{self, Tx, TxResult};
 
 /// Version of the store layout (trees, key spaces). Stored in the default tree.
@@ -20,7 +24,7 @@ const FORMAT_KEY: &[u8] = b"chatstore.format";
 
 /// An open chatstore. Share it between threads by reference or `Arc`; all
 /// methods take `&self`.
-pub struct Store {
+pub struct Engine {
     pub(crate) db: sled::Db,
     pub(crate) data: sled::Tree,
     pub(crate) accounts: sled::Tree,
@@ -32,9 +36,9 @@ pub struct Store {
     writer: Mutex<()>,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish()
+        f.debug_struct("Engine").field("path", &self.path).finish()
     }
 }
 
@@ -48,13 +52,13 @@ fn is_lock_error(e: &sled::Error) -> bool {
     }
 }
 
-impl Store {
+impl Engine {
     /// Opens (creating when absent) the store at `path`.
     ///
     /// Fails with [`Error::Locked`] when another process (or another handle in
     /// this one) holds it, and with [`Error::Format`] when it was written by a
     /// newer chatstore.
-    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Store> {
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Engine> {
         let path = path.as_ref().to_path_buf();
         if path.is_file() {
             return Err(Error::invalid(
@@ -100,7 +104,7 @@ impl Store {
         }
         let data = db.open_tree("data")?;
         let accounts = db.open_tree("accounts")?;
-        Ok(Store {
+        Ok(Engine {
             db,
             data,
             accounts,
@@ -110,16 +114,6 @@ impl Store {
             closed: AtomicBool::new(false),
             writer: Mutex::new(()),
         })
-    }
-
-    /// The store's directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The options the store was opened with.
-    pub fn options(&self) -> &Options {
-        &self.options
     }
 
     pub(crate) fn live(&self) -> Result<()> {
@@ -137,10 +131,9 @@ impl Store {
         Ok(())
     }
 
-    /// Flushes and closes the handle; later calls fail with [`Error::Closed`].
-    /// Closing twice is a no-op. The file lock is released when the `Store`
-    /// is dropped.
-    pub fn close(&self) -> Result<()> {
+    /// Flushes and refuses every later call with [`Error::Closed`] (the
+    /// store is being released). Idempotent.
+    pub(crate) fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -155,105 +148,138 @@ impl Store {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs one logical write: builds its overlay under the writer lock,
-    /// applies it as one atomic batch, then waits for durability (outside
-    /// the lock, so concurrent writers share one flush).
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&Tx) -> TxResult<T>) -> Result<T> {
+    /// Runs one logical write of `tenant`: builds its overlay under the
+    /// writer lock and applies it as one atomic batch. With a request id
+    /// (`once`), a write already applied under that id is not applied again:
+    /// its recorded result is returned, and a new one records its id in the
+    /// same batch.
+    fn write(
+        &self,
+        tenant: u64,
+        once: Option<u128>,
+        f: impl FnOnce(&Tx) -> TxResult<u64>,
+    ) -> Result<u64> {
         self.live()?;
         let guard = self.lock_writer();
         let tx = Tx::new(&self.data);
+        let key = once.map(|id| keys::request(tenant, id));
+        if let Some(k) = &key {
+            if let Some(v) = tx.get_raw(k)? {
+                return Ok(keys::u64_at(&v, 8));
+            }
+        }
         let v = f(&tx)?;
+        if let Some(k) = key {
+            let mut rec = unix_now().to_be_bytes().to_vec();
+            rec.extend_from_slice(&v.to_be_bytes());
+            tx.insert_raw(k, &rec)?;
+        }
         self.data.apply_batch(tx.into_batch())?;
         drop(guard);
-        self.durable()?;
         Ok(v)
     }
 
+    /// Applies one write (validated first); returns the id it assigned, or 0
+    /// for writes that assign none. Durability is the caller's (see
+    /// [`Engine::sync`]).
+    pub(crate) fn apply(&self, op: &WriteOp, once: Option<u128>) -> Result<u64> {
+        match op {
+            WriteOp::UpsertMember(m) => {
+                limits::member(m)?;
+                self.write(m.tenant, once, |tx| write::upsert_member(tx, m).map(|_| 0))
+            }
+            WriteOp::UpsertAgent(a) => {
+                limits::agent(a)?;
+                self.write(a.tenant, once, |tx| write::upsert_agent(tx, a).map(|_| 0))
+            }
+            WriteOp::UpsertSession(s) => {
+                limits::session(s)?;
+                let hash = new_session_hash()?;
+                self.write(s.tenant, once, |tx| write::upsert_session(tx, s, &hash))
+            }
+            WriteOp::AppendMessage(m) => {
+                limits::message(m)?;
+                self.write(m.tenant, once, |tx| write::append_message(tx, m))
+            }
+            &WriteOp::DeleteSession { tenant, id } => self.write(tenant, once, |tx| {
+                let msgs = self.message_ids(tenant, id)?;
+                write::delete_session(tx, tenant, id, &msgs).map(|_| 0)
+            }),
+            &WriteOp::DeleteMember { tenant, uid } => self.write(tenant, once, |tx| {
+                let mut sessions = Vec::new();
+                for item in self.data.scan_prefix(keys::sessions_of_member(tenant, uid)) {
+                    let (k, _) = item?;
+                    let sid = keys::last_u64(&k);
+                    sessions.push((sid, self.message_ids(tenant, sid)?));
+                }
+                write::delete_member(tx, tenant, uid, &sessions).map(|_| 0)
+            }),
+            &WriteOp::DeleteAgent { tenant, id } => self.write(tenant, once, |tx| {
+                write::delete_agent(tx, tenant, id).map(|_| 0)
+            }),
+            WriteOp::UpsertAccount(a) => {
+                limits::account(a)?;
+                self.upsert_account(a).map(|_| 0)
+            }
+            &WriteOp::DeleteAccount(sso_id) => {
+                self.live()?;
+                let guard = self.lock_writer();
+                if self.accounts.remove(sso_id.to_be_bytes())?.is_none() {
+                    return Err(Error::not_found(format!("account {sso_id}")));
+                }
+                drop(guard);
+                Ok(0)
+            }
+        }
+    }
+
+    /// Waits until every write so far is durable; concurrent callers share
+    /// one flush (group commit).
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.commit.wait_durable(|| {
+            self.db.flush()?;
+            Ok(())
+        })
+    }
+
+    /// [`Engine::sync`] when the store was opened with `Durability::Sync`
+    /// (the import path).
     pub(crate) fn durable(&self) -> Result<()> {
         if self.options.durability == Durability::Sync {
-            self.commit.wait_durable(|| {
-                self.db.flush()?;
-                Ok(())
-            })?;
+            self.sync()?;
         }
         Ok(())
     }
 
-    /// Inserts or replaces a member (re-indexing nickname and mobile).
-    pub fn upsert_member(&self, m: &Member) -> Result<()> {
-        limits::member(m)?;
-        self.write(|tx| write::upsert_member(tx, m))
-    }
-
-    /// Inserts or replaces an agent.
-    pub fn upsert_agent(&self, a: &Agent) -> Result<()> {
-        limits::agent(a)?;
-        self.write(|tx| write::upsert_agent(tx, a))
-    }
-
-    /// Inserts or replaces a session; returns its id (assigned when 0). Its
-    /// member and (unless 0) agent must exist. A new session written without
-    /// a hash gets a random one; an existing one keeps its hash.
-    pub fn upsert_session(&self, s: &Session) -> Result<u64> {
-        limits::session(s)?;
-        let hash = new_session_hash()?;
-        self.write(|tx| write::upsert_session(tx, s, &hash))
-    }
-
-    /// Appends a message (or replaces the one with the same key); returns its
-    /// id (assigned when 0). Moves the session's count, last message and
-    /// activity time in the same transaction.
-    pub fn append_message(&self, m: &Message) -> Result<u64> {
-        limits::message(m)?;
-        self.write(|tx| write::append_message(tx, m))
-    }
-
-    /// Deletes a session and all its messages.
-    pub fn delete_session(&self, tenant: u64, id: u64) -> Result<()> {
-        self.write(|tx| {
-            let msgs = self.message_ids(tenant, id)?;
-            write::delete_session(tx, tenant, id, &msgs)
-        })
-    }
-
-    /// Deletes a member with its sessions and their messages.
-    pub fn delete_member(&self, tenant: u64, uid: u64) -> Result<()> {
-        self.write(|tx| {
-            let mut sessions = Vec::new();
-            for item in self.data.scan_prefix(keys::sessions_of_member(tenant, uid)) {
-                let (k, _) = item?;
-                let sid = keys::last_u64(&k);
-                sessions.push((sid, self.message_ids(tenant, sid)?));
-            }
-            write::delete_member(tx, tenant, uid, &sessions)
-        })
-    }
-
-    /// Deletes an agent; refused while sessions are assigned to it.
-    pub fn delete_agent(&self, tenant: u64, id: u64) -> Result<()> {
-        self.write(|tx| write::delete_agent(tx, tenant, id))
-    }
-
-    /// Inserts or replaces an account (login of the hischat endpoint).
-    pub fn upsert_account(&self, a: &Account) -> Result<()> {
-        limits::account(a)?;
+    /// Inserts or replaces an account (accounts live in their own tree,
+    /// keyed by sso_id). Validated by the caller.
+    pub(crate) fn upsert_account(&self, a: &Account) -> Result<()> {
         self.live()?;
         let guard = self.lock_writer();
         self.accounts
             .insert(a.sso_id.to_be_bytes(), codec::encode(a))?;
         drop(guard);
-        self.durable()
+        Ok(())
     }
 
-    /// Deletes an account.
-    pub fn delete_account(&self, sso_id: u64) -> Result<()> {
-        self.live()?;
-        let guard = self.lock_writer();
-        if self.accounts.remove(sso_id.to_be_bytes())?.is_none() {
-            return Err(Error::not_found(format!("account {sso_id}")));
+    /// Removes the records of writes applied more than `max_age_secs` ago
+    /// for another process (see [`keys::REQUEST`]). Returns how many.
+    pub(crate) fn prune_requests(&self, max_age_secs: u64) -> Result<u64> {
+        let cutoff = unix_now().saturating_sub(max_age_secs);
+        let mut n = 0;
+        for t in self.tenants()? {
+            let mut batch = sled::Batch::default();
+            for item in self.data.scan_prefix(keys::Key::new(t, keys::REQUEST)) {
+                let (k, v) = item?;
+                if v.len() >= 8 && keys::u64_at(&v, 0) < cutoff {
+                    batch.remove(k);
+                    n += 1;
+                }
+            }
+            let _guard = self.lock_writer();
+            self.data.apply_batch(batch)?;
         }
-        drop(guard);
-        self.durable()
+        Ok(n)
     }
 
     fn message_ids(&self, tenant: u64, sid: u64) -> Result<Vec<u64>> {
@@ -265,6 +291,12 @@ impl Store {
     }
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// A fresh random session hash: 32 lowercase hex characters.
 pub fn new_session_hash() -> Result<String> {
     let mut b = [0u8; 16];
@@ -273,7 +305,7 @@ pub fn new_session_hash() -> Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
-impl Drop for Store {
+impl Drop for Engine {
     fn drop(&mut self) {
         // Dropping the last sled handle flushes too; do it explicitly anyway.
         let _ = self.db.flush();
@@ -285,7 +317,7 @@ mod tests {
     #[test]
     fn store_is_send_and_sync() {
         fn is<T: Send + Sync>() {}
-        is::<super::Store>();
+        is::<super::Engine>();
     }
 
     #[test]

@@ -52,6 +52,14 @@ pub enum Error {
     },
     /// The store handle was closed.
     Closed,
+    /// A call served by the process that owns the store failed there: its
+    /// kind and message as that process reported them.
+    Remote {
+        /// What kind of error it was.
+        kind: ErrorKind,
+        /// Its message.
+        message: String,
+    },
     /// An error of sled, the storage layer.
     Storage(sled::Error),
     /// An I/O error outside sled (import or export files).
@@ -60,7 +68,7 @@ pub enum Error {
 
 /// The category of an error, the same in every binding (C status codes,
 /// PHP and Python exception classes are derived from it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// [`Error::Locked`].
@@ -115,6 +123,7 @@ impl Error {
             Error::Format { .. } => ErrorKind::Format,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::Closed => ErrorKind::Closed,
+            Error::Remote { kind, .. } => *kind,
             _ => ErrorKind::Io,
         }
     }
@@ -143,6 +152,7 @@ impl fmt::Display for Error {
             Error::Corrupt { reason } => write!(f, "store is corrupt: {reason}"),
             Error::Import { line, source } => write!(f, "line {line}: {source}"),
             Error::Closed => write!(f, "store is closed"),
+            Error::Remote { message, .. } => f.write_str(message),
             Error::Storage(e) => write!(f, "storage error: {e}"),
             Error::Io(e) => write!(f, "i/o error: {e}"),
         }

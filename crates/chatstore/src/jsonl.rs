@@ -5,16 +5,16 @@
 //! line commits the lines before it and reports `line N: reason`. Records are
 //! upserts by key, so re-running an interrupted import is safe.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
+use crate::engine::{new_session_hash, Engine};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::limits;
 use crate::model::{Account, Agent, Member, Message, Session};
-use crate::store::{new_session_hash, Store};
 use crate::write::{self, Tx};
 
 /// Records per import transaction.
@@ -69,7 +69,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> R
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportSummary {
     /// Non-blank lines read.
     pub lines: u64,
@@ -114,19 +114,21 @@ fn apply(tx: &Tx, p: &Pending) -> write::TxResult<()> {
     }
 }
 
-impl Store {
-    /// Imports JSON Lines from a reader. `progress` is called after each
-    /// batch with the bytes read so far.
+impl Engine {
+    /// Imports JSON Lines from a reader whose first line is line
+    /// `first_line + 1` of the import (errors name lines that way).
+    /// `progress` is called after each batch with the bytes read so far.
     pub fn import_jsonl<R: BufRead>(
         &self,
         mut reader: R,
+        first_line: u64,
         mut progress: impl FnMut(u64),
     ) -> Result<ImportSummary> {
         self.live()?;
         let mut summary = ImportSummary::default();
         let mut batch: Vec<Pending> = Vec::with_capacity(IMPORT_BATCH);
         let mut buf = String::new();
-        let (mut line_no, mut bytes) = (0u64, 0u64);
+        let (mut line_no, mut bytes) = (first_line, 0u64);
         loop {
             buf.clear();
             let n = match reader.read_line(&mut buf) {
@@ -189,17 +191,6 @@ impl Store {
         Ok(summary)
     }
 
-    /// Imports a JSON Lines file.
-    pub fn import_file(&self, path: impl AsRef<std::path::Path>) -> Result<ImportSummary> {
-        let f = std::fs::File::open(path.as_ref()).map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("{}: {e}", path.as_ref().display()),
-            ))
-        })?;
-        self.import_jsonl(std::io::BufReader::new(f), |_| {})
-    }
-
     /// Applies a batch as one atomic sled batch. When a record is refused,
     /// the records before it are committed and the error names its line.
     fn commit_batch(&self, batch: &mut Vec<Pending>, summary: &mut ImportSummary) -> Result<()> {
@@ -242,34 +233,51 @@ impl Store {
 
     /// Every record of the store in export order: accounts by sso_id, then
     /// per tenant its members, agents, sessions and messages, each by key.
-    pub fn export_records(&self) -> Result<ExportIter> {
+    pub fn export_records(&self) -> Result<LocalExport> {
         self.live()?;
-        Ok(ExportIter {
+        Ok(LocalExport {
             accounts: self.accounts.iter(),
             data: self.data.iter(),
         })
     }
+}
 
-    /// Writes every record as JSON Lines; returns the number of lines.
-    pub fn export_jsonl<W: Write>(&self, mut w: W) -> Result<u64> {
-        let mut n = 0;
-        for r in self.export_records()? {
-            serde_json::to_writer(&mut w, &r?).map_err(|e| Error::Io(e.into()))?;
-            w.write_all(b"\n")?;
-            n += 1;
+/// Iterator over the records of a store (see
+/// [`crate::Store::export_records`]), read in this process or streamed by
+/// the process that owns the store.
+#[derive(Debug)]
+pub struct ExportIter(pub(crate) ExportSource);
+
+#[derive(Debug)]
+pub(crate) enum ExportSource {
+    Local(Box<LocalExport>),
+    Remote(crate::client::RemoteExport),
+}
+
+impl Iterator for ExportIter {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        match &mut self.0 {
+            ExportSource::Local(it) => it.next(),
+            ExportSource::Remote(it) => it.next(),
         }
-        w.flush()?;
-        Ok(n)
     }
 }
 
-/// Iterator over the records of a store (see [`Store::export_records`]).
-pub struct ExportIter {
+/// The records of this process's engine, read by key.
+pub(crate) struct LocalExport {
     accounts: sled::Iter,
     data: sled::Iter,
 }
 
-impl Iterator for ExportIter {
+impl std::fmt::Debug for LocalExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalExport")
+    }
+}
+
+impl Iterator for LocalExport {
     type Item = Result<Record>;
 
     fn next(&mut self) -> Option<Result<Record>> {

@@ -31,6 +31,10 @@ pub const GRAM: u8 = 0x20;
 pub const GRAM_COUNT: u8 = 0x21;
 /// Counters: `T 30 kind [agent]` -> u64.
 pub const COUNTER: u8 = 0x30;
+/// Writes applied for another process: `T 40 request-id(16)` -> applied
+/// at (unix seconds, 8) and result (8). A retried request finds its entry
+/// and is not applied twice; entries older than an hour are pruned.
+pub const REQUEST: u8 = 0x40;
 
 /// Which text an n-gram posting indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -119,6 +123,13 @@ impl AsRef<[u8]> for Key {
     fn as_ref(&self) -> &[u8] {
         &self.0
     }
+}
+
+/// `T 40 id`
+pub fn request(t: u64, id: u128) -> Key {
+    let mut k = Key::new(t, REQUEST);
+    k.0.extend_from_slice(&id.to_be_bytes());
+    k
 }
 
 /// `T 01 uid`

@@ -20,10 +20,12 @@
 #![deny(missing_docs, unsafe_code)]
 
 mod check;
+mod client;
 mod codec;
 mod commit;
 pub mod demo;
 mod endpoint;
+mod engine;
 mod error;
 mod jsonl;
 mod keys;
@@ -31,7 +33,9 @@ pub mod limits;
 mod model;
 mod options;
 mod query;
+mod rpc;
 pub mod search;
+mod server;
 mod store;
 mod write;
 
@@ -47,4 +51,5 @@ pub use options::{parse_utc_offset, Durability, Options, RenderSettings};
 pub use query::{
     resolve_paging, Cursor, HistoryPage, HistoryQuery, MessagesPage, Order, TenantStats,
 };
+pub use server::SOCKET_NAME;
 pub use store::{Store, STORE_FORMAT};

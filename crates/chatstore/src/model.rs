@@ -167,7 +167,7 @@ pub struct Account {
 
 /// A session as queries return it: the record, its denormalized message state
 /// and the member and agent it joins.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionView {
     /// The stored session.
     pub session: Session,

@@ -19,8 +19,9 @@ pub enum Durability {
     Sync,
 }
 
-/// How endpoint responses are rendered (CONTRACT §2, §7).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How endpoint responses are rendered (CONTRACT §2, §7). Belongs to a
+/// handle: two handles on one store may render differently.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RenderSettings {
     /// Prefix of media paths, e.g. `http://localhost:82` (no trailing slash
     /// needed; one is removed).
@@ -28,6 +29,7 @@ pub struct RenderSettings {
     /// `avatar_image` of members with an empty avatar.
     pub default_avatar: String,
     /// Offset in which `last_updated_at` is rendered.
+    #[serde(with = "offset_seconds")]
     pub utc_offset: UtcOffset,
 }
 
@@ -38,6 +40,20 @@ impl Default for RenderSettings {
             default_avatar: String::new(),
             utc_offset: UtcOffset::from_hms(8, 0, 0).expect("valid offset"),
         }
+    }
+}
+
+/// A `UtcOffset` on the wire: its whole seconds.
+mod offset_seconds {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::UtcOffset;
+
+    pub fn serialize<S: Serializer>(o: &UtcOffset, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i32(o.whole_seconds())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<UtcOffset, D::Error> {
+        UtcOffset::from_whole_seconds(i32::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -72,6 +88,14 @@ pub struct Options {
     /// Compress pages on disk with zstd (sled's `use_compression`). Fixed
     /// when a store is created; needs the crate feature `compression`.
     pub compression: bool,
+    /// How long the process that owns a store keeps serving other processes
+    /// after its own last handle closed, counted from the last request
+    /// (default 30 s). 0 releases the store as soon as nobody uses it. See
+    /// ARCHITECTURE.md, "Many processes".
+    pub linger_ms: u64,
+    /// How long `Store::open` keeps trying to take the store or reach its
+    /// owner before it fails with `Error::Locked` (default 10 s).
+    pub attach_timeout_ms: u64,
 }
 
 impl Default for Options {
@@ -83,6 +107,8 @@ impl Default for Options {
             cache_capacity: 64 * 1024 * 1024,
             render: RenderSettings::default(),
             compression: false,
+            linger_ms: 30_000,
+            attach_timeout_ms: 10_000,
         }
     }
 }
@@ -91,7 +117,7 @@ impl Options {
     /// Reads options from a JSON object, as the C ABI, PHP and Python pass
     /// them: `durability` (`"buffered"`/`"sync"`), `flush_every_ms`,
     /// `cache_capacity`, `media_base`, `default_avatar`, `utc_offset`,
-    /// `compression`.
+    /// `compression`, `linger_ms`, `attach_timeout_ms`.
     /// Unknown keys are refused so typos do not pass silently.
     pub fn from_json(v: &Value) -> Result<Options> {
         let mut o = Options::default();
@@ -125,6 +151,8 @@ impl Options {
                 },
                 "flush_every_ms" => flush_ms = Some(as_u64()?),
                 "cache_capacity" => o.cache_capacity = as_u64()?,
+                "linger_ms" => o.linger_ms = as_u64()?,
+                "attach_timeout_ms" => o.attach_timeout_ms = as_u64()?,
                 "media_base" => o.render.media_base = as_str()?,
                 "default_avatar" => o.render.default_avatar = as_str()?,
                 "utc_offset" => o.render.set_utc_offset(&as_str()?)?,

@@ -7,15 +7,15 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 
 use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::keys::{self, Counter, Field};
 use crate::limits;
 use crate::model::{Agent, Member, Message, SessionView};
 use crate::search::Query;
-use crate::store::Store;
 
 /// Order of a session list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Order {
     /// Session id descending (the first seed's order).
     #[default]
@@ -39,7 +39,7 @@ impl Order {
 }
 
 /// A keyset position in a session list: the list continues after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cursor {
     /// The order the cursor belongs to.
     pub order: Order,
@@ -93,7 +93,7 @@ pub fn resolve_paging(page: Option<i64>, pagesize: Option<i64>) -> (u64, u64) {
 }
 
 /// A history-list request in typed form.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HistoryQuery {
     /// The tenant.
     pub tenant: u64,
@@ -127,7 +127,7 @@ impl HistoryQuery {
 }
 
 /// One page of sessions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HistoryPage {
     /// All matching sessions.
     pub total: u64,
@@ -143,7 +143,7 @@ pub struct HistoryPage {
 
 /// One page of a session's messages, newest first. Serializes as
 /// `{"total","page","pagesize","data":[message records]}`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MessagesPage {
     /// Messages in the session.
     pub total: u64,
@@ -157,7 +157,7 @@ pub struct MessagesPage {
 }
 
 /// Counts kept by the store's counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TenantStats {
     /// The tenant.
     pub tenant: u64,
@@ -178,7 +178,7 @@ struct Joins {
     agents: HashMap<u64, Option<Agent>>,
 }
 
-impl Store {
+impl Engine {
     pub(crate) fn counter(&self, k: &keys::Key) -> Result<u64> {
         codec::decode_u64(self.data.get(k)?.as_deref())
     }

@@ -75,6 +75,14 @@ impl<'a> Tx<'a> {
             Some(v) => codec::decode(&v, what).map(Some),
         }
     }
+    /// The raw committed-or-pending value of a key.
+    pub fn get_raw(&self, k: &keys::Key) -> TxResult<Option<Vec<u8>>> {
+        self.raw(k.as_ref())
+    }
+    /// Inserts raw bytes.
+    pub fn insert_raw(&self, k: keys::Key, v: &[u8]) -> TxResult<()> {
+        self.put_raw(k, v)
+    }
     fn put<T: Serialize>(&self, k: keys::Key, v: &T) -> TxResult<()> {
         self.put_raw(k, &codec::encode(v))
     }

@@ -195,20 +195,37 @@ fn readers_writers_and_deleters_keep_every_invariant() {
 }
 
 #[test]
-fn a_second_open_of_a_held_store_is_locked() {
+fn handles_in_one_process_share_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Options::default()).unwrap();
-    match Store::open(dir.path(), Options::default()) {
+    let first = Store::open(dir.path(), Options::default()).unwrap();
+    let second = Store::open(dir.path(), Options::default()).unwrap();
+    assert!(first.is_owner() && second.is_owner());
+    seed(&first);
+    assert_eq!(second.tenant_stats(1).unwrap().sessions, SESSIONS);
+    // Closing one handle leaves the other working.
+    first.close().unwrap();
+    assert!(matches!(first.tenant_stats(1), Err(Error::Closed)));
+    assert!(second.check().unwrap().ok);
+    drop(second);
+    drop(first);
+    let again = Store::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(again.tenant_stats(1).unwrap().sessions, SESSIONS);
+}
+
+#[test]
+fn a_lock_nobody_serves_is_reported_after_the_attach_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // sled itself holding the store: locked, and no owner answers.
+    let raw = sled::open(dir.path()).unwrap();
+    let o = Options {
+        attach_timeout_ms: 200,
+        ..Options::default()
+    };
+    match Store::open(dir.path(), o) {
         Err(Error::Locked { path }) => assert_eq!(path, dir.path()),
         other => panic!("expected Locked, got {other:?}"),
     }
-    // The holder is unaffected.
-    seed(&store);
-    assert!(store.check().unwrap().ok);
-    drop(store);
-    // Released on drop: the next open succeeds and sees the data.
-    let again = Store::open(dir.path(), Options::default()).unwrap();
-    assert_eq!(again.tenant_stats(1).unwrap().sessions, SESSIONS);
+    drop(raw);
 }
 
 #[test]

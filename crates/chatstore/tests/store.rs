@@ -8,10 +8,14 @@ use std::sync::Arc;
 use chatstore::{demo, Durability, Error, Member, Message, Options, Session, Store};
 
 #[test]
-fn a_second_open_is_locked_and_names_the_path() {
+fn a_lock_nobody_serves_is_reported_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = common::open(&dir);
-    let err = Store::open(dir.path(), Options::default()).unwrap_err();
+    let _raw = sled::open(dir.path()).unwrap();
+    let o = Options {
+        attach_timeout_ms: 100,
+        ..Options::default()
+    };
+    let err = Store::open(dir.path(), o).unwrap_err();
     assert!(matches!(err, Error::Locked { .. }), "{err:?}");
     assert!(err.to_string().contains(&dir.path().display().to_string()));
     assert!(err.to_string().contains("locked"));
@@ -286,7 +290,7 @@ fn import_reports_the_line_and_keeps_the_lines_before() {
 fn check_reports_damage() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = common::open(&dir);
+        let store = common::open_unshared(&dir);
         store
             .import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {})
             .unwrap();
@@ -295,7 +299,7 @@ fn check_reports_damage() {
     // Damage the store behind the engine's back: drop an n-gram posting and
     // a message, and add an orphan index entry.
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = common::raw_sled(&dir);
         let data = db.open_tree("data").unwrap();
         let mut gram = None;
         let mut msg = None;

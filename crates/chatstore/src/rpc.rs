@@ -1,0 +1,324 @@
+//! The calls a handle makes on an engine, as values: the same
+//! [`Request`] runs in process ([`execute`]) and, framed, over the owner's
+//! socket (see ARCHITECTURE.md, "Many processes"). The frames carry the
+//! engine's own types (records, queries, pages, reports) serialized with
+//! serde; there is no second protocol per binding.
+//!
+//! A frame is a 4-byte big-endian length and that many bytes of JSON.
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::CheckReport;
+use crate::endpoint::HistoryRequest;
+use crate::engine::Engine;
+use crate::error::{Error, ErrorKind, Result};
+use crate::jsonl::{ImportSummary, Record};
+use crate::model::{Account, Agent, Member, Message, Session, SessionView};
+use crate::options::RenderSettings;
+use crate::query::{HistoryPage, HistoryQuery, MessagesPage, TenantStats};
+
+/// Version of the frames; an owner refuses a client of another version.
+pub const PROTOCOL: u32 = 1;
+
+/// Largest frame accepted (a message is at most 64 KiB; an import chunk or
+/// an export batch stays far below this).
+const MAX_FRAME: usize = 64 << 20;
+
+/// A write, as [`Engine::apply`] takes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WriteOp {
+    /// Insert or replace a member.
+    UpsertMember(Member),
+    /// Insert or replace an agent.
+    UpsertAgent(Agent),
+    /// Insert or replace a session.
+    UpsertSession(Session),
+    /// Append a message.
+    AppendMessage(Message),
+    /// Delete a session and its messages.
+    DeleteSession {
+        /// Tenant.
+        tenant: u64,
+        /// Session id.
+        id: u64,
+    },
+    /// Delete a member, its sessions and their messages.
+    DeleteMember {
+        /// Tenant.
+        tenant: u64,
+        /// Member uid.
+        uid: u64,
+    },
+    /// Delete an agent without sessions.
+    DeleteAgent {
+        /// Tenant.
+        tenant: u64,
+        /// Agent id.
+        id: u64,
+    },
+    /// Insert or replace an account.
+    UpsertAccount(Account),
+    /// Delete an account.
+    DeleteAccount(u64),
+}
+
+/// One call of a handle on an engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// First frame of a connection: the client's protocol version.
+    Hello {
+        /// [`PROTOCOL`] of the client.
+        protocol: u32,
+    },
+    /// [`crate::Store::history_list`].
+    HistoryList(HistoryQuery),
+    /// [`crate::Store::history_list_text`], rendered with the handle's settings.
+    HistoryListText {
+        /// The request.
+        req: HistoryRequest,
+        /// The calling handle's rendering settings.
+        render: RenderSettings,
+    },
+    /// [`crate::Store::conversations`].
+    Conversations {
+        /// Tenant.
+        tenant: u64,
+        /// Page (1-based).
+        page: u64,
+    },
+    /// [`crate::Store::hischat_text`].
+    Hischat {
+        /// Account.
+        sso_id: u64,
+        /// Login hash.
+        hash: String,
+        /// Page.
+        page: i64,
+    },
+    /// [`crate::Store::get_account`].
+    GetAccount(u64),
+    /// [`crate::Store::get_member`].
+    GetMember {
+        /// Tenant.
+        tenant: u64,
+        /// Member uid.
+        uid: u64,
+    },
+    /// [`crate::Store::get_agent`].
+    GetAgent {
+        /// Tenant.
+        tenant: u64,
+        /// Agent id.
+        id: u64,
+    },
+    /// [`crate::Store::get_session`].
+    GetSession {
+        /// Tenant.
+        tenant: u64,
+        /// Session id.
+        id: u64,
+    },
+    /// [`crate::Store::search_members`].
+    SearchMembers {
+        /// Tenant.
+        tenant: u64,
+        /// Query.
+        q: String,
+    },
+    /// [`crate::Store::messages`].
+    Messages {
+        /// Tenant.
+        tenant: u64,
+        /// Session id.
+        session: u64,
+        /// Page.
+        page: u64,
+        /// Page size.
+        pagesize: u64,
+    },
+    /// [`crate::Store::tenant_stats`].
+    TenantStats(u64),
+    /// [`crate::Store::tenants`].
+    Tenants,
+    /// [`crate::Store::check`].
+    Check,
+    /// A chunk of an import: whole lines, the first being line
+    /// `first_line + 1` of the import.
+    Import {
+        /// The lines.
+        text: String,
+        /// Lines of the import before this chunk.
+        first_line: u64,
+    },
+    /// Every record, streamed as [`Response::Records`] frames ending with
+    /// [`Response::Done`].
+    Export,
+    /// Make every write so far durable.
+    Flush,
+    /// A write. `id` identifies the request: a retry with the same id after a
+    /// lost answer is not applied twice.
+    Write {
+        /// Request id (random, chosen by the client).
+        id: u128,
+        /// The write.
+        op: WriteOp,
+    },
+}
+
+/// The answer to a [`Request`]. (A page is large beside the other answers;
+/// answers are built once and moved, never stored.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    /// Done, nothing to return.
+    Unit,
+    /// An id (assigned by a write) or a count.
+    Id(u64),
+    /// Rendered JSON text.
+    Text(String),
+    /// A history page.
+    Page(HistoryPage),
+    /// An account.
+    Account(Option<Account>),
+    /// A member.
+    Member(Option<Member>),
+    /// An agent.
+    Agent(Option<Agent>),
+    /// A session.
+    Session(Option<SessionView>),
+    /// Members.
+    Members(Vec<Member>),
+    /// A page of messages.
+    Messages(MessagesPage),
+    /// Tenant counters.
+    Stats(TenantStats),
+    /// Tenant ids.
+    Tenants(Vec<u64>),
+    /// An integrity report.
+    Check(CheckReport),
+    /// What an import chunk did.
+    Imported(ImportSummary),
+    /// A batch of exported records.
+    Records(Vec<Record>),
+    /// End of an export: number of records.
+    Done(u64),
+    /// The call failed.
+    Error {
+        /// Its kind.
+        kind: ErrorKind,
+        /// Its message, as the engine wrote it.
+        message: String,
+    },
+}
+
+impl Response {
+    /// The error of a failed call, as a response.
+    pub fn from_error(e: &Error) -> Response {
+        Response::Error {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Runs a request on an engine. A write is applied (once, under its id) but
+/// not waited on for durability; [`Request::Export`] and [`Request::Hello`]
+/// are the connection's business, not the engine's.
+pub fn execute(engine: &Engine, req: Request) -> Result<Response> {
+    Ok(match req {
+        Request::HistoryList(q) => Response::Page(engine.history_list(&q)?),
+        Request::HistoryListText { req, render } => {
+            Response::Text(engine.history_list_text(&req, &render)?)
+        }
+        Request::Conversations { tenant, page } => {
+            Response::Page(engine.conversations(tenant, page)?)
+        }
+        Request::Hischat { sso_id, hash, page } => {
+            Response::Text(engine.hischat_text(sso_id, &hash, page)?)
+        }
+        Request::GetAccount(sso_id) => Response::Account(engine.get_account(sso_id)?),
+        Request::GetMember { tenant, uid } => Response::Member(engine.get_member(tenant, uid)?),
+        Request::GetAgent { tenant, id } => Response::Agent(engine.get_agent(tenant, id)?),
+        Request::GetSession { tenant, id } => Response::Session(engine.get_session(tenant, id)?),
+        Request::SearchMembers { tenant, q } => {
+            Response::Members(engine.search_members(tenant, &q)?)
+        }
+        Request::Messages {
+            tenant,
+            session,
+            page,
+            pagesize,
+        } => Response::Messages(engine.messages(tenant, session, page, pagesize)?),
+        Request::TenantStats(t) => Response::Stats(engine.tenant_stats(t)?),
+        Request::Tenants => Response::Tenants(engine.tenants()?),
+        Request::Check => Response::Check(engine.check()?),
+        Request::Import { text, first_line } => {
+            Response::Imported(engine.import_jsonl(text.as_bytes(), first_line, |_| {})?)
+        }
+        Request::Flush => {
+            engine.flush()?;
+            Response::Unit
+        }
+        Request::Write { id, op } => Response::Id(engine.apply(&op, Some(id))?),
+        Request::Export | Request::Hello { .. } => {
+            return Err(Error::invalid("request", "not a call of the engine"))
+        }
+    })
+}
+
+/// Writes one frame.
+pub fn write_frame<T: Serialize>(w: &mut impl Write, v: &T) -> std::io::Result<()> {
+    let mut frame = vec![0u8; 4];
+    serde_json::to_writer(&mut frame, v).map_err(std::io::Error::other)?;
+    let len = u32::try_from(frame.len() - 4).map_err(std::io::Error::other)?;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    w.write_all(&frame)?;
+    w.flush()
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream.
+pub fn read_frame<T: serde::de::DeserializeOwned>(r: &mut impl Read) -> std::io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds {MAX_FRAME}"),
+        ));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_refuse_oversize() {
+        let mut buf = Vec::new();
+        let req = Request::Write {
+            id: u128::MAX - 7,
+            op: WriteOp::DeleteSession { tenant: 2, id: 9 },
+        };
+        write_frame(&mut buf, &req).unwrap();
+        let back: Request = read_frame(&mut buf.as_slice()).unwrap().unwrap();
+        assert!(
+            matches!(back, Request::Write { id, op: WriteOp::DeleteSession { tenant: 2, id: 9 } } if id == u128::MAX - 7)
+        );
+        assert!(read_frame::<Request>(&mut [].as_slice()).unwrap().is_none());
+        let huge = (MAX_FRAME as u32 + 1).to_be_bytes();
+        let e = read_frame::<Request>(&mut huge.as_slice()).unwrap_err();
+        assert!(e.to_string().contains("exceeds"), "{e}");
+    }
+}

@@ -1,0 +1,539 @@
+//! The store handle every interface uses. A handle is attached either to
+//! this process's engine or, when another process owns the store, to that
+//! process over its socket ([`crate::server`]); either way every call is one
+//! [`Request`] and the answer the same. A handle whose owner went away
+//! attaches again (taking the store over when nobody else did) and retries;
+//! a retried write carries its request id and is applied once.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use serde_json::Value;
+
+use crate::check::CheckReport;
+use crate::client::{CallError, Conn, RemoteExport};
+use crate::endpoint::{hischat_params, HistoryRequest};
+use crate::error::{Error, Result};
+use crate::jsonl::{ExportIter, ExportSource, ImportSummary, IMPORT_BATCH};
+use crate::model::{Account, Agent, Member, Message, Session, SessionView};
+use crate::options::{Durability, Options};
+use crate::query::{HistoryPage, HistoryQuery, MessagesPage, TenantStats};
+use crate::rpc::{self, Request, Response, WriteOp};
+use crate::server::{self, Attached, Owner, SOCKET_NAME};
+
+pub use crate::engine::STORE_FORMAT;
+
+/// How many times a call is tried when the owning process keeps going away.
+const ATTEMPTS: usize = 5;
+
+/// Bytes of JSON Lines sent to the owner per import request at most.
+const IMPORT_CHUNK_BYTES: usize = 4 << 20;
+
+enum Backend {
+    Local(Arc<Owner>),
+    Remote(Mutex<Conn>),
+}
+
+struct Attachment {
+    backend: Backend,
+    /// Bumped on every re-attachment, so concurrent callers that lost the
+    /// same connection attach once.
+    generation: u64,
+}
+
+/// An open chatstore. Share it between threads by reference or `Arc`; all
+/// methods take `&self`. Any number of handles, in any number of processes,
+/// may be open on one store at once.
+pub struct Store {
+    path: PathBuf,
+    options: Options,
+    /// `None` once closed.
+    inner: RwLock<Option<Attachment>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn unexpected(resp: Response) -> Error {
+    Error::corrupt(format!("unexpected answer from the store: {resp:?}"))
+}
+
+/// Unwraps the expected variant of a response.
+macro_rules! answer {
+    ($resp:expr, $variant:ident) => {
+        match $resp? {
+            Response::$variant(v) => Ok(v),
+            other => Err(unexpected(other)),
+        }
+    };
+}
+
+impl Store {
+    /// Opens (creating when absent) the store at `path`. The first process
+    /// to open a store owns it and serves the others; handles in other
+    /// processes (and later handles in this one) share it. Fails with
+    /// [`Error::Format`] when the store was written by a newer chatstore,
+    /// and with [`Error::Locked`] only when the store's lock stays held with
+    /// nobody serving it for `Options::attach_timeout_ms` (10 s).
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        if path.is_file() {
+            return Err(Error::invalid(
+                "path",
+                format!("{} is a file, not a store directory", path.display()),
+            ));
+        }
+        let backend = attach(&path, &options)?;
+        Ok(Store {
+            path,
+            options,
+            inner: RwLock::new(Some(Attachment {
+                backend,
+                generation: 0,
+            })),
+        })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The options this handle was opened with. The engine's own (cache,
+    /// flush interval, compression) are those of the process that opened
+    /// the store first; rendering settings and durability are the handle's.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Whether this process owns the store (serves it to the others).
+    pub fn is_owner(&self) -> bool {
+        matches!(
+            self.read().as_ref().map(|a| &a.backend),
+            Some(Backend::Local(_))
+        )
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Option<Attachment>> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs one request wherever the store lives. Writes carry a request id
+    /// so that a retry after a lost connection applies them once.
+    fn call(&self, req: Request) -> Result<Response> {
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            let guard = self.read();
+            let att = guard.as_ref().ok_or(Error::Closed)?;
+            let generation = att.generation;
+            match &att.backend {
+                Backend::Local(owner) => return self.local(owner, req),
+                Backend::Remote(conn) => {
+                    let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+                    match conn.call(&req) {
+                        Ok(resp) => return Ok(resp),
+                        Err(CallError::Failed(e)) => return Err(e),
+                        Err(CallError::Lost(e)) => last = Some(e),
+                    }
+                }
+            }
+            drop(guard);
+            self.reattach(generation)?;
+        }
+        Err(Error::Io(std::io::Error::other(format!(
+            "the process that owns {} kept going away: {}",
+            self.path.display(),
+            last.map(|e| e.to_string()).unwrap_or_default()
+        ))))
+    }
+
+    fn local(&self, owner: &Owner, req: Request) -> Result<Response> {
+        match req {
+            // No request record in process: nothing here retries.
+            Request::Write { op, .. } => {
+                let id = owner.engine.apply(&op, None)?;
+                if self.options.durability == Durability::Sync {
+                    owner.engine.sync()?;
+                }
+                Ok(Response::Id(id))
+            }
+            req => rpc::execute(&owner.engine, req),
+        }
+    }
+
+    /// Replaces a lost attachment (once per generation).
+    fn reattach(&self, generation: u64) -> Result<()> {
+        let mut guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let Some(att) = guard.as_mut() else {
+            return Err(Error::Closed);
+        };
+        if att.generation == generation {
+            att.backend = attach(&self.path, &self.options)?;
+            att.generation += 1;
+        }
+        Ok(())
+    }
+
+    fn write(&self, op: WriteOp) -> Result<u64> {
+        let id = u128::from_ne_bytes(random_bytes()?);
+        answer!(self.call(Request::Write { id, op }), Id)
+    }
+
+    // ---- writes -------------------------------------------------------
+
+    /// Inserts or replaces a member (re-indexing nickname and mobile).
+    pub fn upsert_member(&self, m: &Member) -> Result<()> {
+        self.write(WriteOp::UpsertMember(m.clone())).map(drop)
+    }
+
+    /// Inserts or replaces an agent.
+    pub fn upsert_agent(&self, a: &Agent) -> Result<()> {
+        self.write(WriteOp::UpsertAgent(a.clone())).map(drop)
+    }
+
+    /// Inserts or replaces a session; returns its id (assigned when 0). Its
+    /// member and (unless 0) agent must exist. A new session written without
+    /// a hash gets a random one; an existing one keeps its hash.
+    pub fn upsert_session(&self, s: &Session) -> Result<u64> {
+        self.write(WriteOp::UpsertSession(s.clone()))
+    }
+
+    /// Appends a message (or replaces the one with the same key); returns its
+    /// id (assigned when 0). Moves the session's count, last message and
+    /// activity time in the same transaction.
+    pub fn append_message(&self, m: &Message) -> Result<u64> {
+        self.write(WriteOp::AppendMessage(m.clone()))
+    }
+
+    /// Deletes a session and all its messages.
+    pub fn delete_session(&self, tenant: u64, id: u64) -> Result<()> {
+        self.write(WriteOp::DeleteSession { tenant, id }).map(drop)
+    }
+
+    /// Deletes a member with its sessions and their messages.
+    pub fn delete_member(&self, tenant: u64, uid: u64) -> Result<()> {
+        self.write(WriteOp::DeleteMember { tenant, uid }).map(drop)
+    }
+
+    /// Deletes an agent; refused while sessions are assigned to it.
+    pub fn delete_agent(&self, tenant: u64, id: u64) -> Result<()> {
+        self.write(WriteOp::DeleteAgent { tenant, id }).map(drop)
+    }
+
+    /// Inserts or replaces an account (login of the hischat endpoint).
+    pub fn upsert_account(&self, a: &Account) -> Result<()> {
+        self.write(WriteOp::UpsertAccount(a.clone())).map(drop)
+    }
+
+    /// Deletes an account.
+    pub fn delete_account(&self, sso_id: u64) -> Result<()> {
+        self.write(WriteOp::DeleteAccount(sso_id)).map(drop)
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.call(Request::Flush).map(drop)
+    }
+
+    /// Flushes and closes the handle; later calls fail with
+    /// [`Error::Closed`]. Closing twice is a no-op. The process that owns
+    /// the store keeps serving other processes for `Options::linger_ms`
+    /// after its last handle closed (see [`crate::server`]).
+    pub fn close(&self) -> Result<()> {
+        let taken = self.inner.write().unwrap_or_else(|e| e.into_inner()).take();
+        match taken.map(|a| a.backend) {
+            Some(Backend::Local(owner)) => {
+                let flushed = owner.engine.flush();
+                owner.release_handle();
+                flushed
+            }
+            Some(Backend::Remote(_)) | None => Ok(()),
+        }
+    }
+
+    // ---- reads --------------------------------------------------------
+
+    /// One page of sessions (see [`HistoryQuery`]), each with its member,
+    /// agent and last message.
+    pub fn history_list(&self, q: &HistoryQuery) -> Result<HistoryPage> {
+        answer!(self.call(Request::HistoryList(q.clone())), Page)
+    }
+
+    /// The history-list response as JSON text, rendered with this handle's
+    /// settings straight from the page.
+    pub fn history_list_text(&self, req: &HistoryRequest) -> Result<String> {
+        answer!(
+            self.call(Request::HistoryListText {
+                req: req.clone(),
+                render: self.options.render.clone(),
+            }),
+            Text
+        )
+    }
+
+    /// The history-list response as a JSON value.
+    pub fn history_list_response(&self, req: &HistoryRequest) -> Result<Value> {
+        parse(&self.history_list_text(req)?)
+    }
+
+    /// The history-list response for JSON parameters (see
+    /// [`HistoryRequest::from_json`]), as JSON text.
+    pub fn history_list_json(&self, params: &Value) -> Result<String> {
+        self.history_list_text(&HistoryRequest::from_json(params)?)
+    }
+
+    /// A tenant's sessions by activity (the hischat list), 30 a page.
+    pub fn conversations(&self, tenant: u64, page: u64) -> Result<HistoryPage> {
+        answer!(self.call(Request::Conversations { tenant, page }), Page)
+    }
+
+    /// The hischat response as JSON text: the account's tenant's
+    /// conversations when `hash` equals the account's stored hash (compared
+    /// in constant time), a refusal otherwise. `page` < 1 is page 1.
+    pub fn hischat_text(&self, sso_id: u64, hash: &str, page: i64) -> Result<String> {
+        let req = Request::Hischat {
+            sso_id,
+            hash: hash.to_owned(),
+            page,
+        };
+        answer!(self.call(req), Text)
+    }
+
+    /// The hischat response as a JSON value (see [`Store::hischat_text`]).
+    pub fn hischat(&self, sso_id: u64, hash: &str, page: i64) -> Result<Value> {
+        parse(&self.hischat_text(sso_id, hash, page)?)
+    }
+
+    /// The hischat response for JSON parameters `sso_id`, `hash`, `page`, as
+    /// JSON text. A missing hash is the platform's refusal, not an error.
+    pub fn hischat_json(&self, params: &Value) -> Result<String> {
+        let (sso_id, hash, page) = hischat_params(params)?;
+        self.hischat_text(sso_id, &hash, page)
+    }
+
+    /// An account by sso_id.
+    pub fn get_account(&self, sso_id: u64) -> Result<Option<Account>> {
+        answer!(self.call(Request::GetAccount(sso_id)), Account)
+    }
+
+    /// A member by uid.
+    pub fn get_member(&self, tenant: u64, uid: u64) -> Result<Option<Member>> {
+        answer!(self.call(Request::GetMember { tenant, uid }), Member)
+    }
+
+    /// An agent by id.
+    pub fn get_agent(&self, tenant: u64, id: u64) -> Result<Option<Agent>> {
+        answer!(self.call(Request::GetAgent { tenant, id }), Agent)
+    }
+
+    /// A session with its member, agent and last message.
+    pub fn get_session(&self, tenant: u64, id: u64) -> Result<Option<SessionView>> {
+        answer!(self.call(Request::GetSession { tenant, id }), Session)
+    }
+
+    /// Members of the tenant whose nickname or mobile matches `q` (the
+    /// `user_name` rules), by uid.
+    pub fn search_members(&self, tenant: u64, q: &str) -> Result<Vec<Member>> {
+        let req = Request::SearchMembers {
+            tenant,
+            q: q.to_owned(),
+        };
+        answer!(self.call(req), Members)
+    }
+
+    /// A session's messages, newest first.
+    pub fn messages(
+        &self,
+        tenant: u64,
+        session: u64,
+        page: u64,
+        pagesize: u64,
+    ) -> Result<MessagesPage> {
+        let req = Request::Messages {
+            tenant,
+            session,
+            page,
+            pagesize,
+        };
+        answer!(self.call(req), Messages)
+    }
+
+    /// A tenant's counters.
+    pub fn tenant_stats(&self, tenant: u64) -> Result<TenantStats> {
+        answer!(self.call(Request::TenantStats(tenant)), Stats)
+    }
+
+    /// The tenants that have data, ascending.
+    pub fn tenants(&self) -> Result<Vec<u64>> {
+        answer!(self.call(Request::Tenants), Tenants)
+    }
+
+    /// Verifies every invariant of the store (see [`CheckReport`]).
+    pub fn check(&self) -> Result<CheckReport> {
+        answer!(self.call(Request::Check), Check)
+    }
+
+    // ---- import and export -------------------------------------------
+
+    /// Imports JSON Lines from a reader. `progress` is called after each
+    /// batch with the bytes read so far. A refused line stops the import
+    /// (`line N: reason`); every line before it is stored.
+    pub fn import_jsonl<R: BufRead>(
+        &self,
+        reader: R,
+        progress: impl FnMut(u64),
+    ) -> Result<ImportSummary> {
+        let guard = self.read();
+        let att = guard.as_ref().ok_or(Error::Closed)?;
+        if let Backend::Local(owner) = &att.backend {
+            let summary = owner.engine.import_jsonl(reader, 0, progress)?;
+            if self.options.durability == Durability::Sync {
+                owner.engine.sync()?;
+            }
+            return Ok(summary);
+        }
+        drop(guard);
+        self.import_remote(reader, progress)
+    }
+
+    /// Sends whole lines in chunks; line numbers and the stop at a refused
+    /// line are the engine's, counted across chunks.
+    fn import_remote<R: BufRead>(
+        &self,
+        mut reader: R,
+        mut progress: impl FnMut(u64),
+    ) -> Result<ImportSummary> {
+        let mut total = ImportSummary::default();
+        let (mut first_line, mut bytes) = (0u64, 0u64);
+        let mut text = String::new();
+        let mut lines = 0u64;
+        loop {
+            let before = text.len();
+            let n = match reader.read_line(&mut text) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    text.truncate(before);
+                    self.import_chunk(&mut text, &mut first_line, lines, &mut total)?;
+                    return Err(Error::Import {
+                        line: first_line + 1,
+                        source: Box::new(Error::invalid("record", "line is not valid UTF-8")),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
+            bytes += n as u64;
+            if n > 0 {
+                lines += 1;
+            }
+            if n == 0 || lines as usize >= IMPORT_BATCH || text.len() >= IMPORT_CHUNK_BYTES {
+                self.import_chunk(&mut text, &mut first_line, lines, &mut total)?;
+                lines = 0;
+                progress(bytes);
+            }
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn import_chunk(
+        &self,
+        text: &mut String,
+        first_line: &mut u64,
+        lines: u64,
+        total: &mut ImportSummary,
+    ) -> Result<()> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let req = Request::Import {
+            text: std::mem::take(text),
+            first_line: *first_line,
+        };
+        let s = answer!(self.call(req), Imported)?;
+        *first_line += lines;
+        total.lines += s.lines;
+        total.accounts += s.accounts;
+        total.members += s.members;
+        total.agents += s.agents;
+        total.sessions += s.sessions;
+        total.messages += s.messages;
+        Ok(())
+    }
+
+    /// Imports a JSON Lines file.
+    pub fn import_file(&self, path: impl AsRef<Path>) -> Result<ImportSummary> {
+        let f = std::fs::File::open(path.as_ref()).map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.as_ref().display()),
+            ))
+        })?;
+        self.import_jsonl(std::io::BufReader::new(f), |_| {})
+    }
+
+    /// Every record of the store in export order: accounts by sso_id, then
+    /// per tenant its members, agents, sessions and messages, each by key.
+    pub fn export_records(&self) -> Result<ExportIter> {
+        let guard = self.read();
+        let att = guard.as_ref().ok_or(Error::Closed)?;
+        match &att.backend {
+            Backend::Local(owner) => Ok(ExportIter(ExportSource::Local(Box::new(
+                owner.engine.export_records()?,
+            )))),
+            Backend::Remote(_) => {
+                let conn = Conn::connect(&self.path.join(SOCKET_NAME))?;
+                Ok(ExportIter(ExportSource::Remote(RemoteExport::start(conn)?)))
+            }
+        }
+    }
+
+    /// Writes every record as JSON Lines; returns the number of lines.
+    pub fn export_jsonl<W: std::io::Write>(&self, mut w: W) -> Result<u64> {
+        let mut n = 0;
+        for r in self.export_records()? {
+            serde_json::to_writer(&mut w, &r?).map_err(|e| Error::Io(e.into()))?;
+            w.write_all(b"\n")?;
+            n += 1;
+        }
+        w.flush()?;
+        Ok(n)
+    }
+}
+
+fn attach(path: &Path, options: &Options) -> Result<Backend> {
+    Ok(match server::attach(path, options)? {
+        Attached::Local(owner) => Backend::Local(owner),
+        Attached::Remote(conn) => Backend::Remote(Mutex::new(conn)),
+    })
+}
+
+fn parse(text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| Error::corrupt(format!("rendered JSON: {e}")))
+}
+
+fn random_bytes() -> Result<[u8; 16]> {
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b)
+        .map_err(|e| Error::Io(std::io::Error::other(format!("random source: {e}"))))?;
+    Ok(b)
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn store_is_send_and_sync() {
+        fn is<T: Send + Sync>() {}
+        is::<super::Store>();
+    }
+}
