@@ -5,7 +5,6 @@ declare(strict_types=1);
 use ChatStore\ClosedException;
 use ChatStore\ConflictException;
 use ChatStore\InvalidInputException;
-use ChatStore\LockedException;
 use ChatStore\NotFoundException;
 use ChatStore\StorageException;
 use ChatStore\Store;
@@ -157,16 +156,29 @@ final class StoreTest extends TestCase
         $this->assertTrue($this->store->check()['ok']);
     }
 
-    /** Two Store objects on one path in one process: the second is refused, the first keeps working. */
-    public function testSecondStoreObjectOnTheSamePathIsLocked(): void
+    /** Two Store objects on one path in one process share the store; closing one leaves the other working. */
+    public function testSecondStoreObjectOnTheSamePathSharesIt(): void
     {
-        try {
-            Store::open($this->dir);
-            $this->fail('second open succeeded');
-        } catch (LockedException $e) {
-            $this->assertStringContainsString($this->dir, $e->getMessage());
-        }
+        $second = Store::open($this->dir);
+        $this->assertSame(3, $second->historyList(['tenant' => 2, 'employee' => 2])['data']['total']);
+        $second->close();
         $this->assertSame(3, $this->store->historyList(['tenant' => 2, 'employee' => 2])['data']['total']);
+    }
+
+    /** Another PHP process opens the same store while this one holds it, reads and writes through it. */
+    public function testAnotherProcessUsesTheStoreThisOneHolds(): void
+    {
+        $this->store->upsertMember(['tenant' => 2, 'uid' => 9001, 'nickname' => 'Trần Đức']);
+        $code = 'require ' . var_export(dirname(__DIR__) . '/autoload.php', true) . ';'
+            . '$s = ChatStore\Store::open(' . var_export($this->dir, true) . ');'
+            . '$found = $s->searchMembers(2, "duc");'
+            . '$s->upsertMember(["tenant" => 2, "uid" => 9002, "nickname" => "from the child"]);'
+            . 'echo json_encode(array_column($found, "uid"));';
+        $out = [];
+        exec(PHP_BINARY . ' -d ffi.enable=1 -r ' . escapeshellarg($code) . ' 2>&1', $out, $rc);
+        $this->assertSame(0, $rc, implode("\n", $out));
+        $this->assertSame('[9001]', end($out));
+        $this->assertSame(9002, $this->store->searchMembers(2, 'from the child')[0]['uid']);
     }
 
     public function testExportRoundTrip(): void

@@ -108,9 +108,27 @@ def test_errors(store, tmp_path):
         assert cls.__module__ == "chatstore"
 
 
-def test_second_open_is_locked(store, tmp_path):
-    with pytest.raises(chatstore.LockedError, match="locked"):
-        chatstore.open(tmp_path / "db")
+def test_second_open_shares_the_store(store, tmp_path):
+    second = chatstore.open(tmp_path / "db")
+    assert second.history_list(2, employee=2)["data"]["total"] == 3
+    second.close()
+    assert store.history_list(2, employee=2)["data"]["total"] == 3
+
+
+def test_another_process_uses_the_store_this_one_holds(store, tmp_path):
+    store.upsert_member({"tenant": 2, "uid": 9001, "nickname": "Trần Đức"})
+    code = (
+        "import chatstore, json, sys\n"
+        "s = chatstore.open(sys.argv[1])\n"
+        "found = [m['uid'] for m in s.search_members(2, 'duc')]\n"
+        "s.upsert_member({'tenant': 2, 'uid': 9002, 'nickname': 'from the child'})\n"
+        "print(json.dumps(found))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "db")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [9001]
+    assert store.search_members(2, "from the child")[0]["uid"] == 9002
 
 
 def test_context_manager_and_use_after_close(tmp_path):
