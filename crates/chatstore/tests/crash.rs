@@ -141,9 +141,12 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// No linger: the harness's handle releases the store when dropped, so the
+/// next writer child owns it (and the kill hits the owner).
 fn options(durability: Durability) -> Options {
     Options {
         durability,
+        linger_ms: 0,
         ..Options::default()
     }
 }
@@ -168,6 +171,10 @@ fn crash_child() {
         },
     };
     let store = Store::open(store_dir, options(durability)).unwrap();
+    assert!(
+        store.is_owner(),
+        "the writer child must own the store it is killed with"
+    );
     // Unbuffered: every line is one write(2), kept by the kernel after SIGKILL.
     let mut log = std::fs::OpenOptions::new()
         .create(true)
@@ -274,11 +281,17 @@ fn soak(mode: &str, run_ms: std::ops::Range<u64>, verify: impl Fn(&Store, &Store
         std::thread::sleep(Duration::from_millis(rng.gen_range(run_ms.clone())));
         child.kill().unwrap(); // SIGKILL
         let killed_at = now_ms();
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
+        // Killed, not ended by itself (a panic, or not owning the store).
+        assert_eq!(
+            status.code(),
+            None,
+            "round {round}: the writer exited: {status}"
+        );
         let logged = read_log(&log);
         total_acked += logged.iter().filter(|l| l.ack.is_some()).count();
         let t = Instant::now();
-        let store = Store::open(&store_dir, Options::default()).unwrap();
+        let store = Store::open(&store_dir, options(Durability::Sync)).unwrap();
         let report = store.check().unwrap();
         assert!(
             report.ok,
