@@ -314,10 +314,58 @@ impl Drop for Engine {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::model::{Member, Message, Session};
+
     #[test]
-    fn store_is_send_and_sync() {
+    fn engine_is_send_and_sync() {
         fn is<T: Send + Sync>() {}
-        is::<super::Engine>();
+        is::<Engine>();
+    }
+
+    #[test]
+    fn a_write_retried_under_its_request_id_applies_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(dir.path(), Options::default()).unwrap();
+        let member = Member {
+            tenant: 2,
+            uid: 1,
+            ..Default::default()
+        };
+        e.apply(&WriteOp::UpsertMember(member), None).unwrap();
+        let session = Session {
+            tenant: 2,
+            uid: 1,
+            ..Default::default()
+        };
+        let sid = e.apply(&WriteOp::UpsertSession(session), None).unwrap();
+        let append = WriteOp::AppendMessage(Message {
+            tenant: 2,
+            session_id: sid,
+            content: "once".into(),
+            ..Default::default()
+        });
+        let first = e.apply(&append, Some(42)).unwrap();
+        assert_eq!(
+            e.apply(&append, Some(42)).unwrap(),
+            first,
+            "the recorded result"
+        );
+        assert_eq!(e.tenant_stats(2).unwrap().messages, 1);
+        // Another id is another write; no id is never recorded.
+        assert_ne!(e.apply(&append, Some(43)).unwrap(), first);
+        e.apply(&append, None).unwrap();
+        assert_eq!(e.tenant_stats(2).unwrap().messages, 3);
+        assert!(e.check().unwrap().ok);
+        // Records are pruned by age (0 s: all of them), not before.
+        assert_eq!(e.prune_requests(3600).unwrap(), 0);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(e.prune_requests(0).unwrap(), 2);
+        assert_eq!(
+            e.apply(&append, Some(42)).unwrap(),
+            first + 3,
+            "pruned: applied anew"
+        );
     }
 
     #[test]

@@ -126,12 +126,12 @@ impl Store {
     /// so that a retry after a lost connection applies them once.
     fn call(&self, req: Request) -> Result<Response> {
         let mut last = None;
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
             let guard = self.read();
             let att = guard.as_ref().ok_or(Error::Closed)?;
             let generation = att.generation;
             match &att.backend {
-                Backend::Local(owner) => return self.local(owner, req),
+                Backend::Local(owner) => return self.local(owner, req, attempt > 0),
                 Backend::Remote(conn) => {
                     let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
                     match conn.call(&req) {
@@ -151,11 +151,13 @@ impl Store {
         ))))
     }
 
-    fn local(&self, owner: &Owner, req: Request) -> Result<Response> {
+    /// Runs a request on this process's engine. A write is recorded under
+    /// its request id only when it is a retry (an owner that went away may
+    /// have applied it); a first attempt in process needs no record.
+    fn local(&self, owner: &Owner, req: Request, retry: bool) -> Result<Response> {
         match req {
-            // No request record in process: nothing here retries.
-            Request::Write { op, .. } => {
-                let id = owner.engine.apply(&op, None)?;
+            Request::Write { id, op } => {
+                let id = owner.engine.apply(&op, retry.then_some(id))?;
                 if self.options.durability == Durability::Sync {
                     owner.engine.sync()?;
                 }

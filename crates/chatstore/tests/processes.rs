@@ -1,0 +1,231 @@
+//! Many processes, one store (ARCHITECTURE.md, "Many processes").
+//!
+//! Worker processes (this test binary, re-run with `CHATSTORE_PROC_CHILD`
+//! set) each make `REQUESTS` requests, opening and closing the store for
+//! every one as a PHP-FPM worker does: a mix of appends (each with a content
+//! naming worker and request), upserts and reads. Each logs a write only
+//! after it was acknowledged. Midway the harness kills whichever process
+//! owns the store with SIGKILL; another takes over without anyone acting.
+//! At the end: `check()` passes, every acknowledged append is in the store
+//! exactly once, and no append is there twice (a retried write applies once).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chatstore::{HistoryQuery, Member, Message, Options, Session, Store};
+
+const WORKERS: usize = 4;
+const REQUESTS: usize = 60;
+
+fn options() -> Options {
+    Options {
+        // Owners stop serving soon after their last request, so ownership
+        // also moves by release, not only by the kill.
+        linger_ms: 300,
+        ..Options::default()
+    }
+}
+
+fn seed(dir: &Path) {
+    let store = Store::open(
+        dir,
+        Options {
+            linger_ms: 0,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    for t in 1..=2u64 {
+        store
+            .upsert_member(&Member {
+                tenant: t,
+                uid: 1,
+                nickname: "李小龙".into(),
+                mobile: "+86 185 1669 0005".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        for sid in 1..=4u64 {
+            store
+                .upsert_session(&Session {
+                    tenant: t,
+                    id: sid,
+                    uid: 1,
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+    }
+}
+
+/// A worker: `REQUESTS` requests, each opening and closing the store.
+#[test]
+fn proc_child() {
+    let Ok(spec) = std::env::var("CHATSTORE_PROC_CHILD") else {
+        return; // a normal test run: nothing to do
+    };
+    let mut parts = spec.split('|');
+    let (dir, log, worker) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap().parse::<usize>().unwrap(),
+    );
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    for i in 0..REQUESTS {
+        let store = Store::open(dir, options()).unwrap();
+        if store.is_owner() {
+            log.write_all(format!("owner {}\n", std::process::id()).as_bytes())
+                .unwrap();
+        }
+        let t = 1 + (i as u64 % 2);
+        match i % 4 {
+            0 | 1 => {
+                let content = format!("w{worker}-{i}");
+                let id = store
+                    .append_message(&Message {
+                        tenant: t,
+                        session_id: 1 + (i as u64 % 4),
+                        content: content.clone(),
+                        time: 1_700_000_000 + i as i64,
+                        ..Default::default()
+                    })
+                    .unwrap();
+                let via = if store.is_owner() { "owner" } else { "socket" };
+                log.write_all(format!("ack {t} {content} {id} {via}\n").as_bytes())
+                    .unwrap();
+            }
+            2 => {
+                store
+                    .upsert_member(&Member {
+                        tenant: t,
+                        uid: 100 + worker as u64,
+                        nickname: format!("worker {worker} at {i}"),
+                        ..Default::default()
+                    })
+                    .unwrap();
+            }
+            _ => {
+                let mut q = HistoryQuery::new(t);
+                q.user_name = Some("小龙".into());
+                let page = store.history_list(&q).unwrap();
+                assert_eq!(page.total, 4, "tenant {t}");
+                assert!(page.rows.iter().all(|r| r.session.tenant == t));
+            }
+        }
+        store.close().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn spawn(dir: &Path, log: &Path, worker: usize) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["proc_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(
+            "CHATSTORE_PROC_CHILD",
+            format!("{}|{}|{worker}", dir.display(), log.display()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+fn read(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+#[test]
+fn workers_opening_per_request_survive_the_owner_being_killed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    seed(&dir);
+    let logs: Vec<_> = (0..WORKERS)
+        .map(|w| tmp.path().join(format!("log-{w}")))
+        .collect();
+    let mut children: Vec<_> = (0..WORKERS).map(|w| spawn(&dir, &logs[w], w)).collect();
+
+    // Once a third of the work is acknowledged, kill the owner of the moment.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let acked = |logs: &[std::path::PathBuf]| -> usize {
+        logs.iter()
+            .map(|l| read(l).lines().filter(|x| x.starts_with("ack")).count())
+            .sum()
+    };
+    while acked(&logs) < WORKERS * REQUESTS / 6 {
+        assert!(Instant::now() < deadline, "workers made no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let owner_of = |l: &Path| {
+        read(l)
+            .lines()
+            .rev()
+            .find_map(|x| x.strip_prefix("owner ").map(|p| p.parse::<u32>().unwrap()))
+    };
+    let killed = children
+        .iter()
+        .position(|c| logs.iter().any(|l| owner_of(l) == Some(c.id())))
+        .expect("some worker owns the store");
+    children[killed].kill().unwrap(); // SIGKILL
+    let mut survivors = 0;
+    for (w, c) in children.iter_mut().enumerate() {
+        let status = c.wait().unwrap();
+        if w != killed {
+            assert!(status.success(), "worker {w}: {status}");
+            survivors += 1;
+        }
+    }
+    assert_eq!(survivors, WORKERS - 1);
+
+    let store = Store::open(&dir, options()).unwrap();
+    let report = store.check().unwrap();
+    assert!(report.ok, "{:?}", report.violations);
+    // Every append in the store, by content.
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    for t in 1..=2u64 {
+        for sid in 1..=4u64 {
+            for m in store.messages(t, sid, 1, 100).unwrap().messages {
+                *seen.entry(m.content).or_default() += 1;
+            }
+        }
+    }
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "an append landed twice: {seen:?}"
+    );
+    let mut checked = 0;
+    for (w, log) in logs.iter().enumerate() {
+        for line in read(log).lines().filter(|x| x.starts_with("ack")) {
+            // The killed owner's own writes were buffered in it (the store's
+            // durability is Buffered): those may be lost. Writes it made as a
+            // client were acknowledged durable by the owner of the time.
+            if w == killed && line.ends_with(" owner") {
+                continue;
+            }
+            let content = line.split(' ').nth(2).unwrap();
+            assert_eq!(seen.get(content), Some(&1), "acknowledged {content} lost");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= (WORKERS - 1) * REQUESTS / 2 - 1,
+        "{checked} acknowledged appends"
+    );
+    // Ownership moved: more than one process owned the store.
+    let owners: std::collections::HashSet<u32> = logs
+        .iter()
+        .flat_map(|l| {
+            read(l)
+                .lines()
+                .filter_map(|x| x.strip_prefix("owner ").map(|p| p.parse::<u32>().unwrap()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(owners.len() >= 2, "owners: {owners:?}");
+}
