@@ -55,6 +55,10 @@ int32_t cs_store_open(const char *path, const char *options_json, struct cs_stor
 // afterwards, by any thread.
 void cs_store_close(struct cs_store *store);
 
+// Whether this process owns the store (holds it and serves the other
+// processes that open it): `*out_owner` is 1 or 0.
+int32_t cs_store_is_owner(const struct cs_store *store, int32_t *out_owner);
+
 // Makes every write so far durable.
 int32_t cs_store_flush(const struct cs_store *store);
 

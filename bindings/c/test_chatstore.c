@@ -178,6 +178,11 @@ static void test_second_handle(cs_store *store, const char *dir) {
     int rc = cs_store_open(dir, NULL, &second);
     CHECK(rc == CS_STATUS_OK && second != NULL, "rc %d %s", rc, cs_last_error_message());
     if (second == NULL) return;
+    int32_t owner = -1;
+    rc = cs_store_is_owner(second, &owner);
+    CHECK(rc == CS_STATUS_OK && owner == 1, "rc %d owner %d", rc, owner);
+    rc = cs_store_is_owner(second, NULL);
+    CHECK(rc == CS_STATUS_INVALID_INPUT, "rc %d", rc);
     char *json = NULL;
     rc = cs_history_list(second, "{\"tenant\":2,\"employee\":2}", 25, &json);
     CHECK(rc == CS_STATUS_OK && contains(json, "\"total\":3"), "%s", json ? json : "(null)");

@@ -176,6 +176,14 @@ final class Store
         return $this->decode($this->callString(fn ($out) => $this->ffi->cs_check($this->h(), $out)));
     }
 
+    /** Whether this process owns the store (holds it and serves the other processes that open it). */
+    public function isOwner(): bool
+    {
+        $owner = $this->ffi->new('int32_t');
+        $this->call($this->ffi->cs_store_is_owner($this->h(), \FFI::addr($owner)));
+        return $owner->cdata === 1;
+    }
+
     /** Makes every write so far durable. */
     public function flush(): void
     {

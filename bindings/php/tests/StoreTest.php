@@ -160,6 +160,7 @@ final class StoreTest extends TestCase
     public function testSecondStoreObjectOnTheSamePathSharesIt(): void
     {
         $second = Store::open($this->dir);
+        $this->assertTrue($this->store->isOwner() && $second->isOwner());
         $this->assertSame(3, $second->historyList(['tenant' => 2, 'employee' => 2])['data']['total']);
         $second->close();
         $this->assertSame(3, $this->store->historyList(['tenant' => 2, 'employee' => 2])['data']['total']);
@@ -171,6 +172,7 @@ final class StoreTest extends TestCase
         $this->store->upsertMember(['tenant' => 2, 'uid' => 9001, 'nickname' => 'Trần Đức']);
         $code = 'require ' . var_export(dirname(__DIR__) . '/autoload.php', true) . ';'
             . '$s = ChatStore\Store::open(' . var_export($this->dir, true) . ');'
+            . 'if ($s->isOwner()) { exit(3); }'
             . '$found = $s->searchMembers(2, "duc");'
             . '$s->upsertMember(["tenant" => 2, "uid" => 9002, "nickname" => "from the child"]);'
             . 'echo json_encode(array_column($found, "uid"));';

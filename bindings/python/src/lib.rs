@@ -278,6 +278,12 @@ impl Store {
         loads(py, &to_json_text(&r)?)
     }
 
+    /// Whether this process owns the store (holds it and serves the other
+    /// processes that open it).
+    fn is_owner(&self, py: Python<'_>) -> PyResult<bool> {
+        self.run(py, |s| Ok(s.is_owner()))
+    }
+
     /// Makes every write so far durable.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         self.run(py, |s| s.flush())

@@ -110,6 +110,7 @@ def test_errors(store, tmp_path):
 
 def test_second_open_shares_the_store(store, tmp_path):
     second = chatstore.open(tmp_path / "db")
+    assert store.is_owner() and second.is_owner()
     assert second.history_list(2, employee=2)["data"]["total"] == 3
     second.close()
     assert store.history_list(2, employee=2)["data"]["total"] == 3
@@ -120,6 +121,7 @@ def test_another_process_uses_the_store_this_one_holds(store, tmp_path):
     code = (
         "import chatstore, json, sys\n"
         "s = chatstore.open(sys.argv[1])\n"
+        "assert not s.is_owner()\n"
         "found = [m['uid'] for m in s.search_members(2, 'duc')]\n"
         "s.upsert_member({'tenant': 2, 'uid': 9002, 'nickname': 'from the child'})\n"
         "print(json.dumps(found))\n"

@@ -165,6 +165,17 @@ pub unsafe extern "C" fn cs_store_close(store: *mut CsStore) {
     });
 }
 
+/// Whether this process owns the store (holds it and serves the other
+/// processes that open it): `*out_owner` is 1 or 0.
+#[no_mangle]
+pub unsafe extern "C" fn cs_store_is_owner(store: *const CsStore, out_owner: *mut i32) -> i32 {
+    guard(|| {
+        let out = Out::new(out_owner, "out_owner")?;
+        out.set(i32::from(store_ref(store)?.is_owner()));
+        Ok(())
+    })
+}
+
 /// Makes every write so far durable.
 #[no_mangle]
 pub unsafe extern "C" fn cs_store_flush(store: *const CsStore) -> i32 {

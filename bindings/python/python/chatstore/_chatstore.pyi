@@ -109,6 +109,9 @@ class Store:
         """Deletes an account."""
     def check(self) -> Dict[str, Any]:
         """Verifies every invariant: {"ok","keys","tenants","violations"}."""
+    def is_owner(self) -> bool:
+        """Whether this process owns the store (holds it and serves the other
+        processes that open it)."""
     def flush(self) -> None:
         """Makes every write so far durable."""
     def close(self) -> None:
