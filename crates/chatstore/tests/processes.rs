@@ -81,7 +81,11 @@ fn proc_child() {
     for i in 0..REQUESTS {
         let store = Store::open(dir, options()).unwrap();
         if store.is_owner() {
-            log.write_all(format!("owner {}\n", std::process::id()).as_bytes())
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            log.write_all(format!("owner {} {at}\n", std::process::id()).as_bytes())
                 .unwrap();
         }
         let t = 1 + (i as u64 % 2);
@@ -162,16 +166,23 @@ fn workers_opening_per_request_survive_the_owner_being_killed() {
         assert!(Instant::now() < deadline, "workers made no progress");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let owner_of = |l: &Path| {
-        read(l)
-            .lines()
-            .rev()
-            .find_map(|x| x.strip_prefix("owner ").map(|p| p.parse::<u32>().unwrap()))
+    // (pid, when) of every "owner" line.
+    let owner_lines = |logs: &[std::path::PathBuf]| -> Vec<(u32, u128)> {
+        logs.iter()
+            .flat_map(|l| {
+                read(l)
+                    .lines()
+                    .filter_map(|x| {
+                        let mut f = x.strip_prefix("owner ")?.split(' ');
+                        Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     };
-    let killed = children
-        .iter()
-        .position(|c| logs.iter().any(|l| owner_of(l) == Some(c.id())))
-        .expect("some worker owns the store");
+    let latest = owner_lines(&logs).into_iter().max_by_key(|o| o.1);
+    let (pid, _) = latest.expect("some worker owns the store");
+    let killed = children.iter().position(|c| c.id() == pid).unwrap();
     children[killed].kill().unwrap(); // SIGKILL
     let mut survivors = 0;
     for (w, c) in children.iter_mut().enumerate() {
@@ -218,14 +229,7 @@ fn workers_opening_per_request_survive_the_owner_being_killed() {
         "{checked} acknowledged appends"
     );
     // Ownership moved: more than one process owned the store.
-    let owners: std::collections::HashSet<u32> = logs
-        .iter()
-        .flat_map(|l| {
-            read(l)
-                .lines()
-                .filter_map(|x| x.strip_prefix("owner ").map(|p| p.parse::<u32>().unwrap()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let owners: std::collections::HashSet<u32> =
+        owner_lines(&logs).into_iter().map(|o| o.0).collect();
     assert!(owners.len() >= 2, "owners: {owners:?}");
 }
