@@ -44,8 +44,13 @@ fn count_lines(p: &Path) -> u64 {
 
 // ---------------------------------------------------------------- chatstore
 
-fn chat_options(durable: bool) -> Options {
-    let mut o = Options::default();
+/// No linger: every open in the bench is a real open (a store reopened in
+/// the same process would otherwise still be held by the lingering owner).
+pub fn chat_options(durable: bool) -> Options {
+    let mut o = Options {
+        linger_ms: 0,
+        ..Options::default()
+    };
     o.render.media_base = "http://localhost:82".into();
     if durable {
         o.durability = Durability::Sync;

@@ -12,6 +12,7 @@
 mod data;
 mod engines;
 mod measure;
+mod processes;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -102,7 +103,11 @@ fn main() {
         }
     };
     if let Some(engine) = &args.engine {
-        run_engine(&args, engine, &dir);
+        if engine == "owner" {
+            processes::own(&dir);
+        } else {
+            run_engine(&args, engine, &dir);
+        }
         return;
     }
     // A kept --workdir holds the previous run's stores: start from none.
@@ -186,9 +191,11 @@ fn main() {
         }
         results.push(r);
     }
+    let cross = processes::measure(&std::env::current_exe().unwrap(), &dir, &q, args.iterations);
     if let Some(p) = &args.json {
         let v = json!({"scale": scale.name, "members": scale.members, "sessions": scale.sessions, "messages": scale.messages,
-            "seed": args.seed, "iterations": args.iterations, "queries": q, "results": results});
+            "seed": args.seed, "iterations": args.iterations, "queries": q, "results": results,
+            "cross_process": cross});
         std::fs::write(p, serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
     }
 }

@@ -51,7 +51,7 @@ impl Conn {
     }
 
     fn read(&mut self) -> Result<Response, CallError> {
-        match rpc::read_frame::<Response>(&mut self.reader) {
+        match rpc::read_response(&mut self.reader) {
             Ok(Some(Response::Error { kind, message })) => {
                 Err(CallError::Failed(Error::Remote { kind, message }))
             }

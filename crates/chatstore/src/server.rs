@@ -237,7 +237,7 @@ impl Owner {
                 Request::Export => self.export(&mut writer),
                 req => {
                     let resp = self.answer(req);
-                    rpc::write_frame(&mut writer, &resp)
+                    rpc::write_response(&mut writer, &resp)
                 }
             };
             if sent.is_err() {

@@ -1,0 +1,91 @@
+//! The cost of reaching a store another process owns (ARCHITECTURE.md,
+//! "Many processes"): history-list page 1 through the owner's socket against
+//! the same call in the owning process, and the whole per-request cycle of a
+//! PHP-FPM worker (open, page 1, close) against the owner.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use chatstore::{HistoryQuery, HistoryRequest, Store};
+use serde_json::{json, Value};
+
+use crate::data::{Queries, TENANT};
+use crate::engines::chat_options;
+use crate::measure;
+
+/// The child that owns the store: opens it, says so, holds it until its
+/// standard input closes.
+pub fn own(dir: &Path) {
+    let store = Store::open(dir.join("chatstore.db"), chat_options(false)).unwrap();
+    assert!(store.is_owner(), "the owner child must own the store");
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {}
+    drop(store);
+}
+
+fn page1(q: &Queries) -> HistoryRequest {
+    let mut query = HistoryQuery::new(TENANT);
+    query.employee = Some(q.agent);
+    HistoryRequest {
+        query,
+        page_url: "/h".into(),
+    }
+}
+
+/// Measures page 1 across processes and in process; returns the JSON row.
+pub fn measure(exe: &Path, dir: &Path, q: &Queries, iterations: usize) -> Value {
+    let req = page1(q);
+    let db = dir.join("chatstore.db");
+    let mut owner = Command::new(exe)
+        .args(["--engine", "owner", "--workdir"])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(owner.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let client = Store::open(&db, chat_options(false)).unwrap();
+    assert!(!client.is_owner(), "the measuring process must be a client");
+    let want = client.history_list_text(&req).unwrap();
+    let remote = measure::time(iterations, || {
+        std::hint::black_box(client.history_list_text(&req).unwrap());
+    });
+    drop(client);
+    let per_request = measure::time(iterations, || {
+        let s = Store::open(&db, chat_options(false)).unwrap();
+        std::hint::black_box(s.history_list_text(&req).unwrap());
+        s.close().unwrap();
+    });
+    drop(owner.stdin.take());
+    assert!(owner.wait().unwrap().success());
+
+    let local_store = Store::open(&db, chat_options(false)).unwrap();
+    assert!(local_store.is_owner());
+    assert_eq!(local_store.history_list_text(&req).unwrap(), want);
+    let local = measure::time(iterations, || {
+        std::hint::black_box(local_store.history_list_text(&req).unwrap());
+    });
+    let row = json!({
+        "history_list_page1_in_process_us": local.median,
+        "history_list_page1_other_process_us": remote.median,
+        "history_list_page1_other_process_p99_us": remote.p99,
+        "overhead_us": remote.median - local.median,
+        "open_page1_close_other_process_us": per_request.median,
+        "open_page1_close_other_process_p99_us": per_request.p99,
+    });
+    println!(
+        "cross-process: page1 in process {:.1} us, through the owner's socket {:.1} us (+{:.1} us); open+page1+close as a client {:.1} us",
+        local.median,
+        remote.median,
+        remote.median - local.median,
+        per_request.median
+    );
+    row
+}
