@@ -46,9 +46,13 @@ void cs_string_free(char *s);
 
 // Opens (creating when absent) the store at `path` (NUL-terminated).
 // `options_json` is NULL or a JSON object: durability ("buffered"/"sync"),
-// flush_every_ms, cache_capacity, media_base, default_avatar, utc_offset.
+// flush_every_ms, cache_capacity, media_base, default_avatar, utc_offset,
+// compression, linger_ms, attach_timeout_ms.
 // On success `*out` holds the handle; close it with cs_store_close().
-// CS_STATUS_LOCKED when another process holds the store.
+// Any number of processes may open one store: the first owns it and serves
+// the others over `PATH/chatstore.sock`. CS_STATUS_LOCKED only when the
+// store stays locked with nobody serving it for `attach_timeout_ms`
+// (10 s; also `linger_ms`, see ARCHITECTURE.md "Many processes").
 int32_t cs_store_open(const char *path, const char *options_json, struct cs_store **out);
 
 // Flushes and frees the handle. NULL is a no-op. The handle must not be used

@@ -126,9 +126,13 @@ pub unsafe extern "C" fn cs_string_free(s: *mut c_char) {
 
 /// Opens (creating when absent) the store at `path` (NUL-terminated).
 /// `options_json` is NULL or a JSON object: durability ("buffered"/"sync"),
-/// flush_every_ms, cache_capacity, media_base, default_avatar, utc_offset.
+/// flush_every_ms, cache_capacity, media_base, default_avatar, utc_offset,
+/// compression, linger_ms, attach_timeout_ms.
 /// On success `*out` holds the handle; close it with cs_store_close().
-/// CS_STATUS_LOCKED when another process holds the store.
+/// Any number of processes may open one store: the first owns it and serves
+/// the others over `PATH/chatstore.sock`. CS_STATUS_LOCKED only when the
+/// store stays locked with nobody serving it for `attach_timeout_ms`
+/// (10 s; also `linger_ms`, see ARCHITECTURE.md "Many processes").
 #[no_mangle]
 pub unsafe extern "C" fn cs_store_open(
     path: *const c_char,
