@@ -2,10 +2,12 @@
  * threads sharing a handle. Run by run-tests.sh under valgrind.
  * Prints "N passed, M failed" and exits non-zero on any failure. */
 #define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "chatstore.h"
@@ -194,6 +196,20 @@ static void test_second_handle(cs_store *store, const char *dir) {
     cs_string_free(json);
 }
 
+/* A store locked by something that does not serve it (a plain flock on its
+   file, as sled takes): CS_STATUS_LOCKED naming the path, no handle. */
+static void test_locked_unserved(const char *dir) {
+    char file[512];
+    snprintf(file, sizeof file, "%s/db", dir);
+    int fd = open(file, O_RDONLY);
+    CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0, "flock %s", file);
+    cs_store *locked = NULL;
+    int rc = cs_store_open(dir, "{\"attach_timeout_ms\":100}", &locked);
+    CHECK(rc == CS_STATUS_LOCKED && locked == NULL && contains(cs_last_error_message(), "locked"), "rc %d %s", rc,
+          cs_last_error_message());
+    close(fd);
+}
+
 /* A store written by a newer format version is refused, with no handle. */
 static void test_newer_format(const char *dir) {
     cs_store *newer = NULL;
@@ -228,8 +244,8 @@ static void test_threads(cs_store *store) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 4) {
-        fprintf(stderr, "usage: %s STORE_DIR SEEDS.jsonl NEWER_FORMAT_STORE_DIR\n", argv[0]);
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s STORE_DIR SEEDS.jsonl NEWER_FORMAT_STORE_DIR CLOSED_STORE_DIR\n", argv[0]);
         return 2;
     }
     seeds = argv[2];
@@ -250,6 +266,7 @@ int main(int argc, char **argv) {
     test_errors(store);
     test_second_handle(store, argv[1]);
     test_newer_format(argv[3]);
+    test_locked_unserved(argv[4]);
     test_threads(store);
     cs_store_close(store);
     printf("%d passed, %d failed\n", passed, failed);

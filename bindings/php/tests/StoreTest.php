@@ -5,6 +5,7 @@ declare(strict_types=1);
 use ChatStore\ClosedException;
 use ChatStore\ConflictException;
 use ChatStore\InvalidInputException;
+use ChatStore\LockedException;
 use ChatStore\NotFoundException;
 use ChatStore\StorageException;
 use ChatStore\Store;
@@ -272,6 +273,29 @@ final class StoreTest extends TestCase
             $this->assertStringContainsString('newer', $e->getMessage());
         } finally {
             exec('rm -rf ' . escapeshellarg($copy));
+        }
+    }
+
+    /** A store locked by something that does not serve it (a plain flock on its file, as sled takes). */
+    public function testALockNobodyServesIsLockedException(): void
+    {
+        $dir = $this->dir . '-closed';
+        Store::open($dir, ['linger_ms' => 0])->close();
+        $fp = null;
+        $deadline = microtime(true) + 10;
+        // sled lets go of the file a moment after the close.
+        while (($fp === null || !flock($fp, LOCK_EX | LOCK_NB)) && microtime(true) < $deadline) {
+            $fp = $fp ?? fopen($dir . '/db', 'r');
+            usleep(10000);
+        }
+        try {
+            Store::open($dir, ['attach_timeout_ms' => 100]);
+            $this->fail('a locked store opened');
+        } catch (LockedException $e) {
+            $this->assertStringContainsString($dir, $e->getMessage());
+        } finally {
+            fclose($fp);
+            exec('rm -rf ' . escapeshellarg($dir));
         }
     }
 }

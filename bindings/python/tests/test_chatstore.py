@@ -248,3 +248,21 @@ def test_newer_store_format_is_refused(tmp_path):
     shutil.copytree(ROOT / "tests" / "fixtures" / "newer-format.db", copy)
     with pytest.raises(chatstore.StorageError, match="newer"):
         chatstore.open(copy)
+
+
+def test_a_lock_nobody_serves_is_locked_error(tmp_path):
+    """A store locked by something that does not serve it (a plain flock on its file, as sled takes)."""
+    import fcntl
+
+    chatstore.open(tmp_path / "closed", linger_ms=0).close()
+    with open(tmp_path / "closed" / "db", "rb") as f:
+        deadline = time.monotonic() + 10
+        while True:  # sled lets go of the file a moment after the close
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        with pytest.raises(chatstore.LockedError, match="locked"):
+            chatstore.open(tmp_path / "closed", attach_timeout_ms=100)

@@ -11,6 +11,10 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+    /// How long to wait for a store that is locked with nobody serving it
+    /// before giving up (another process that owns a store serves it).
+    #[arg(long, global = true, value_name = "MS", default_value_t = 10_000)]
+    pub attach_timeout_ms: u64,
 }
 
 /// The rendering settings of the endpoints.

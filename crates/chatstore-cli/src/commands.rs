@@ -13,8 +13,11 @@ use crate::error::CliError;
 
 type Result<T> = std::result::Result<T, CliError>;
 
-fn open(db: &Path, render: &Render) -> Result<Store> {
-    let mut o = Options::default();
+fn open(db: &Path, render: &Render, attach_timeout_ms: u64) -> Result<Store> {
+    let mut o = Options {
+        attach_timeout_ms,
+        ..Options::default()
+    };
     if let Some(m) = &render.media_base {
         o.render.media_base = m.clone();
     }
@@ -45,10 +48,11 @@ fn lenient(s: &Option<String>) -> Option<i64> {
 
 /// Runs a parsed command.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    let attach = cli.attach_timeout_ms;
     match cli.command {
-        Command::Demo { db } => demo_cmd(db.as_deref()),
-        Command::Import { db, file } => import(&db, &file),
-        Command::Export { db, file } => export(&db, file.as_deref()),
+        Command::Demo { db } => demo_cmd(db.as_deref(), attach),
+        Command::Import { db, file } => import(&db, &file, attach),
+        Command::Export { db, file } => export(&db, file.as_deref(), attach),
         Command::HistoryList {
             db,
             tenant,
@@ -60,7 +64,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             page_url,
             render,
         } => {
-            let store = open(&db, &render)?;
+            let store = open(&db, &render, attach)?;
             let (page, pagesize) = chatstore::resolve_paging(lenient(&page), lenient(&pagesize));
             let mut q = HistoryQuery::new(tenant);
             q.employee = employee;
@@ -84,7 +88,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             hash,
             page,
         } => {
-            let store = open(&db, &Render::default())?;
+            let store = open(&db, &Render::default(), attach)?;
             print_line(&store.hischat_text(sso_id, &hash, lenient(&page).unwrap_or(1))?)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -95,17 +99,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             page,
             pagesize,
         } => {
-            let store = open(&db, &Render::default())?;
+            let store = open(&db, &Render::default(), attach)?;
             print(&store.messages(tenant, session, page, pagesize)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Search { db, tenant, query } => {
-            let store = open(&db, &Render::default())?;
+            let store = open(&db, &Render::default(), attach)?;
             print(&store.search_members(tenant, &query)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { db } => {
-            let store = open(&db, &Render::default())?;
+            let store = open(&db, &Render::default(), attach)?;
             let report = store.check()?;
             print(&report)?;
             if report.ok {
@@ -119,7 +123,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Stats { db } => {
-            let store = open(&db, &Render::default())?;
+            let store = open(&db, &Render::default(), attach)?;
             let tenants = store
                 .tenants()?
                 .into_iter()
@@ -148,8 +152,8 @@ fn dir_size(p: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn import(db: &Path, file: &str) -> Result<ExitCode> {
-    let store = open(db, &Render::default())?;
+fn import(db: &Path, file: &str, attach: u64) -> Result<ExitCode> {
+    let store = open(db, &Render::default(), attach)?;
     let started = Instant::now();
     let (reader, size): (Box<dyn BufRead>, Option<u64>) = if file == "-" {
         (Box::new(BufReader::new(std::io::stdin().lock())), None)
@@ -196,8 +200,8 @@ fn import(db: &Path, file: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn export(db: &Path, file: Option<&str>) -> Result<ExitCode> {
-    let store = open(db, &Render::default())?;
+fn export(db: &Path, file: Option<&str>, attach: u64) -> Result<ExitCode> {
+    let store = open(db, &Render::default(), attach)?;
     let n = match file {
         None | Some("-") => {
             store.export_jsonl(std::io::BufWriter::new(std::io::stdout().lock()))?
@@ -213,7 +217,7 @@ fn export(db: &Path, file: Option<&str>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn demo_cmd(db: Option<&Path>) -> Result<ExitCode> {
+fn demo_cmd(db: Option<&Path>, attach: u64) -> Result<ExitCode> {
     let tmp;
     let path = match db {
         Some(p) => p.to_path_buf(),
@@ -226,7 +230,7 @@ fn demo_cmd(db: Option<&Path>) -> Result<ExitCode> {
         media_base: Some(demo::SEED_MEDIA_BASE.into()),
         ..Default::default()
     };
-    let store = open(&path, &render)?;
+    let store = open(&path, &render, attach)?;
     let summary = store.import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {})?;
     store.flush()?;
     let mut out = std::io::stdout().lock();

@@ -357,3 +357,24 @@ fn bad_input_rows_of_reliability_md() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("newer"), "{err}");
 }
+
+/// A store locked by something that does not serve it (here a plain `flock`
+/// on its file, as sled takes): one line naming the path, after
+/// `--attach-timeout-ms`.
+#[test]
+fn a_lock_nobody_serves_is_one_line_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db_s = db.to_str().unwrap();
+    assert!(run(&["import", "--db", db_s, &seeds_file(dir.path())])
+        .status
+        .success());
+    let file = std::fs::File::open(db.join("db")).unwrap();
+    file.lock().unwrap();
+    let o = run(&["stats", "--db", db_s, "--attach-timeout-ms", "200"]);
+    drop(file);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("locked") && err.contains(db_s), "{err}");
+}
