@@ -233,3 +233,62 @@ fn workers_opening_per_request_survive_the_owner_being_killed() {
         owner_lines(&logs).into_iter().map(|o| o.0).collect();
     assert!(owners.len() >= 2, "owners: {owners:?}");
 }
+
+/// A socket left by a dead owner (nobody listening) is replaced by the next
+/// owner; the socket is private to the store's owner (mode 0600); another
+/// process reaches the new owner through it.
+#[test]
+fn a_stale_socket_is_replaced_and_the_socket_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    std::fs::create_dir(&dir).unwrap();
+    let socket = dir.join(chatstore::SOCKET_NAME);
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(
+        std::os::unix::net::UnixStream::connect(&socket).is_err(),
+        "stale"
+    );
+    let store = Store::open(&dir, options()).unwrap();
+    assert!(store.is_owner());
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+    store
+        .upsert_member(&Member {
+            tenant: 3,
+            uid: 5,
+            nickname: "qua ổ cắm".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    // A worker in another process finds the member through the new socket.
+    let log = tmp.path().join("log");
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["probe_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(
+            "CHATSTORE_PROBE_CHILD",
+            format!("{}|{}", dir.display(), log.display()),
+        )
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(read(&log).trim(), "client 5");
+}
+
+/// The other process of the test above: opens the store and reports.
+#[test]
+fn probe_child() {
+    let Ok(spec) = std::env::var("CHATSTORE_PROBE_CHILD") else {
+        return;
+    };
+    let (dir, log) = spec.split_once('|').unwrap();
+    let store = Store::open(dir, options()).unwrap();
+    let role = if store.is_owner() { "owner" } else { "client" };
+    let uids: Vec<u64> = store
+        .search_members(3, "o cam")
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    std::fs::write(log, format!("{role} {}", uids[0])).unwrap();
+}
