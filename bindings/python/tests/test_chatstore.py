@@ -266,3 +266,31 @@ def test_a_lock_nobody_serves_is_locked_error(tmp_path):
                 time.sleep(0.01)
         with pytest.raises(chatstore.LockedError, match="locked"):
             chatstore.open(tmp_path / "closed", attach_timeout_ms=100)
+
+
+def test_a_forked_child_reaches_the_store_through_its_parent(store, tmp_path):
+    """A child forked after open must not use the parent's engine (its threads
+    are not in the child): it goes through the parent's socket."""
+    import os
+
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            assert not store.is_owner()
+            store.upsert_member({"tenant": 2, "uid": 9101, "nickname": "forked child"})
+            again = chatstore.open(tmp_path / "db")
+            assert not again.is_owner()
+            assert again.search_members(2, "forked")[0]["uid"] == 9101
+            again.close()
+            code = 0
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert store.search_members(2, "forked child")[0]["uid"] == 9101
+    assert store.check()["ok"]

@@ -49,6 +49,9 @@ fn owned() -> MutexGuard<'static, Option<HashMap<PathBuf, Weak<Owner>>>> {
 pub struct Owner {
     /// The engine.
     pub engine: Engine,
+    /// The process that opened the engine. A child forked from it inherits
+    /// a copy of this value but none of its threads, and must not use it.
+    pid: u32,
     key: PathBuf,
     socket: Option<PathBuf>,
     linger: Duration,
@@ -78,7 +81,7 @@ pub fn attach(path: &Path, options: &Options) -> Result<Attached> {
             let mut owned = owned();
             let map = owned.get_or_insert_with(HashMap::new);
             if let Some(owner) = map.get(&key).and_then(Weak::upgrade) {
-                if !owner.stopping.load(Ordering::Acquire) {
+                if owner.is_ours() && !owner.stopping.load(Ordering::Acquire) {
                     owner.handles.fetch_add(1, Ordering::AcqRel);
                     return Ok(Attached::Local(owner));
                 }
@@ -124,6 +127,7 @@ impl Owner {
         let listener = bind(socket).ok();
         let owner = Arc::new(Owner {
             engine,
+            pid: std::process::id(),
             key,
             socket: listener.as_ref().map(|_| socket.to_path_buf()),
             linger: Duration::from_millis(linger_ms),
@@ -145,6 +149,12 @@ impl Owner {
                 .ok();
         }
         owner
+    }
+
+    /// Whether this process opened the engine (not a copy inherited through
+    /// `fork`).
+    pub fn is_ours(&self) -> bool {
+        self.pid == std::process::id()
     }
 
     fn touch(&self) {

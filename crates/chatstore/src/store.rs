@@ -114,7 +114,7 @@ impl Store {
     pub fn is_owner(&self) -> bool {
         matches!(
             self.read().as_ref().map(|a| &a.backend),
-            Some(Backend::Local(_))
+            Some(Backend::Local(owner)) if owner.is_ours()
         )
     }
 
@@ -131,7 +131,12 @@ impl Store {
             let att = guard.as_ref().ok_or(Error::Closed)?;
             let generation = att.generation;
             match &att.backend {
-                Backend::Local(owner) => return self.local(owner, req, attempt > 0),
+                Backend::Local(owner) if owner.is_ours() => {
+                    return self.local(owner, req, attempt > 0)
+                }
+                // Forked from the owner: the engine is the parent's; reach it
+                // through the socket like any other process.
+                Backend::Local(_) => {}
                 Backend::Remote(conn) => {
                     let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
                     match conn.call(&req) {
@@ -174,8 +179,13 @@ impl Store {
             return Err(Error::Closed);
         };
         if att.generation == generation {
-            att.backend = attach(&self.path, &self.options)?;
+            let old = std::mem::replace(&mut att.backend, attach(&self.path, &self.options)?);
             att.generation += 1;
+            if let Backend::Local(owner) = old {
+                if !owner.is_ours() {
+                    std::mem::forget(owner); // the parent's engine: never drop it here
+                }
+            }
         }
         Ok(())
     }
@@ -248,6 +258,12 @@ impl Store {
     pub fn close(&self) -> Result<()> {
         let taken = self.inner.write().unwrap_or_else(|e| e.into_inner()).take();
         match taken.map(|a| a.backend) {
+            // A copy inherited through fork: touching it (flush, drop) would
+            // write to the parent's files. Leave it be.
+            Some(Backend::Local(owner)) if !owner.is_ours() => {
+                std::mem::forget(owner);
+                Ok(())
+            }
             Some(Backend::Local(owner)) => {
                 let flushed = owner.engine.flush();
                 owner.release_handle();
@@ -392,6 +408,12 @@ impl Store {
         let guard = self.read();
         let att = guard.as_ref().ok_or(Error::Closed)?;
         if let Backend::Local(owner) = &att.backend {
+            if !owner.is_ours() {
+                let generation = att.generation;
+                drop(guard);
+                self.reattach(generation)?;
+                return self.import_jsonl(reader, progress);
+            }
             let summary = owner.engine.import_jsonl(reader, 0, progress)?;
             if self.options.durability == Durability::Sync {
                 owner.engine.sync()?;
@@ -484,6 +506,12 @@ impl Store {
         let guard = self.read();
         let att = guard.as_ref().ok_or(Error::Closed)?;
         match &att.backend {
+            Backend::Local(owner) if !owner.is_ours() => {
+                let generation = att.generation;
+                drop(guard);
+                self.reattach(generation)?;
+                self.export_records()
+            }
             Backend::Local(owner) => Ok(ExportIter(ExportSource::Local(Box::new(
                 owner.engine.export_records()?,
             )))),
