@@ -16,7 +16,8 @@
 //!   (plus scheduling slack) before the kill.
 //!
 //! `CHATSTORE_CRASH_KILLS` sets the number of kills per mode (default 10, so
-//! CI runs 20); `scripts/crash-soak N` runs N in release mode.
+//! CI runs 20); `scripts/crash-soak N` runs N in release mode;
+//! `CHATSTORE_CRASH_SEED` runs another sequence of rounds.
 //!
 //! SIGKILL ends the process, not the machine: the kernel keeps what sled
 //! wrote with `write(2)`. Power loss is outside what a test here can do.
@@ -246,6 +247,14 @@ fn probe(store: &Store, op: &Op) -> String {
     }
 }
 
+/// `CHATSTORE_CRASH_SEED` picks another sequence of rounds (default fixed).
+fn seed() -> u64 {
+    std::env::var("CHATSTORE_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0xC4A5)
+}
+
 fn kills() -> u64 {
     std::env::var("CHATSTORE_CRASH_KILLS")
         .ok()
@@ -273,11 +282,16 @@ fn soak(mode: &str, run_ms: std::ops::Range<u64>, verify: impl Fn(&Store, &Store
     let dir = tempfile::tempdir().unwrap();
     let store_dir: PathBuf = dir.path().join("store");
     let reference = Store::open(dir.path().join("reference"), Options::default()).unwrap();
-    let mut rng = StdRng::seed_from_u64(0xC4A5);
+    let mut rng = StdRng::seed_from_u64(seed());
     let mut total_acked = 0usize;
     for round in 0..kills() {
         let log = dir.path().join(format!("log-{round}"));
-        let mut child = spawn_child(&store_dir, &log, round + 1, mode);
+        let mut child = spawn_child(
+            &store_dir,
+            &log,
+            seed().wrapping_mul(1000) + round + 1,
+            mode,
+        );
         std::thread::sleep(Duration::from_millis(rng.gen_range(run_ms.clone())));
         child.kill().unwrap(); // SIGKILL
         let killed_at = now_ms();
