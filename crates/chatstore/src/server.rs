@@ -318,3 +318,69 @@ fn linger_loop(owner: Weak<Owner>) {
         thread::sleep(tick);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn options() -> Options {
+        Options {
+            linger_ms: 0,
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn an_owner_refuses_a_client_of_another_protocol() {
+        let dir = tempfile::tempdir().unwrap();
+        let Attached::Local(owner) = attach(dir.path(), &options()).unwrap() else {
+            panic!("the first opener owns the store");
+        };
+        let mut s = UnixStream::connect(dir.path().join(SOCKET_NAME)).unwrap();
+        rpc::write_frame(
+            &mut s,
+            &Request::Hello {
+                protocol: PROTOCOL + 1,
+            },
+        )
+        .unwrap();
+        match rpc::read_response(&mut s).unwrap() {
+            Some(Response::Error { kind, message }) => {
+                assert_eq!(kind, ErrorKind::Format);
+                assert!(message.contains("protocol"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The right protocol is greeted, and a call answered.
+        let mut s = UnixStream::connect(dir.path().join(SOCKET_NAME)).unwrap();
+        rpc::write_frame(&mut s, &Request::Hello { protocol: PROTOCOL }).unwrap();
+        assert!(matches!(
+            rpc::read_response(&mut s).unwrap(),
+            Some(Response::Unit)
+        ));
+        rpc::write_frame(&mut s, &Request::Tenants).unwrap();
+        assert!(
+            matches!(rpc::read_response(&mut s).unwrap(), Some(Response::Tenants(t)) if t.is_empty())
+        );
+        drop(s);
+        owner.release_handle();
+    }
+
+    #[test]
+    fn a_second_attach_in_process_shares_the_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let Attached::Local(a) = attach(dir.path(), &options()).unwrap() else {
+            panic!("owner");
+        };
+        let Attached::Local(b) = attach(dir.path(), &options()).unwrap() else {
+            panic!("shared");
+        };
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.handles.load(Ordering::Acquire), 2);
+        a.release_handle();
+        b.release_handle();
+        // Released (no linger, nobody connected): the socket is gone.
+        assert!(!dir.path().join(SOCKET_NAME).exists());
+    }
+}
