@@ -11,7 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use chatstore::{Agent, HistoryQuery, Member, Message, Options, Order, Sender, Session, Store};
+use chatstore::{
+    Agent, HistoryQuery, Member, Message, Options, Order, ReadState, Reader, Sender, Session, Store,
+};
 
 /// `Err` with the message unless the condition holds.
 macro_rules! ensure {
@@ -81,6 +83,12 @@ pub enum Op {
         t: u64,
         id: u64,
     },
+    MarkRead {
+        t: u64,
+        sid: u64,
+        agent: bool,
+        upto: u64,
+    },
 }
 
 /// Nicknames members take (by index).
@@ -103,6 +111,8 @@ pub struct Model {
     messages: BTreeMap<(u64, u64, u64), Message>,
     next_session: BTreeMap<u64, u64>,
     next_message: BTreeMap<u64, u64>,
+    /// (agent read up to, member read up to) per session that was read.
+    reads: BTreeMap<(u64, u64), (u64, u64)>,
 }
 
 impl Model {
@@ -178,6 +188,21 @@ impl Model {
                     return false;
                 }
                 self.messages.retain(|k, _| !(k.0 == t && k.1 == sid));
+                self.reads.remove(&(t, sid));
+                true
+            }
+            Op::MarkRead {
+                t,
+                sid,
+                agent,
+                upto,
+            } => {
+                if !self.sessions.contains_key(&(t, sid)) {
+                    return false;
+                }
+                let r = self.reads.entry((t, sid)).or_default();
+                let mark = if agent { &mut r.0 } else { &mut r.1 };
+                *mark = (*mark).max(upto);
                 true
             }
             Op::DeleteMember { t, uid } => {
@@ -193,6 +218,7 @@ impl Model {
                 for sid in gone {
                     self.sessions.remove(&(t, sid));
                     self.messages.retain(|k, _| !(k.0 == t && k.1 == sid));
+                    self.reads.remove(&(t, sid));
                 }
                 true
             }
@@ -208,6 +234,24 @@ impl Model {
                 self.agents.remove(&(t, id));
                 true
             }
+        }
+    }
+
+    /// A session's read state, counted from its messages.
+    fn read_state(&self, t: u64, sid: u64) -> ReadState {
+        let (agent_read_upto, member_read_upto) =
+            self.reads.get(&(t, sid)).copied().unwrap_or_default();
+        let unread = |sender: Sender, upto: u64| {
+            self.messages
+                .range((t, sid, 0)..=(t, sid, u64::MAX))
+                .filter(|(k, m)| m.sender == sender && k.2 > upto)
+                .count() as u64
+        };
+        ReadState {
+            unread_by_agent: unread(Sender::Member, agent_read_upto),
+            unread_by_member: unread(Sender::Agent, member_read_upto),
+            agent_read_upto,
+            member_read_upto,
         }
     }
 
@@ -311,6 +355,15 @@ pub fn apply(store: &Store, op: &Op) -> bool {
         Op::DeleteSession { t, sid } => store.delete_session(t, sid),
         Op::DeleteMember { t, uid } => store.delete_member(t, uid),
         Op::DeleteAgent { t, id } => store.delete_agent(t, id),
+        Op::MarkRead {
+            t,
+            sid,
+            agent,
+            upto,
+        } => {
+            let reader = if agent { Reader::Agent } else { Reader::Member };
+            store.mark_read(t, sid, reader, upto).map(drop)
+        }
     };
     r.is_ok()
 }
@@ -337,6 +390,7 @@ pub fn compare(store: &Store, model: &Model) -> Result<(), String> {
                         ensure_eq!(r.last_message.as_ref(), model.last(t, s.id));
                         ensure_eq!(r.member.as_ref(), model.members.get(&(t, s.uid)));
                         ensure_eq!(r.agent.as_ref(), model.agents.get(&(t, s.agent_id)));
+                        ensure_eq!(r.read, model.read_state(t, s.id));
                         ensure_eq!(
                             (r.session.uid, r.session.agent_id, r.session.last_updated_at),
                             (s.uid, s.agent_id, s.last_updated_at)
@@ -421,7 +475,7 @@ impl Op {
         let mut b = Bytes(data);
         let mut ops = Vec::new();
         while !b.0.is_empty() && ops.len() < 120 {
-            let kind = b.next() % 15;
+            let kind = b.next() % 16;
             let t = b.range(1, 2);
             ops.push(match kind {
                 0..=2 => Op::Member {
@@ -456,9 +510,15 @@ impl Op {
                     t,
                     uid: b.range(1, 6),
                 },
-                _ => Op::DeleteAgent {
+                14 => Op::DeleteAgent {
                     t,
                     id: b.range(1, 3),
+                },
+                _ => Op::MarkRead {
+                    t,
+                    sid: b.range(1, 8),
+                    agent: b.next() % 2 == 0,
+                    upto: b.range(0, 31),
                 },
             });
         }

@@ -151,16 +151,38 @@ impl Checker<'_> {
         let msgs = self.store.data.scan_prefix(keys::messages_of(t, sid));
         let mut count = 0u64;
         let mut last: Option<(u64, i64)> = None;
+        let mut unread = SessionRec {
+            unread_by_agent: 0,
+            unread_by_member: 0,
+            ..rec.clone()
+        };
         for item in msgs {
             let (mk, mv) = item?;
             count += 1;
             let mid = keys::last_desc(&mk);
             match codec::decode::<MsgBody>(&mv, "message") {
-                // Newest first: the first message is the last one written.
-                Ok(b) if last.is_none() => last = Some((mid, b.time)),
-                Ok(_) => {}
+                Ok(b) => {
+                    // Newest first: the first message is the last one written.
+                    if last.is_none() {
+                        last = Some((mid, b.time));
+                    }
+                    if unread.unread(b.sender, mid) == Some(true) {
+                        unread.bump_unread(b.sender, 1);
+                    }
+                }
                 Err(e) => self.bad(format!("message {mid} of {what}: {e}")),
             }
+        }
+        if (unread.unread_by_agent, unread.unread_by_member)
+            != (rec.unread_by_agent, rec.unread_by_member)
+        {
+            self.bad(format!(
+                "{what}: unread counts {}/{} but {}/{} messages unread (agent/member)",
+                rec.unread_by_agent,
+                rec.unread_by_member,
+                unread.unread_by_agent,
+                unread.unread_by_member
+            ));
         }
         if count != rec.msg_count {
             self.bad(format!(

@@ -170,6 +170,36 @@ pub struct SessionRec {
 }
 
 impl SessionRec {
+    /// The public read state.
+    pub fn read_state(&self) -> crate::model::ReadState {
+        crate::model::ReadState {
+            unread_by_agent: self.unread_by_agent,
+            unread_by_member: self.unread_by_member,
+            agent_read_upto: self.agent_read_upto,
+            member_read_upto: self.member_read_upto,
+        }
+    }
+
+    /// Whether a message of `sender` (stored code) with id `mid` is unread
+    /// by its reader; `None` for system messages, which nobody reads.
+    pub fn unread(&self, sender: u8, mid: u64) -> Option<bool> {
+        match sender {
+            0 => Some(mid > self.agent_read_upto),
+            1 => Some(mid > self.member_read_upto),
+            _ => None,
+        }
+    }
+
+    /// Moves the unread count of `sender`'s reader by `delta`.
+    pub fn bump_unread(&mut self, sender: u8, delta: i64) {
+        let c = match sender {
+            0 => &mut self.unread_by_agent,
+            1 => &mut self.unread_by_member,
+            _ => return,
+        };
+        *c = c.saturating_add_signed(delta);
+    }
+
     /// The time the session is ordered by: the stored time or the last
     /// message's, whichever is larger.
     pub fn activity_at(&self) -> i64 {

@@ -214,6 +214,14 @@ impl Engine {
                 }
                 write::delete_member(tx, tenant, uid, &sessions).map(|_| 0)
             }),
+            &WriteOp::MarkRead {
+                tenant,
+                session,
+                reader,
+                up_to,
+            } => self.write(tenant, once, |tx| {
+                write::mark_read(tx, tenant, session, reader, up_to)
+            }),
             &WriteOp::DeleteAgent { tenant, id } => self.write(tenant, once, |tx| {
                 write::delete_agent(tx, tenant, id).map(|_| 0)
             }),

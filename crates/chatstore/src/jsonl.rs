@@ -14,7 +14,7 @@ use crate::engine::{new_session_hash, Engine};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::limits;
-use crate::model::{Account, Agent, Member, Message, Session};
+use crate::model::{Account, Agent, Member, Message, Reader, Session};
 use crate::write::{self, Tx};
 
 /// Records per import transaction.
@@ -34,6 +34,26 @@ pub enum Record {
     Session(Session),
     /// `{"kind":"message",...}`
     Message(Message),
+    /// `{"kind":"read",...}`: how far each side has read a session. Export
+    /// writes one right after a session either side has read; files without
+    /// them (all written before read state existed) import as unread.
+    Read(ReadMark),
+}
+
+/// How far each side has read a session (the `read` JSON Lines record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadMark {
+    /// The tenant.
+    pub tenant: u64,
+    /// The session.
+    pub session_id: u64,
+    /// The agent has read the member's messages up to this id.
+    #[serde(default)]
+    pub agent_read_upto: u64,
+    /// The member has read the agent's messages up to this id.
+    #[serde(default)]
+    pub member_read_upto: u64,
 }
 
 impl Record {
@@ -51,6 +71,7 @@ impl Record {
             Record::Agent(a) => limits::agent(a),
             Record::Session(s) => limits::session(s),
             Record::Message(m) => limits::message(m),
+            Record::Read(_) => Ok(()),
         }
     }
 }
@@ -83,6 +104,9 @@ pub struct ImportSummary {
     pub sessions: u64,
     /// Message records applied.
     pub messages: u64,
+    /// Read records applied.
+    #[serde(default)]
+    pub reads: u64,
 }
 
 impl ImportSummary {
@@ -93,6 +117,7 @@ impl ImportSummary {
             Record::Agent(_) => self.agents += 1,
             Record::Session(_) => self.sessions += 1,
             Record::Message(_) => self.messages += 1,
+            Record::Read(_) => self.reads += 1,
         }
     }
 }
@@ -110,6 +135,17 @@ fn apply(tx: &Tx, p: &Pending) -> write::TxResult<()> {
         Record::Agent(a) => write::upsert_agent(tx, a),
         Record::Session(s) => write::upsert_session(tx, s, &p.hash).map(|_| ()),
         Record::Message(m) => write::append_message(tx, m).map(|_| ()),
+        Record::Read(r) => {
+            write::mark_read(tx, r.tenant, r.session_id, Reader::Agent, r.agent_read_upto)?;
+            write::mark_read(
+                tx,
+                r.tenant,
+                r.session_id,
+                Reader::Member,
+                r.member_read_upto,
+            )
+            .map(|_| ())
+        }
         Record::Account(_) => unreachable!("accounts are written outside data batches"),
     }
 }
@@ -238,6 +274,7 @@ impl Engine {
         Ok(LocalExport {
             accounts: self.accounts.iter(),
             data: self.data.iter(),
+            pending: None,
         })
     }
 }
@@ -269,6 +306,8 @@ impl Iterator for ExportIter {
 pub(crate) struct LocalExport {
     accounts: sled::Iter,
     data: sled::Iter,
+    /// The read record of the session just returned, next.
+    pending: Option<Record>,
 }
 
 impl std::fmt::Debug for LocalExport {
@@ -281,6 +320,9 @@ impl Iterator for LocalExport {
     type Item = Result<Record>;
 
     fn next(&mut self) -> Option<Result<Record>> {
+        if let Some(r) = self.pending.take() {
+            return Some(Ok(r));
+        }
         if let Some(item) = self.accounts.next() {
             return Some(
                 item.map_err(Error::from)
@@ -303,9 +345,17 @@ impl Iterator for LocalExport {
                 keys::AGENT => {
                     codec::decode::<AgentRec>(&v, "agent").map(|r| Record::Agent(r.agent))
                 }
-                keys::SESSION => {
-                    codec::decode::<SessionRec>(&v, "session").map(|r| Record::Session(r.session))
-                }
+                keys::SESSION => codec::decode::<SessionRec>(&v, "session").map(|r| {
+                    if r.agent_read_upto != 0 || r.member_read_upto != 0 {
+                        self.pending = Some(Record::Read(ReadMark {
+                            tenant,
+                            session_id: r.session.id,
+                            agent_read_upto: r.agent_read_upto,
+                            member_read_upto: r.member_read_upto,
+                        }));
+                    }
+                    Record::Session(r.session)
+                }),
                 keys::MESSAGE => codec::decode::<MsgBody>(&v, "message").map(|b| {
                     Record::Message(b.to_message(tenant, keys::u64_at(&k, 9), keys::last_desc(&k)))
                 }),

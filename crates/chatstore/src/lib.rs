@@ -45,8 +45,8 @@ pub use endpoint::{
     HISCHAT_BAD_HASH, HISCHAT_NO_HASH,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use jsonl::{parse_json, ExportIter, ImportSummary, Record};
-pub use model::{Account, Agent, Member, Message, Sender, Session, SessionView};
+pub use jsonl::{parse_json, ExportIter, ImportSummary, ReadMark, Record};
+pub use model::{Account, Agent, Member, Message, ReadState, Reader, Sender, Session, SessionView};
 pub use options::{parse_utc_offset, Durability, Options, RenderSettings};
 pub use query::{
     resolve_paging, Cursor, HistoryPage, HistoryQuery, MessagesPage, Order, TenantStats,

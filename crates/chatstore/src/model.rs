@@ -181,4 +181,53 @@ pub struct SessionView {
     pub member: Option<Member>,
     /// The session's agent (absent when unassigned).
     pub agent: Option<Agent>,
+    /// Read state: member messages the agent has not read, agent messages
+    /// the member has not read, and how far each side has read.
+    pub read: ReadState,
+}
+
+/// Who reads a session's messages: the agent reads the member's, the
+/// member reads the agent's (system messages are nobody's to read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Reader {
+    /// The agent, reading the member's messages.
+    Agent,
+    /// The member, reading the agent's messages.
+    Member,
+}
+
+impl Reader {
+    /// Parses `agent` or `member`.
+    pub fn parse(s: &str) -> Option<Reader> {
+        match s {
+            "agent" => Some(Reader::Agent),
+            "member" => Some(Reader::Member),
+            _ => None,
+        }
+    }
+
+    /// The sender whose messages this reader reads.
+    pub fn reads(self) -> Sender {
+        match self {
+            Reader::Agent => Sender::Member,
+            Reader::Member => Sender::Agent,
+        }
+    }
+}
+
+/// A session's read state, kept by counters in the same transaction as the
+/// messages: a message of the member is unread by the agent while its id is
+/// above `agent_read_upto`, and the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReadState {
+    /// Member messages the agent has not read (`un_read_num` of the agent's
+    /// live list).
+    pub unread_by_agent: u64,
+    /// Agent messages the member has not read.
+    pub unread_by_member: u64,
+    /// The agent has read every member message up to this id.
+    pub agent_read_upto: u64,
+    /// The member has read every agent message up to this id.
+    pub member_read_upto: u64,
 }

@@ -261,6 +261,7 @@ impl Engine {
             },
             member,
             agent,
+            read: rec.read_state(),
             session: rec.session,
         }))
     }

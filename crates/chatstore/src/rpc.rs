@@ -19,7 +19,7 @@ use crate::endpoint::HistoryRequest;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::jsonl::{ImportSummary, Record};
-use crate::model::{Account, Agent, Member, Message, Session, SessionView};
+use crate::model::{Account, Agent, Member, Message, Reader, Session, SessionView};
 use crate::options::RenderSettings;
 use crate::query::{HistoryPage, HistoryQuery, MessagesPage, TenantStats};
 
@@ -54,6 +54,17 @@ pub enum WriteOp {
         tenant: u64,
         /// Member uid.
         uid: u64,
+    },
+    /// Mark a session's messages read by one side up to a message id.
+    MarkRead {
+        /// Tenant.
+        tenant: u64,
+        /// Session id.
+        session: u64,
+        /// Who read.
+        reader: Reader,
+        /// Read up to this message id.
+        up_to: u64,
     },
     /// Delete an agent without sessions.
     DeleteAgent {

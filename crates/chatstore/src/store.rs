@@ -16,7 +16,7 @@ use crate::client::{CallError, Conn, RemoteExport};
 use crate::endpoint::{hischat_params, HistoryRequest};
 use crate::error::{Error, Result};
 use crate::jsonl::{ExportIter, ExportSource, ImportSummary, IMPORT_BATCH};
-use crate::model::{Account, Agent, Member, Message, Session, SessionView};
+use crate::model::{Account, Agent, Member, Message, Reader, Session, SessionView};
 use crate::options::{Durability, Options};
 use crate::query::{HistoryPage, HistoryQuery, MessagesPage, TenantStats};
 use crate::rpc::{self, Request, Response, WriteOp};
@@ -229,6 +229,37 @@ impl Store {
     /// Deletes a member with its sessions and their messages.
     pub fn delete_member(&self, tenant: u64, uid: u64) -> Result<()> {
         self.write(WriteOp::DeleteMember { tenant, uid }).map(drop)
+    }
+
+    /// Marks a session's messages read by `reader` up to message id `up_to`
+    /// (a read mark never moves back); returns that reader's unread count
+    /// after. The counts move with appends in the same transaction, so a
+    /// live list reads them without counting (ARCHITECTURE.md, "Read state").
+    pub fn mark_read(&self, tenant: u64, session: u64, reader: Reader, up_to: u64) -> Result<u64> {
+        self.write(WriteOp::MarkRead {
+            tenant,
+            session,
+            reader,
+            up_to,
+        })
+    }
+
+    /// An agent's live session list: its sessions by latest activity, each
+    /// with its last message and read state (`read.unread_by_agent` is the
+    /// platform's `un_read_num`). O(page): the agent's activity index.
+    pub fn live_sessions(
+        &self,
+        tenant: u64,
+        agent: u64,
+        page: u64,
+        pagesize: u64,
+    ) -> Result<HistoryPage> {
+        let mut q = HistoryQuery::new(tenant);
+        q.employee = Some(agent);
+        q.order = crate::query::Order::Recent;
+        q.page = page.max(1);
+        q.pagesize = pagesize;
+        self.history_list(&q)
     }
 
     /// Deletes an agent; refused while sessions are assigned to it.
@@ -486,6 +517,7 @@ impl Store {
         total.agents += s.agents;
         total.sessions += s.sessions;
         total.messages += s.messages;
+        total.reads += s.reads;
         Ok(())
     }
 

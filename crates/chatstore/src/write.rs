@@ -18,7 +18,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
 use crate::error::Error;
 use crate::keys::{self, Counter, Field};
-use crate::model::{Agent, Member, Message, Session};
+use crate::model::{Agent, Member, Message, Reader, Session};
 use crate::search;
 
 /// Result of a step of a write.
@@ -75,6 +75,24 @@ impl<'a> Tx<'a> {
             Some(v) => codec::decode(&v, what).map(Some),
         }
     }
+    /// The values under keys in `[from, to)`, committed merged with pending
+    /// (a pending write wins, a pending remove hides), in key order. Costs a
+    /// range scan plus a pass over the pending writes (at most an import
+    /// batch).
+    pub fn range_values(&self, from: &[u8], to: &[u8]) -> TxResult<Vec<Vec<u8>>> {
+        let mut merged: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+            .tree
+            .range(from..to)
+            .map(|item| item.map(|(k, v)| (k.to_vec(), Some(v.to_vec()))))
+            .collect::<Result<_, _>>()?;
+        for (k, v) in self.writes.borrow().iter() {
+            if k.as_slice() >= from && k.as_slice() < to {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(merged.into_values().flatten().collect())
+    }
+
     /// The raw committed-or-pending value of a key.
     pub fn get_raw(&self, k: &keys::Key) -> TxResult<Option<Vec<u8>>> {
         self.raw(k.as_ref())
@@ -315,13 +333,22 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
     };
     let id = tx.assign_id(t, Counter::NextMessage, m.id)?;
     let mk = keys::message(t, m.session_id, id);
-    let existed = tx.exists(&mk)?;
-    tx.put(mk, &MsgBody::from_message(m))?;
+    let old: Option<MsgBody> = tx.get(&mk, "message")?;
+    let body = MsgBody::from_message(m);
     let before = rec.activity_at();
-    if !existed {
-        rec.msg_count += 1;
-        tx.add(keys::counter(t, Counter::Messages), 1)?;
+    match &old {
+        None => {
+            rec.msg_count += 1;
+            tx.add(keys::counter(t, Counter::Messages), 1)?;
+        }
+        // A replaced message no longer counts as the old sender's.
+        Some(o) if rec.unread(o.sender, id) == Some(true) => rec.bump_unread(o.sender, -1),
+        Some(_) => {}
     }
+    if rec.unread(body.sender, id) == Some(true) {
+        rec.bump_unread(body.sender, 1);
+    }
+    tx.put(mk, &body)?;
     if rec.last.is_none_or(|(last, _)| id >= last) {
         rec.last = Some((id, m.time));
     }
@@ -331,6 +358,44 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
     }
     tx.put(sk, &rec)?;
     Ok(id)
+}
+
+/// Marks a session's messages read by `reader` up to message id `up_to`
+/// (never backwards): the reader's unread count drops by its messages with
+/// ids in (old mark, up_to], read with one range scan. Returns the reader's
+/// unread count after.
+pub fn mark_read(tx: &Tx, tenant: u64, sid: u64, reader: Reader, up_to: u64) -> TxResult<u64> {
+    let sk = keys::session(tenant, sid);
+    let Some(mut rec) = tx.get::<SessionRec>(&sk, "session")? else {
+        return fail(Error::not_found(format!(
+            "session {sid} of tenant {tenant}"
+        )));
+    };
+    let (mark, sender) = match reader {
+        Reader::Agent => (&mut rec.agent_read_upto, 0u8),
+        Reader::Member => (&mut rec.member_read_upto, 1u8),
+    };
+    let from = *mark;
+    if up_to > from {
+        *mark = up_to;
+        // Ids are stored inverted: (from, up_to] is [key(up_to), key(from)).
+        let range = tx.range_values(
+            keys::message(tenant, sid, up_to).as_ref(),
+            keys::message(tenant, sid, from).as_ref(),
+        )?;
+        let mut n = 0;
+        for v in range {
+            if codec::decode::<MsgBody>(&v, "message")?.sender == sender {
+                n += 1;
+            }
+        }
+        rec.bump_unread(sender, -(n as i64));
+        tx.put(sk, &rec)?;
+    }
+    Ok(match reader {
+        Reader::Agent => rec.unread_by_agent,
+        Reader::Member => rec.unread_by_member,
+    })
 }
 
 /// Deletes a session whose message ids (collected under the writer lock)

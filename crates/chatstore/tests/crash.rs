@@ -28,7 +28,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chatstore::{
-    Account, Agent, Durability, Member, Message, Options, Record, Sender, Session, Store,
+    Account, Agent, Durability, Member, Message, Options, Reader, Record, Sender, Session, Store,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -43,9 +43,24 @@ const SLACK_MS: u64 = 1500;
 #[serde(rename_all = "snake_case")]
 enum Op {
     Put(Record),
-    DeleteSession { tenant: u64, id: u64 },
-    DeleteMember { tenant: u64, uid: u64 },
-    DeleteAgent { tenant: u64, id: u64 },
+    DeleteSession {
+        tenant: u64,
+        id: u64,
+    },
+    DeleteMember {
+        tenant: u64,
+        uid: u64,
+    },
+    DeleteAgent {
+        tenant: u64,
+        id: u64,
+    },
+    MarkRead {
+        tenant: u64,
+        session: u64,
+        reader: Reader,
+        up_to: u64,
+    },
 }
 
 fn random_op(rng: &mut StdRng, n: u64) -> Op {
@@ -84,7 +99,17 @@ fn random_op(rng: &mut StdRng, n: u64) -> Op {
             hash: format!("{:032x}", rng.gen::<u128>()),
             ..Default::default()
         })),
-        35..=89 => Op::Put(Record::Message(Message {
+        85..=89 => Op::MarkRead {
+            tenant,
+            session: sid,
+            reader: if rng.gen_bool(0.5) {
+                Reader::Agent
+            } else {
+                Reader::Member
+            },
+            up_to: rng.gen_range(0..=600),
+        },
+        35..=84 => Op::Put(Record::Message(Message {
             tenant,
             session_id: sid,
             id: if rng.gen_bool(0.1) {
@@ -120,6 +145,16 @@ fn apply(store: &Store, op: &Op) -> bool {
         Op::DeleteSession { tenant, id } => store.delete_session(*tenant, *id),
         Op::DeleteMember { tenant, uid } => store.delete_member(*tenant, *uid),
         Op::DeleteAgent { tenant, id } => store.delete_agent(*tenant, *id),
+        Op::MarkRead {
+            tenant,
+            session,
+            reader,
+            up_to,
+        } => store
+            .mark_read(*tenant, *session, *reader, *up_to)
+            .map(drop),
+        // Never generated: a read mark is written per reader (MarkRead).
+        Op::Put(Record::Read(_)) => unreachable!("read records are not generated"),
     };
     match r {
         Ok(()) => true,

@@ -22,7 +22,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(t, sid, id, time, sender)| Op::Message { t, sid, id, time, sender }),
         1 => (t.clone(), 1u64..=8).prop_map(|(t, sid)| Op::DeleteSession { t, sid }),
         1 => (t.clone(), 1u64..=6).prop_map(|(t, uid)| Op::DeleteMember { t, uid }),
-        1 => (t, 1u64..=3).prop_map(|(t, id)| Op::DeleteAgent { t, id }),
+        1 => (t.clone(), 1u64..=3).prop_map(|(t, id)| Op::DeleteAgent { t, id }),
+        2 => (t, 1u64..=8, any::<bool>(), 0u64..=31)
+            .prop_map(|(t, sid, agent, upto)| Op::MarkRead { t, sid, agent, upto }),
     ]
 }
 
@@ -39,10 +41,10 @@ proptest! {
 /// empty input decodes to no op.
 #[test]
 fn fuzz_decoder_covers_every_op() {
-    let kinds: std::collections::HashSet<_> = (0..15u8)
+    let kinds: std::collections::HashSet<_> = (0..16u8)
         .map(|k| std::mem::discriminant(&Op::decode(&[k, 0, 0, 0, 0, 0, 0])[0]))
         .collect();
-    assert_eq!(kinds.len(), 7);
+    assert_eq!(kinds.len(), 8);
     assert!(Op::decode(&[]).is_empty());
     // A member, a session of it, and a message: all succeed against the model.
     model::run(&Op::decode(&[

@@ -379,3 +379,72 @@ fn compression_without_the_feature_is_a_clear_error() {
     let err = Store::open(dir.path(), o).unwrap_err();
     assert!(err.to_string().contains("compression"), "{err}");
 }
+
+#[test]
+fn read_state_moves_with_appends_and_marks_and_survives_export() {
+    use chatstore::{ReadState, Reader, Sender};
+    let (_d, store) = common::seeded();
+    let before = store.get_session(2, 4).unwrap().unwrap().read;
+    let msg = |sender, content: &str| Message {
+        tenant: 2,
+        session_id: 4,
+        sender,
+        content: content.into(),
+        time: 1_800_000_000,
+        ..Default::default()
+    };
+    let a = store.append_message(&msg(Sender::Member, "在吗")).unwrap();
+    let b = store
+        .append_message(&msg(Sender::Member, "订单 20261202"))
+        .unwrap();
+    let c = store.append_message(&msg(Sender::Agent, "您好")).unwrap();
+    store.append_message(&msg(Sender::System, "转接")).unwrap();
+    let r = store.get_session(2, 4).unwrap().unwrap().read;
+    assert_eq!(r.unread_by_agent, before.unread_by_agent + 2);
+    assert_eq!(r.unread_by_member, before.unread_by_member + 1);
+    // The agent reads up to the first new message, then everything.
+    assert_eq!(store.mark_read(2, 4, Reader::Agent, a).unwrap(), 1);
+    assert_eq!(store.mark_read(2, 4, Reader::Agent, b).unwrap(), 0);
+    // A mark never moves back.
+    assert_eq!(store.mark_read(2, 4, Reader::Agent, 1).unwrap(), 0);
+    assert_eq!(store.mark_read(2, 4, Reader::Member, c).unwrap(), 0);
+    let live = store.live_sessions(2, 2, 1, 10).unwrap();
+    assert_eq!(live.rows[0].session.id, 4, "newest activity first");
+    assert_eq!(
+        live.rows[0].read,
+        ReadState {
+            unread_by_agent: 0,
+            unread_by_member: 0,
+            agent_read_upto: b,
+            member_read_upto: c,
+        }
+    );
+    assert!(matches!(
+        store.mark_read(2, 999, Reader::Agent, 1),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(store.check().unwrap().ok);
+    // Export writes a read record after the session; import restores it.
+    let mut out = Vec::new();
+    store.export_jsonl(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains(&format!(
+        r#"{{"kind":"read","tenant":2,"session_id":4,"agent_read_upto":{b},"member_read_upto":{c}}}"#
+    )));
+    let dir = tempfile::tempdir().unwrap();
+    let copy = common::open(&dir);
+    copy.import_jsonl(text.as_bytes(), |_| {}).unwrap();
+    assert_eq!(
+        copy.get_session(2, 4).unwrap().unwrap().read,
+        live.rows[0].read
+    );
+    assert!(copy.check().unwrap().ok);
+    // A read record naming a session that does not exist stops the import.
+    let err = copy
+        .import_jsonl(
+            r#"{"kind":"read","tenant":2,"session_id":999,"agent_read_upto":5}"#.as_bytes(),
+            |_| {},
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("line 1"), "{err}");
+}
