@@ -42,6 +42,14 @@ typedef enum cs_status {
   CS_STATUS_INTERNAL = -9,
 } cs_status;
 
+// Who reads, for cs_mark_read (passed as an int32_t).
+typedef enum cs_reader {
+  // The agent, reading the member's messages.
+  CS_READER_AGENT = 0,
+  // The member, reading the agent's messages.
+  CS_READER_MEMBER = 1,
+} cs_reader;
+
 // An open store. Opaque to C.
 typedef struct cs_store cs_store;
 
@@ -147,6 +155,26 @@ int32_t cs_messages(const struct cs_store *store,
                     uint64_t page,
                     uint64_t pagesize,
                     char **out_json);
+
+// Marks a session's messages read by `reader` (CS_READER_AGENT or
+// CS_READER_MEMBER) up to message id `up_to`; a read mark never moves back.
+// `*out_unread` (may be NULL) gets that reader's unread count after.
+int32_t cs_mark_read(const struct cs_store *store,
+                     uint64_t tenant,
+                     uint64_t session_id,
+                     int32_t reader,
+                     uint64_t up_to,
+                     uint64_t *out_unread);
+
+// An agent's live session list, newest activity first, each row with its
+// last message and read state (`read.unread_by_agent` is the platform's
+// `un_read_num`): `{"total","page","pagesize","data":[...]}`.
+int32_t cs_live_sessions(const struct cs_store *store,
+                         uint64_t tenant,
+                         uint64_t agent_id,
+                         uint64_t page,
+                         uint64_t pagesize,
+                         char **out_json);
 
 // Members whose nickname or mobile matches the query, as a JSON array.
 int32_t cs_search_members(const struct cs_store *store,

@@ -90,6 +90,28 @@ static void test_writes(cs_store *store) {
     cs_string_free(json);
 }
 
+/* Read state: appends count as unread, cs_mark_read clears them, the live
+   list shows them. */
+static void test_read_state(cs_store *store) {
+    uint64_t id = 0, unread = 99;
+    const char *m = "{\"tenant\":2,\"session_id\":4,\"sender\":\"member\",\"content\":\"在吗\",\"time\":1800000100}";
+    int rc = cs_append_message(store, m, strlen(m), &id);
+    CHECK(rc == CS_STATUS_OK, "append rc %d", rc);
+    char *json = NULL;
+    rc = cs_live_sessions(store, 2, 2, 1, 10, &json);
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"unread_by_agent\":") && contains(json, "\"total\":3"), "%s",
+          json ? json : "(null)");
+    cs_string_free(json);
+    rc = cs_mark_read(store, 2, 4, CS_READER_AGENT, id, &unread);
+    CHECK(rc == CS_STATUS_OK && unread == 0, "rc %d unread %llu", rc, (unsigned long long)unread);
+    rc = cs_mark_read(store, 2, 4, CS_READER_MEMBER, id, NULL);
+    CHECK(rc == CS_STATUS_OK, "rc %d", rc);
+    rc = cs_mark_read(store, 2, 4, 7, id, NULL);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "reader"), "rc %d", rc);
+    rc = cs_mark_read(store, 2, 999, CS_READER_AGENT, 1, NULL);
+    CHECK(rc == CS_STATUS_NOT_FOUND, "rc %d", rc);
+}
+
 static void test_errors(cs_store *store) {
     char *json = NULL;
     uint64_t id = 0;
@@ -263,6 +285,7 @@ int main(int argc, char **argv) {
     CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "durability"), "rc %d", rc);
     test_endpoints(store);
     test_writes(store);
+    test_read_state(store);
     test_errors(store);
     test_second_handle(store, argv[1]);
     test_newer_format(argv[3]);

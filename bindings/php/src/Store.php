@@ -152,6 +152,35 @@ final class Store
         return $this->decode($this->callString(fn ($out) => $this->ffi->cs_search_members($this->h(), self::u64($tenant, 'tenant'), $q, strlen($q), $out)));
     }
 
+    /**
+     * Marks a session's messages read by $reader ('agent' reads the member's
+     * messages, 'member' the agent's) up to message id $upTo; a read mark
+     * never moves back. Returns that reader's unread count after.
+     */
+    public function markRead(int $tenant, int $sessionId, string $reader, int $upTo): int
+    {
+        $code = match ($reader) {
+            'agent' => 0,
+            'member' => 1,
+            default => throw new InvalidInputException("invalid reader: \"$reader\" is neither \"agent\" nor \"member\"", -1),
+        };
+        $unread = $this->ffi->new('uint64_t');
+        $this->call($this->ffi->cs_mark_read($this->h(), self::u64($tenant, 'tenant'), self::u64($sessionId, 'session_id'),
+            $code, self::u64($upTo, 'up_to'), \FFI::addr($unread)));
+        return (int) $unread->cdata;
+    }
+
+    /**
+     * An agent's live session list, newest activity first: total, page,
+     * pagesize, data (rows with session, member, agent, last_message and
+     * read; read.unread_by_agent is the platform's un_read_num).
+     */
+    public function liveSessions(int $tenant, int $agentId, int $page = 1, int $pagesize = 20): array
+    {
+        return $this->decode($this->callString(fn ($out) => $this->ffi->cs_live_sessions(
+            $this->h(), self::u64($tenant, 'tenant'), self::u64($agentId, 'agent_id'), max(1, $page), max(1, $pagesize), $out)));
+    }
+
     /** Deletes a session and its messages. */
     public function deleteSession(int $tenant, int $id): void
     {

@@ -298,4 +298,24 @@ final class StoreTest extends TestCase
             exec('rm -rf ' . escapeshellarg($dir));
         }
     }
+
+    /** Read state: an append counts as unread for the agent until it marks it read. */
+    public function testReadStateAndLiveSessions(): void
+    {
+        $id = $this->store->appendMessage(['tenant' => 2, 'session_id' => 4, 'sender' => 'member', 'content' => 'còn hàng không?', 'time' => 1800000200]);
+        $live = $this->store->liveSessions(2, 2);
+        $this->assertSame(4, $live['data'][0]['session']['id']);
+        $unread = $live['data'][0]['read']['unread_by_agent'];
+        $this->assertGreaterThanOrEqual(1, $unread);
+        $this->assertSame(0, $this->store->markRead(2, 4, 'agent', $id));
+        $this->assertSame(0, $this->store->liveSessions(2, 2)['data'][0]['read']['unread_by_agent']);
+        $this->assertSame($id, $this->store->liveSessions(2, 2)['data'][0]['read']['agent_read_upto']);
+        try {
+            $this->store->markRead(2, 4, 'boss', 1);
+            $this->fail('a reader that is neither side was accepted');
+        } catch (InvalidInputException $e) {
+            $this->assertStringContainsString('reader', $e->getMessage());
+        }
+        $this->assertTrue($this->store->check()['ok']);
+    }
 }

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use chatstore::{ErrorKind, HistoryQuery, HistoryRequest, Options, Order};
+use chatstore::{ErrorKind, HistoryQuery, HistoryRequest, Options, Order, Reader};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -238,6 +238,44 @@ impl Store {
         pagesize: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let p = self.run(py, move |s| s.messages(tenant, session_id, page, pagesize))?;
+        loads(py, &to_json_text(&p)?)
+    }
+
+    /// Marks a session's messages read by reader ("agent" reads the member's
+    /// messages, "member" the agent's) up to message id up_to; a read mark
+    /// never moves back. Returns that reader's unread count after.
+    fn mark_read(
+        &self,
+        py: Python<'_>,
+        tenant: u64,
+        session_id: u64,
+        reader: &str,
+        up_to: u64,
+    ) -> PyResult<u64> {
+        let reader = Reader::parse(reader).ok_or_else(|| {
+            InvalidInputError::new_err(format!(
+                "invalid reader: {reader:?} is neither \"agent\" nor \"member\""
+            ))
+        })?;
+        self.run(py, move |s| s.mark_read(tenant, session_id, reader, up_to))
+    }
+
+    /// An agent's live session list, newest activity first:
+    /// {"total","page","pagesize","data"}; each row has session, member,
+    /// agent, last_message and read (read["unread_by_agent"] is the
+    /// platform's un_read_num).
+    #[pyo3(signature = (tenant, agent_id, page=1, pagesize=20))]
+    fn live_sessions<'py>(
+        &self,
+        py: Python<'py>,
+        tenant: u64,
+        agent_id: u64,
+        page: u64,
+        pagesize: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let p = self.run(py, move |s| {
+            s.live_sessions(tenant, agent_id, page, pagesize)
+        })?;
         loads(py, &to_json_text(&p)?)
     }
 

@@ -294,3 +294,19 @@ def test_a_forked_child_reaches_the_store_through_its_parent(store, tmp_path):
     assert os.WEXITSTATUS(status) == 0
     assert store.search_members(2, "forked child")[0]["uid"] == 9101
     assert store.check()["ok"]
+
+
+def test_read_state_and_live_sessions(store):
+    mid = store.append_message({"tenant": 2, "session_id": 4, "sender": "member",
+                                "content": "còn hàng không?", "time": 1800000300})
+    live = store.live_sessions(2, 2)
+    row = live["data"][0]
+    assert row["session"]["id"] == 4
+    assert row["read"]["unread_by_agent"] >= 1
+    assert store.mark_read(2, 4, "agent", mid) == 0
+    assert store.live_sessions(2, 2)["data"][0]["read"]["agent_read_upto"] == mid
+    with pytest.raises(chatstore.InvalidInputError, match="reader"):
+        store.mark_read(2, 4, "boss", 1)
+    with pytest.raises(chatstore.NotFoundError):
+        store.mark_read(2, 999, "member", 1)
+    assert store.check()["ok"]

@@ -40,6 +40,15 @@ pub enum OrderArg {
     Recent,
 }
 
+/// Who reads.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReaderArg {
+    /// The agent, reading the member's messages.
+    Agent,
+    /// The member, reading the agent's messages.
+    Member,
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -129,6 +138,43 @@ pub enum Command {
         /// Rows per page (at most 100).
         #[arg(long, default_value_t = 20)]
         pagesize: u64,
+    },
+    /// An agent's live session list with unread counts, newest activity
+    /// first (`read.unread_by_agent` is the platform's `un_read_num`).
+    Unread {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+        /// Tenant.
+        #[arg(long)]
+        tenant: u64,
+        /// The agent (employee id).
+        #[arg(long)]
+        agent: u64,
+        /// Page.
+        #[arg(long, default_value_t = 1)]
+        page: u64,
+        /// Rows per page (at most 100).
+        #[arg(long, default_value_t = 20)]
+        pagesize: u64,
+    },
+    /// Mark a session's messages read by one side up to a message id.
+    MarkRead {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+        /// Tenant.
+        #[arg(long)]
+        tenant: u64,
+        /// Session id.
+        #[arg(long)]
+        session: u64,
+        /// Who read: the agent (the member's messages) or the member.
+        #[arg(long, value_enum)]
+        reader: ReaderArg,
+        /// Read up to this message id.
+        #[arg(long)]
+        up_to: u64,
     },
     /// Members whose nickname or mobile matches QUERY.
     Search {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use chatstore::{demo, HistoryQuery, Options, Order, Store};
 use serde_json::{json, Value};
 
-use crate::cli::{Cli, Command, OrderArg, Render};
+use crate::cli::{Cli, Command, OrderArg, ReaderArg, Render};
 use crate::error::CliError;
 
 type Result<T> = std::result::Result<T, CliError>;
@@ -101,6 +101,33 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let store = open(&db, &Render::default(), attach)?;
             print(&store.messages(tenant, session, page, pagesize)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unread {
+            db,
+            tenant,
+            agent,
+            page,
+            pagesize,
+        } => {
+            let store = open(&db, &Render::default(), attach)?;
+            print(&store.live_sessions(tenant, agent, page, pagesize)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::MarkRead {
+            db,
+            tenant,
+            session,
+            reader,
+            up_to,
+        } => {
+            let store = open(&db, &Render::default(), attach)?;
+            let reader = match reader {
+                ReaderArg::Agent => chatstore::Reader::Agent,
+                ReaderArg::Member => chatstore::Reader::Member,
+            };
+            let unread = store.mark_read(tenant, session, reader, up_to)?;
+            print(&json!({"tenant": tenant, "session": session, "unread": unread}))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Search { db, tenant, query } => {

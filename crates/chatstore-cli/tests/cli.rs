@@ -378,3 +378,55 @@ fn a_lock_nobody_serves_is_one_line_naming_the_path() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("locked") && err.contains(db_s), "{err}");
 }
+
+#[test]
+fn unread_and_mark_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    assert!(run(&["import", "--db", db, &seeds_file(dir.path())])
+        .status
+        .success());
+    let v = stdout_json(&run(&[
+        "unread", "--db", db, "--tenant", "2", "--agent", "2",
+    ]));
+    assert_eq!(v["total"], 3, "{v}");
+    let row = &v["data"][0];
+    let (sid, last) = (
+        row["session"]["id"].as_u64().unwrap(),
+        row["last_message"]["id"].as_u64().unwrap_or(0),
+    );
+    let v = stdout_json(&run(&[
+        "mark-read",
+        "--db",
+        db,
+        "--tenant",
+        "2",
+        "--session",
+        &sid.to_string(),
+        "--reader",
+        "agent",
+        "--up-to",
+        &last.to_string(),
+    ]));
+    assert_eq!(v["unread"], 0, "{v}");
+    let v = stdout_json(&run(&[
+        "unread", "--db", db, "--tenant", "2", "--agent", "2",
+    ]));
+    assert_eq!(v["data"][0]["read"]["agent_read_upto"], last);
+    let o = run(&[
+        "mark-read",
+        "--db",
+        db,
+        "--tenant",
+        "2",
+        "--session",
+        "1",
+        "--reader",
+        "boss",
+        "--up-to",
+        "1",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("boss"), "{}", stderr(&o));
+}

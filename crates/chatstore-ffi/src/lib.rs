@@ -12,7 +12,7 @@ mod guard;
 use std::ffi::{c_char, CStr, CString};
 use std::path::PathBuf;
 
-use chatstore::{Options, Store};
+use chatstore::{Options, Reader, Store};
 
 /// mimalloc (feature `mimalloc`): faster writes; off by default so valgrind
 /// sees every allocation.
@@ -316,6 +316,68 @@ pub unsafe extern "C" fn cs_messages(
         let out = Out::new(out_json, "out_json")?;
         let s = store_ref(store)?;
         out.set_string(to_json(&s.messages(tenant, session_id, page, pagesize)?)?)
+    })
+}
+
+/// Who reads, for cs_mark_read (passed as an int32_t).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsReader {
+    /// The agent, reading the member's messages.
+    Agent = 0,
+    /// The member, reading the agent's messages.
+    Member = 1,
+}
+
+/// Marks a session's messages read by `reader` (CS_READER_AGENT or
+/// CS_READER_MEMBER) up to message id `up_to`; a read mark never moves back.
+/// `*out_unread` (may be NULL) gets that reader's unread count after.
+#[no_mangle]
+pub unsafe extern "C" fn cs_mark_read(
+    store: *const CsStore,
+    tenant: u64,
+    session_id: u64,
+    reader: i32,
+    up_to: u64,
+    out_unread: *mut u64,
+) -> i32 {
+    guard(|| {
+        let out = Out::optional(out_unread);
+        let reader = match reader {
+            0 => Reader::Agent,
+            1 => Reader::Member,
+            other => {
+                return Err(chatstore::Error::invalid(
+                    "reader",
+                    format!("{other} is neither CS_READER_AGENT (0) nor CS_READER_MEMBER (1)"),
+                )
+                .into())
+            }
+        };
+        let n = store_ref(store)?.mark_read(tenant, session_id, reader, up_to)?;
+        out.set(n);
+        Ok(())
+    })
+}
+
+/// An agent's live session list, newest activity first, each row with its
+/// last message and read state (`read.unread_by_agent` is the platform's
+/// `un_read_num`): `{"total","page","pagesize","data":[...]}`.
+#[no_mangle]
+pub unsafe extern "C" fn cs_live_sessions(
+    store: *const CsStore,
+    tenant: u64,
+    agent_id: u64,
+    page: u64,
+    pagesize: u64,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    guard(|| {
+        let out = Out::new(out_json, "out_json")?;
+        let s = store_ref(store)?;
+        out.set_string(to_json(
+            &s.live_sessions(tenant, agent_id, page, pagesize)?,
+        )?)
     })
 }
 

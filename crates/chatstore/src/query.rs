@@ -156,6 +156,21 @@ pub struct MessagesPage {
     pub messages: Vec<Message>,
 }
 
+/// An agent's live session list (see [`crate::Store::live_sessions`]): as
+/// JSON, `{"total","page","pagesize","data":[SessionView...]}`; a row's
+/// `read.unread_by_agent` is the platform's `un_read_num`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LivePage {
+    /// The agent's sessions.
+    pub total: u64,
+    /// Page number (1-based).
+    pub page: u64,
+    /// Page size (clamped to 1..=100).
+    pub pagesize: u64,
+    /// The page, newest activity first, each with its last message.
+    pub data: Vec<SessionView>,
+}
+
 /// Counts kept by the store's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TenantStats {

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::jsonl::{ExportIter, ExportSource, ImportSummary, IMPORT_BATCH};
 use crate::model::{Account, Agent, Member, Message, Reader, Session, SessionView};
 use crate::options::{Durability, Options};
-use crate::query::{HistoryPage, HistoryQuery, MessagesPage, TenantStats};
+use crate::query::{HistoryPage, HistoryQuery, LivePage, MessagesPage, TenantStats};
 use crate::rpc::{self, Request, Response, WriteOp};
 use crate::server::{self, Attached, Owner, SOCKET_NAME};
 
@@ -253,13 +253,19 @@ impl Store {
         agent: u64,
         page: u64,
         pagesize: u64,
-    ) -> Result<HistoryPage> {
+    ) -> Result<LivePage> {
         let mut q = HistoryQuery::new(tenant);
         q.employee = Some(agent);
         q.order = crate::query::Order::Recent;
         q.page = page.max(1);
-        q.pagesize = pagesize;
-        self.history_list(&q)
+        q.pagesize = pagesize.clamp(1, crate::limits::MAX_PAGESIZE);
+        let p = self.history_list(&q)?;
+        Ok(LivePage {
+            total: p.total,
+            page: p.current_page,
+            pagesize: p.per_page,
+            data: p.rows,
+        })
     }
 
     /// Deletes an agent; refused while sessions are assigned to it.

@@ -409,9 +409,9 @@ fn read_state_moves_with_appends_and_marks_and_survives_export() {
     assert_eq!(store.mark_read(2, 4, Reader::Agent, 1).unwrap(), 0);
     assert_eq!(store.mark_read(2, 4, Reader::Member, c).unwrap(), 0);
     let live = store.live_sessions(2, 2, 1, 10).unwrap();
-    assert_eq!(live.rows[0].session.id, 4, "newest activity first");
+    assert_eq!(live.data[0].session.id, 4, "newest activity first");
     assert_eq!(
-        live.rows[0].read,
+        live.data[0].read,
         ReadState {
             unread_by_agent: 0,
             unread_by_member: 0,
@@ -436,7 +436,7 @@ fn read_state_moves_with_appends_and_marks_and_survives_export() {
     copy.import_jsonl(text.as_bytes(), |_| {}).unwrap();
     assert_eq!(
         copy.get_session(2, 4).unwrap().unwrap().read,
-        live.rows[0].read
+        live.data[0].read
     );
     assert!(copy.check().unwrap().ok);
     // A read record naming a session that does not exist stops the import.

@@ -97,6 +97,17 @@ class Store:
         """Appends a message; returns its id (assigned when absent)."""
     def messages(self, tenant: int, session_id: int, page: int = 1, pagesize: int = 20) -> Dict[str, Any]:
         """A session's messages, newest first: {"total","page","pagesize","data"}."""
+    def mark_read(self, tenant: int, session_id: int, reader: str, up_to: int) -> int:
+        """Marks a session's messages read by reader ("agent" reads the member's
+        messages, "member" the agent's) up to message id up_to; a read mark
+        never moves back. Returns that reader's unread count after."""
+    def live_sessions(
+        self, tenant: int, agent_id: int, page: int = 1, pagesize: int = 20
+    ) -> Dict[str, Any]:
+        """An agent's live session list, newest activity first:
+        {"total","page","pagesize","data"}; each row has session, member,
+        agent, last_message and read (read["unread_by_agent"] is the
+        platform's un_read_num)."""
     def search_members(self, tenant: int, q: str) -> List[Dict[str, Any]]:
         """Members of the tenant whose nickname or mobile matches q."""
     def delete_session(self, tenant: int, id: int) -> None:
