@@ -406,8 +406,15 @@ fn buffered_writes_lose_at_most_the_window() {
             while differs(at) {
                 assert!(
                     at < logged.len(),
-                    "the reopened store matches no prefix of the writes at least {must} of {} long",
-                    logged.len()
+                    "the reopened store matches no prefix of the writes at least {must} of {} long \
+                     (the last acknowledgement came {} ms before the kill: a writer stalled that \
+                     long was stuck inside sled, see docs/RELIABILITY.md)",
+                    logged.len(),
+                    logged
+                        .iter()
+                        .rev()
+                        .find_map(|l| l.ack.map(|(_, at)| killed_at.saturating_sub(at)))
+                        .unwrap_or(0)
                 );
                 apply(reference, &logged[at].op);
                 at += 1;
