@@ -89,6 +89,16 @@ pub enum Op {
         agent: bool,
         upto: u64,
     },
+    Recall {
+        t: u64,
+        sid: u64,
+        id: u64,
+    },
+    DeleteMessage {
+        t: u64,
+        sid: u64,
+        id: u64,
+    },
 }
 
 /// Nicknames members take (by index).
@@ -113,6 +123,8 @@ pub struct Model {
     next_message: BTreeMap<u64, u64>,
     /// (agent read up to, member read up to) per session that was read.
     reads: BTreeMap<(u64, u64), (u64, u64)>,
+    /// Softly deleted messages (out of every view).
+    deleted: BTreeMap<(u64, u64, u64), Message>,
 }
 
 impl Model {
@@ -179,6 +191,7 @@ impl Model {
                 let next = self.next_message.entry(t).or_insert(1);
                 let id = if id == 0 { *next } else { id };
                 *next = (*next).max(id + 1);
+                self.deleted.remove(&(t, sid, id));
                 self.messages
                     .insert((t, sid, id), message(t, sid, id, time, sender));
                 true
@@ -188,9 +201,24 @@ impl Model {
                     return false;
                 }
                 self.messages.retain(|k, _| !(k.0 == t && k.1 == sid));
+                self.deleted.retain(|k, _| !(k.0 == t && k.1 == sid));
                 self.reads.remove(&(t, sid));
                 true
             }
+            Op::Recall { t, sid, id } => match self.messages.get_mut(&(t, sid, id)) {
+                Some(m) => {
+                    m.recalled = true;
+                    true
+                }
+                None => false,
+            },
+            Op::DeleteMessage { t, sid, id } => match self.messages.remove(&(t, sid, id)) {
+                Some(m) => {
+                    self.deleted.insert((t, sid, id), m);
+                    true
+                }
+                None => false,
+            },
             Op::MarkRead {
                 t,
                 sid,
@@ -218,6 +246,7 @@ impl Model {
                 for sid in gone {
                     self.sessions.remove(&(t, sid));
                     self.messages.retain(|k, _| !(k.0 == t && k.1 == sid));
+                    self.deleted.retain(|k, _| !(k.0 == t && k.1 == sid));
                     self.reads.remove(&(t, sid));
                 }
                 true
@@ -237,6 +266,32 @@ impl Model {
         }
     }
 
+    /// Generated recalls and deletes name a message by its place in its
+    /// session, newest first (so they hit messages that exist); this turns
+    /// the place into the message id (an absent one past the end).
+    pub fn resolve(&self, op: &Op) -> Op {
+        let id_at = |t: u64, sid: u64, nth: u64| {
+            self.messages
+                .range((t, sid, 0)..=(t, sid, u64::MAX))
+                .rev()
+                .nth(nth as usize)
+                .map_or(10_000 + nth, |(k, _)| k.2)
+        };
+        match *op {
+            Op::Recall { t, sid, id } => Op::Recall {
+                t,
+                sid,
+                id: id_at(t, sid, id),
+            },
+            Op::DeleteMessage { t, sid, id } => Op::DeleteMessage {
+                t,
+                sid,
+                id: id_at(t, sid, id),
+            },
+            ref other => other.clone(),
+        }
+    }
+
     /// A session's read state, counted from its messages.
     fn read_state(&self, t: u64, sid: u64) -> ReadState {
         let (agent_read_upto, member_read_upto) =
@@ -244,7 +299,7 @@ impl Model {
         let unread = |sender: Sender, upto: u64| {
             self.messages
                 .range((t, sid, 0)..=(t, sid, u64::MAX))
-                .filter(|(k, m)| m.sender == sender && k.2 > upto)
+                .filter(|(k, m)| m.sender == sender && !m.recalled && k.2 > upto)
                 .count() as u64
         };
         ReadState {
@@ -364,6 +419,8 @@ pub fn apply(store: &Store, op: &Op) -> bool {
             let reader = if agent { Reader::Agent } else { Reader::Member };
             store.mark_read(t, sid, reader, upto).map(drop)
         }
+        Op::Recall { t, sid, id } => store.recall_message(t, sid, id),
+        Op::DeleteMessage { t, sid, id } => store.delete_message(t, sid, id),
     };
     r.is_ok()
 }
@@ -475,7 +532,7 @@ impl Op {
         let mut b = Bytes(data);
         let mut ops = Vec::new();
         while !b.0.is_empty() && ops.len() < 120 {
-            let kind = b.next() % 16;
+            let kind = b.next() % 18;
             let t = b.range(1, 2);
             ops.push(match kind {
                 0..=2 => Op::Member {
@@ -490,21 +547,21 @@ impl Op {
                 },
                 4..=6 => Op::Session {
                     t,
-                    id: b.range(0, 8),
+                    id: b.range(0, 4),
                     uid: b.range(1, 6),
                     agent: b.range(0, 3),
                     updated: b.range(0, 99) as i64,
                 },
                 7..=11 => Op::Message {
                     t,
-                    sid: b.range(1, 8),
+                    sid: b.range(1, 4),
                     id: b.range(0, 30),
                     time: b.range(1, 119) as i64,
                     sender: b.range(0, 2) as u8,
                 },
                 12 => Op::DeleteSession {
                     t,
-                    sid: b.range(1, 8),
+                    sid: b.range(1, 4),
                 },
                 13 => Op::DeleteMember {
                     t,
@@ -514,11 +571,21 @@ impl Op {
                     t,
                     id: b.range(1, 3),
                 },
-                _ => Op::MarkRead {
+                15 => Op::MarkRead {
                     t,
-                    sid: b.range(1, 8),
+                    sid: b.range(1, 4),
                     agent: b.next() % 2 == 0,
                     upto: b.range(0, 31),
+                },
+                16 => Op::Recall {
+                    t,
+                    sid: b.range(1, 4),
+                    id: b.range(0, 2),
+                },
+                _ => Op::DeleteMessage {
+                    t,
+                    sid: b.range(1, 4),
+                    id: b.range(0, 2),
                 },
             });
         }
@@ -532,12 +599,43 @@ fn open(dir: &std::path::Path) -> Result<Store, String> {
     Store::open(dir, o).map_err(|e| format!("open {}: {e}", dir.display()))
 }
 
-/// The whole property for one op sequence (see the module docs).
+/// What every sequence starts from, so that its writes mostly land: in both
+/// tenants three members, two agents and sessions 1 to 4.
+fn setup() -> Vec<Op> {
+    let mut ops = Vec::new();
+    for t in 1..=2 {
+        for uid in 1..=3 {
+            ops.push(Op::Member {
+                t,
+                uid,
+                nick: uid as usize,
+                mobile: uid as usize,
+            });
+        }
+        for id in 1..=2 {
+            ops.push(Op::Agent { t, id });
+        }
+        for id in 1..=4 {
+            ops.push(Op::Session {
+                t,
+                id,
+                uid: 1 + id % 3,
+                agent: id % 3,
+                updated: 0,
+            });
+        }
+    }
+    ops
+}
+
+/// The whole property for one op sequence (see the module docs), after
+/// [`setup`].
 pub fn run(ops: &[Op]) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store = open(dir.path())?;
     let mut model = Model::default();
-    for op in ops {
+    for op in setup().iter().chain(ops) {
+        let op = &model.resolve(op);
         let want = model.apply(op);
         let got = apply(&store, op);
         ensure_eq!(got, want, "{:?}", op);

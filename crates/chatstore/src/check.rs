@@ -166,7 +166,10 @@ impl Checker<'_> {
                     if last.is_none() {
                         last = Some((mid, b.time));
                     }
-                    if unread.unread(b.sender, mid) == Some(true) {
+                    if b.deleted_at != 0 {
+                        self.bad(format!("message {mid} of {what}: deleted but visible"));
+                    }
+                    if unread.counts_unread(&b, mid) {
                         unread.bump_unread(b.sender, 1);
                     }
                 }
@@ -398,6 +401,21 @@ impl Engine {
                 }
                 keys::BY_AGENT | keys::RECENT | keys::AGENT_RECENT | keys::BY_MEMBER => {
                     ck.session_index(t, k[8], &k, &v)?
+                }
+                keys::DELETED => {
+                    let (sid, mid) = (keys::u64_at(&k, 9), keys::last_desc(&k));
+                    let what = format!("deleted message {mid} of session {sid} of tenant {t}");
+                    match codec::decode::<MsgBody>(&v, "message") {
+                        Ok(b) if b.deleted_at == 0 => ck.bad(format!("{what}: no deletion time")),
+                        Ok(_) => {}
+                        Err(e) => ck.bad(format!("{what}: {e}")),
+                    }
+                    if ck.exists(keys::session(t, sid))?.is_none() {
+                        ck.bad(format!("{what}: session missing"));
+                    }
+                    if ck.exists(keys::message(t, sid, mid))?.is_some() {
+                        ck.bad(format!("{what}: also visible"));
+                    }
                 }
                 keys::GRAM => ck.gram(t, &k)?,
                 keys::GRAM_COUNT => ck.gram_count(t, &k)?,

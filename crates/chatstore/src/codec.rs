@@ -13,6 +13,9 @@ use crate::model::{Agent, Member, Message, Sender, Session};
 /// Version byte that begins every stored value of this format.
 pub const VALUE_VERSION: u8 = 1;
 
+/// `MsgBody::flags`: the message was recalled.
+pub const MSG_RECALLED: u8 = 1;
+
 /// Encodes a value behind the version byte.
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     let mut out = vec![VALUE_VERSION];
@@ -119,9 +122,14 @@ impl MsgBody {
             } else {
                 m.ip.parse::<std::net::Ipv4Addr>().ok().map(u32::from)
             },
-            flags: 0,
-            deleted_at: 0,
+            flags: if m.recalled { MSG_RECALLED } else { 0 },
+            deleted_at: m.deleted_at,
         }
+    }
+
+    /// Whether the message was recalled.
+    pub fn recalled(&self) -> bool {
+        self.flags & MSG_RECALLED != 0
     }
 
     /// Rebuilds the public message.
@@ -144,6 +152,8 @@ impl MsgBody {
                 .ip
                 .map(|ip| std::net::Ipv4Addr::from(ip).to_string())
                 .unwrap_or_default(),
+            recalled: self.recalled(),
+            deleted_at: self.deleted_at,
         }
     }
 }
@@ -178,6 +188,12 @@ impl SessionRec {
             agent_read_upto: self.agent_read_upto,
             member_read_upto: self.member_read_upto,
         }
+    }
+
+    /// Whether a visible message counts as unread by its reader (a recalled
+    /// one never does).
+    pub fn counts_unread(&self, body: &MsgBody, mid: u64) -> bool {
+        !body.recalled() && self.unread(body.sender, mid) == Some(true)
     }
 
     /// Whether a message of `sender` (stored code) with id `mid` is unread

@@ -222,6 +222,21 @@ impl Engine {
             } => self.write(tenant, once, |tx| {
                 write::mark_read(tx, tenant, session, reader, up_to)
             }),
+            &WriteOp::RecallMessage {
+                tenant,
+                session,
+                id,
+            } => self.write(tenant, once, |tx| {
+                write::recall_message(tx, tenant, session, id).map(|_| 0)
+            }),
+            &WriteOp::DeleteMessage {
+                tenant,
+                session,
+                id,
+                at,
+            } => self.write(tenant, once, |tx| {
+                write::delete_message(tx, tenant, session, id, at).map(|_| 0)
+            }),
             &WriteOp::DeleteAgent { tenant, id } => self.write(tenant, once, |tx| {
                 write::delete_agent(tx, tenant, id).map(|_| 0)
             }),
@@ -290,12 +305,18 @@ impl Engine {
         Ok(n)
     }
 
-    fn message_ids(&self, tenant: u64, sid: u64) -> Result<Vec<u64>> {
-        self.data
-            .scan_prefix(keys::messages_of(tenant, sid))
-            .keys()
-            .map(|k| Ok(keys::last_desc(&k?)))
-            .collect()
+    fn message_ids(&self, tenant: u64, sid: u64) -> Result<write::SessionMessages> {
+        let ids = |prefix: keys::Key| -> Result<Vec<u64>> {
+            self.data
+                .scan_prefix(prefix)
+                .keys()
+                .map(|k| Ok(keys::last_desc(&k?)))
+                .collect()
+        };
+        Ok(write::SessionMessages {
+            visible: ids(keys::messages_of(tenant, sid))?,
+            deleted: ids(keys::deleted_of(tenant, sid))?,
+        })
     }
 }
 

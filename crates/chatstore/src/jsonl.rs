@@ -356,7 +356,7 @@ impl Iterator for LocalExport {
                     }
                     Record::Session(r.session)
                 }),
-                keys::MESSAGE => codec::decode::<MsgBody>(&v, "message").map(|b| {
+                keys::MESSAGE | keys::DELETED => codec::decode::<MsgBody>(&v, "message").map(|b| {
                     Record::Message(b.to_message(tenant, keys::u64_at(&k, 9), keys::last_desc(&k)))
                 }),
                 _ => continue,

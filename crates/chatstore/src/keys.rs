@@ -17,6 +17,9 @@ pub const AGENT: u8 = 0x02;
 pub const SESSION: u8 = 0x03;
 /// Messages: `T 04 sid !mid` -> `MsgBody`.
 pub const MESSAGE: u8 = 0x04;
+/// Deleted messages: `T 05 sid !mid` -> `MsgBody` (with `deleted_at`).
+/// Out of every view; kept for export.
+pub const DELETED: u8 = 0x05;
 /// Sessions of an agent, newest id first: `T 10 agent !sid` -> uid.
 pub const BY_AGENT: u8 = 0x10;
 /// Sessions of a tenant by activity: `T 11 !time !sid` -> uid.
@@ -147,6 +150,14 @@ pub fn session(t: u64, sid: u64) -> Key {
 /// `T 04 sid !mid`
 pub fn message(t: u64, sid: u64, mid: u64) -> Key {
     Key::new(t, MESSAGE).u64(sid).desc(mid)
+}
+/// `T 05 sid !mid`
+pub fn deleted(t: u64, sid: u64, mid: u64) -> Key {
+    Key::new(t, DELETED).u64(sid).desc(mid)
+}
+/// `T 05 sid`: prefix of a session's deleted messages.
+pub fn deleted_of(t: u64, sid: u64) -> Key {
+    Key::new(t, DELETED).u64(sid)
 }
 /// `T 04 sid`: prefix of a session's messages.
 pub fn messages_of(t: u64, sid: u64) -> Key {

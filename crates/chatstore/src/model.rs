@@ -151,6 +151,19 @@ pub struct Message {
     /// The sender's IPv4 address as text, or empty.
     #[serde(default)]
     pub ip: String,
+    /// Recalled by its sender (the platform's `is_backed`): the message
+    /// stays in history, flagged, and no longer counts as unread.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recalled: bool,
+    /// When it was deleted (unix seconds; 0: not deleted). A deleted message
+    /// has left every view (lists, counts, last message, unread counts);
+    /// only export carries it, so a store round-trips whole.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deleted_at: i64,
+}
+
+fn is_zero(x: &i64) -> bool {
+    *x == 0
 }
 
 /// A login of the second platform: `sso_id` with its `hash_setting`.

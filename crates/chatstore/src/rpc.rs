@@ -66,6 +66,26 @@ pub enum WriteOp {
         /// Read up to this message id.
         up_to: u64,
     },
+    /// Recall a message (kept, flagged).
+    RecallMessage {
+        /// Tenant.
+        tenant: u64,
+        /// Session id.
+        session: u64,
+        /// Message id.
+        id: u64,
+    },
+    /// Delete a message softly (out of every view, kept for export).
+    DeleteMessage {
+        /// Tenant.
+        tenant: u64,
+        /// Session id.
+        session: u64,
+        /// Message id.
+        id: u64,
+        /// When (unix seconds), chosen by the caller so a retry agrees.
+        at: i64,
+    },
     /// Delete an agent without sessions.
     DeleteAgent {
         /// Tenant.

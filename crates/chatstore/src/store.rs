@@ -244,6 +244,34 @@ impl Store {
         })
     }
 
+    /// Recalls a message: it stays in history flagged `recalled` (the
+    /// platform's `is_backed`) and stops counting as unread.
+    pub fn recall_message(&self, tenant: u64, session: u64, id: u64) -> Result<()> {
+        self.write(WriteOp::RecallMessage {
+            tenant,
+            session,
+            id,
+        })
+        .map(drop)
+    }
+
+    /// Deletes a message softly, now: it leaves every view (message lists,
+    /// the session's count, its last message, which falls back to the
+    /// previous visible one, and unread counts), all in one transaction, and
+    /// is kept with `deleted_at` for export.
+    pub fn delete_message(&self, tenant: u64, session: u64, id: u64) -> Result<()> {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs() as i64);
+        self.write(WriteOp::DeleteMessage {
+            tenant,
+            session,
+            id,
+            at,
+        })
+        .map(drop)
+    }
+
     /// An agent's live session list: its sessions by latest activity, each
     /// with its last message and read state (`read.unread_by_agent` is the
     /// platform's `un_read_num`). O(page): the agent's activity index.

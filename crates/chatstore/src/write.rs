@@ -75,6 +75,36 @@ impl<'a> Tx<'a> {
             Some(v) => codec::decode(&v, what).map(Some),
         }
     }
+    /// At most `limit` (key, value) pairs from `[from, to)`, committed merged
+    /// with pending, in key order.
+    pub fn range_entries(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> TxResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let pending: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+            .writes
+            .borrow()
+            .iter()
+            .filter(|(k, _)| k.as_slice() >= from && k.as_slice() < to)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut merged = std::collections::BTreeMap::new();
+        // Pending removes may hide committed keys: read past them.
+        let hidden = pending.values().filter(|v| v.is_none()).count();
+        for item in self.tree.range(from..to).take(limit + hidden) {
+            let (k, v) = item?;
+            merged.insert(k.to_vec(), Some(v.to_vec()));
+        }
+        merged.extend(pending);
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .take(limit)
+            .collect())
+    }
+
     /// The values under keys in `[from, to)`, committed merged with pending
     /// (a pending write wins, a pending remove hides), in key order. Costs a
     /// range scan plus a pass over the pending writes (at most an import
@@ -324,33 +354,42 @@ pub fn upsert_session(tx: &Tx, s: &Session, fallback_hash: &str) -> TxResult<u64
 /// The session's count, last message and activity time move with it.
 pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
     let t = m.tenant;
-    let sk = keys::session(t, m.session_id);
+    let sid = m.session_id;
+    let sk = keys::session(t, sid);
     let Some(mut rec) = tx.get::<SessionRec>(&sk, "session")? else {
-        return fail(Error::not_found(format!(
-            "session {} of tenant {t}",
-            m.session_id
-        )));
+        return fail(Error::not_found(format!("session {sid} of tenant {t}")));
     };
     let id = tx.assign_id(t, Counter::NextMessage, m.id)?;
-    let mk = keys::message(t, m.session_id, id);
+    let mk = keys::message(t, sid, id);
     let old: Option<MsgBody> = tx.get(&mk, "message")?;
     let body = MsgBody::from_message(m);
     let before = rec.activity_at();
-    match &old {
-        None => {
-            rec.msg_count += 1;
-            tx.add(keys::counter(t, Counter::Messages), 1)?;
+    if m.deleted_at != 0 {
+        // A message written deleted (an import of an export): out of every
+        // view from the start; one that was visible leaves.
+        if let Some(o) = &old {
+            remove_visible(tx, &mut rec, id, o)?;
         }
-        // A replaced message no longer counts as the old sender's.
-        Some(o) if rec.unread(o.sender, id) == Some(true) => rec.bump_unread(o.sender, -1),
-        Some(_) => {}
-    }
-    if rec.unread(body.sender, id) == Some(true) {
-        rec.bump_unread(body.sender, 1);
-    }
-    tx.put(mk, &body)?;
-    if rec.last.is_none_or(|(last, _)| id >= last) {
-        rec.last = Some((id, m.time));
+        tx.put(keys::deleted(t, sid, id), &body)?;
+    } else {
+        // Written again after a delete: visible again.
+        tx.del(keys::deleted(t, sid, id))?;
+        match &old {
+            None => {
+                rec.msg_count += 1;
+                tx.add(keys::counter(t, Counter::Messages), 1)?;
+            }
+            // A replaced message no longer counts as the old one.
+            Some(o) if rec.counts_unread(o, id) => rec.bump_unread(o.sender, -1),
+            Some(_) => {}
+        }
+        if rec.counts_unread(&body, id) {
+            rec.bump_unread(body.sender, 1);
+        }
+        tx.put(mk, &body)?;
+        if rec.last.is_none_or(|(last, _)| id >= last) {
+            rec.last = Some((id, m.time));
+        }
     }
     let after = rec.activity_at();
     if after != before {
@@ -358,6 +397,85 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
     }
     tx.put(sk, &rec)?;
     Ok(id)
+}
+
+/// Takes visible message `id` (body `body`) out of its session's views:
+/// the key, the counts, the unread count, and the last message, which falls
+/// back to the previous visible one (the next key: one range read). The
+/// caller moves the activity entries and stores `rec`.
+fn remove_visible(tx: &Tx, rec: &mut SessionRec, id: u64, body: &MsgBody) -> TxResult<()> {
+    let (t, sid) = (rec.session.tenant, rec.session.id);
+    tx.del(keys::message(t, sid, id))?;
+    rec.msg_count = rec.msg_count.saturating_sub(1);
+    tx.add(keys::counter(t, Counter::Messages), -1)?;
+    if rec.counts_unread(body, id) {
+        rec.bump_unread(body.sender, -1);
+    }
+    if rec.last.is_some_and(|(last, _)| last == id) {
+        // Ids are stored inverted: older messages have greater keys.
+        let from = keys::message(t, sid, id).into_vec();
+        let end = keys::message(t, sid, 0).into_vec();
+        let prev = tx
+            .range_entries(&from, &end, 2)?
+            .into_iter()
+            .find(|(k, _)| *k != from);
+        rec.last = match prev {
+            Some((k, v)) => Some((
+                keys::last_desc(&k),
+                codec::decode::<MsgBody>(&v, "message")?.time,
+            )),
+            None => None,
+        };
+    }
+    Ok(())
+}
+
+/// Recalls a visible message: it stays in history, flagged, and stops
+/// counting as unread.
+pub fn recall_message(tx: &Tx, t: u64, sid: u64, id: u64) -> TxResult<()> {
+    let sk = keys::session(t, sid);
+    let Some(mut rec) = tx.get::<SessionRec>(&sk, "session")? else {
+        return fail(Error::not_found(format!("session {sid} of tenant {t}")));
+    };
+    let mk = keys::message(t, sid, id);
+    let Some(mut body) = tx.get::<MsgBody>(&mk, "message")? else {
+        return fail(Error::not_found(format!(
+            "message {id} of session {sid} of tenant {t}"
+        )));
+    };
+    if body.recalled() {
+        return Ok(());
+    }
+    if rec.counts_unread(&body, id) {
+        rec.bump_unread(body.sender, -1);
+        tx.put(sk, &rec)?;
+    }
+    body.flags |= codec::MSG_RECALLED;
+    tx.put(mk, &body)
+}
+
+/// Deletes a visible message softly at time `at`: it leaves every view (the
+/// session's count, last message, unread count and activity move with it)
+/// and is kept, with `deleted_at`, for export.
+pub fn delete_message(tx: &Tx, t: u64, sid: u64, id: u64, at: i64) -> TxResult<()> {
+    let sk = keys::session(t, sid);
+    let Some(mut rec) = tx.get::<SessionRec>(&sk, "session")? else {
+        return fail(Error::not_found(format!("session {sid} of tenant {t}")));
+    };
+    let Some(mut body) = tx.get::<MsgBody>(&keys::message(t, sid, id), "message")? else {
+        return fail(Error::not_found(format!(
+            "message {id} of session {sid} of tenant {t}"
+        )));
+    };
+    let before = rec.activity_at();
+    remove_visible(tx, &mut rec, id, &body)?;
+    body.deleted_at = at.max(1);
+    tx.put(keys::deleted(t, sid, id), &body)?;
+    let after = rec.activity_at();
+    if after != before {
+        move_activity(tx, &rec.session, before, after)?;
+    }
+    tx.put(sk, &rec)
 }
 
 /// Marks a session's messages read by `reader` up to message id `up_to`
@@ -385,7 +503,8 @@ pub fn mark_read(tx: &Tx, tenant: u64, sid: u64, reader: Reader, up_to: u64) -> 
         )?;
         let mut n = 0;
         for v in range {
-            if codec::decode::<MsgBody>(&v, "message")?.sender == sender {
+            let b = codec::decode::<MsgBody>(&v, "message")?;
+            if b.sender == sender && !b.recalled() {
                 n += 1;
             }
         }
@@ -398,9 +517,19 @@ pub fn mark_read(tx: &Tx, tenant: u64, sid: u64, reader: Reader, up_to: u64) -> 
     })
 }
 
-/// Deletes a session whose message ids (collected under the writer lock)
-/// are `msg_ids`.
-pub fn delete_session(tx: &Tx, tenant: u64, sid: u64, msg_ids: &[u64]) -> TxResult<()> {
+/// A session's stored message ids, collected under the writer lock: the
+/// visible ones and the deleted ones.
+#[derive(Debug, Default)]
+pub struct SessionMessages {
+    /// Visible (and recalled) messages.
+    pub visible: Vec<u64>,
+    /// Softly deleted messages.
+    pub deleted: Vec<u64>,
+}
+
+/// Deletes a session with all its messages, visible and deleted.
+pub fn delete_session(tx: &Tx, tenant: u64, sid: u64, msgs: &SessionMessages) -> TxResult<()> {
+    let msg_ids = &msgs.visible;
     let sk = keys::session(tenant, sid);
     let Some(rec) = tx.get::<SessionRec>(&sk, "session")? else {
         return fail(Error::not_found(format!(
@@ -417,6 +546,9 @@ pub fn delete_session(tx: &Tx, tenant: u64, sid: u64, msg_ids: &[u64]) -> TxResu
     for &mid in msg_ids {
         tx.del(keys::message(tenant, sid, mid))?;
     }
+    for &mid in &msgs.deleted {
+        tx.del(keys::deleted(tenant, sid, mid))?;
+    }
     del_session_indexes(tx, &rec.session, rec.activity_at())?;
     tx.add(keys::counter(tenant, Counter::Sessions), -1)?;
     tx.add(
@@ -431,7 +563,12 @@ pub fn delete_session(tx: &Tx, tenant: u64, sid: u64, msg_ids: &[u64]) -> TxResu
 
 /// Deletes a member and its sessions (`sessions`: each session id with its
 /// message ids, collected under the writer lock).
-pub fn delete_member(tx: &Tx, tenant: u64, uid: u64, sessions: &[(u64, Vec<u64>)]) -> TxResult<()> {
+pub fn delete_member(
+    tx: &Tx,
+    tenant: u64,
+    uid: u64,
+    sessions: &[(u64, SessionMessages)],
+) -> TxResult<()> {
     let k = keys::member(tenant, uid);
     let Some(rec) = tx.get::<MemberRec>(&k, "member")? else {
         return fail(Error::not_found(format!("member {uid} of tenant {tenant}")));

@@ -16,15 +16,19 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (t.clone(), 1u64..=6, 0..NICKS.len(), 0..MOBILES.len())
             .prop_map(|(t, uid, nick, mobile)| Op::Member { t, uid, nick, mobile }),
         1 => (t.clone(), 1u64..=3).prop_map(|(t, id)| Op::Agent { t, id }),
-        3 => (t.clone(), prop_oneof![Just(0u64), 1u64..=8], 1u64..=6, 0u64..=3, prop_oneof![Just(0i64), 1i64..100])
+        3 => (t.clone(), prop_oneof![Just(0u64), 1u64..=4], 1u64..=6, 0u64..=3, prop_oneof![Just(0i64), 1i64..100])
             .prop_map(|(t, id, uid, agent, updated)| Op::Session { t, id, uid, agent, updated }),
-        5 => (t.clone(), 1u64..=8, prop_oneof![Just(0u64), 1u64..=30], 1i64..120, 0u8..3)
+        5 => (t.clone(), 1u64..=4, prop_oneof![Just(0u64), 1u64..=30], 1i64..120, 0u8..3)
             .prop_map(|(t, sid, id, time, sender)| Op::Message { t, sid, id, time, sender }),
-        1 => (t.clone(), 1u64..=8).prop_map(|(t, sid)| Op::DeleteSession { t, sid }),
+        1 => (t.clone(), 1u64..=4).prop_map(|(t, sid)| Op::DeleteSession { t, sid }),
         1 => (t.clone(), 1u64..=6).prop_map(|(t, uid)| Op::DeleteMember { t, uid }),
         1 => (t.clone(), 1u64..=3).prop_map(|(t, id)| Op::DeleteAgent { t, id }),
-        2 => (t, 1u64..=8, any::<bool>(), 0u64..=31)
+        2 => (t.clone(), 1u64..=4, any::<bool>(), 0u64..=31)
             .prop_map(|(t, sid, agent, upto)| Op::MarkRead { t, sid, agent, upto }),
+        // Recalls and deletes name a message by its place in its session
+        // (Model::resolve), newest first.
+        1 => (t.clone(), 1u64..=4, 0u64..=2).prop_map(|(t, sid, id)| Op::Recall { t, sid, id }),
+        2 => (t, 1u64..=4, 0u64..=2).prop_map(|(t, sid, id)| Op::DeleteMessage { t, sid, id }),
     ]
 }
 
@@ -41,10 +45,10 @@ proptest! {
 /// empty input decodes to no op.
 #[test]
 fn fuzz_decoder_covers_every_op() {
-    let kinds: std::collections::HashSet<_> = (0..16u8)
+    let kinds: std::collections::HashSet<_> = (0..18u8)
         .map(|k| std::mem::discriminant(&Op::decode(&[k, 0, 0, 0, 0, 0, 0])[0]))
         .collect();
-    assert_eq!(kinds.len(), 8);
+    assert_eq!(kinds.len(), 10);
     assert!(Op::decode(&[]).is_empty());
     // A member, a session of it, and a message: all succeed against the model.
     model::run(&Op::decode(&[

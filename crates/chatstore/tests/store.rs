@@ -448,3 +448,107 @@ fn read_state_moves_with_appends_and_marks_and_survives_export() {
         .unwrap_err();
     assert!(err.to_string().contains("line 1"), "{err}");
 }
+
+#[test]
+fn recall_and_soft_delete_keep_the_session_right() {
+    use chatstore::{Reader, Sender};
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(&dir);
+    store
+        .upsert_member(&Member {
+            tenant: 7,
+            uid: 1,
+            nickname: "Lê Thị Hoa".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let sid = store
+        .upsert_session(&Session {
+            tenant: 7,
+            uid: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    let send = |sender, time| {
+        store
+            .append_message(&Message {
+                tenant: 7,
+                session_id: sid,
+                sender,
+                content: format!("m{time}"),
+                time,
+                ..Default::default()
+            })
+            .unwrap()
+    };
+    let a = send(Sender::Member, 100);
+    let b = send(Sender::Member, 200);
+    let c = send(Sender::Member, 300);
+    let view = |store: &Store| store.get_session(7, sid).unwrap().unwrap();
+    assert_eq!(view(&store).read.unread_by_agent, 3);
+    // Recall: kept and flagged, no longer unread; still the last message.
+    store.recall_message(7, sid, c).unwrap();
+    let v = view(&store);
+    assert!(v.last_message.as_ref().unwrap().recalled);
+    assert_eq!((v.message_count, v.read.unread_by_agent), (3, 2));
+    // Deleting the last message: the previous visible one takes its place,
+    // with its time, in the same transaction.
+    store.delete_message(7, sid, c).unwrap();
+    let v = view(&store);
+    assert_eq!(v.last_message.as_ref().unwrap().id, b);
+    assert_eq!(
+        (v.message_count, v.activity_at, v.read.unread_by_agent),
+        (2, 200, 2)
+    );
+    let page = store.messages(7, sid, 1, 10).unwrap();
+    assert_eq!(page.total, 2);
+    assert!(page.messages.iter().all(|m| m.id != c));
+    assert_eq!(store.tenant_stats(7).unwrap().messages, 2);
+    // Deleting a message the agent has not read lowers the unread count.
+    store.delete_message(7, sid, a).unwrap();
+    assert_eq!(view(&store).read.unread_by_agent, 1);
+    assert_eq!(store.mark_read(7, sid, Reader::Agent, c).unwrap(), 0);
+    assert!(matches!(
+        store.delete_message(7, sid, c),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.recall_message(7, sid, 999),
+        Err(Error::NotFound { .. })
+    ));
+    store.delete_message(7, sid, b).unwrap();
+    let v = view(&store);
+    assert_eq!((v.message_count, v.last_message.clone()), (0, None));
+    assert!(store.check().unwrap().ok);
+    // Export keeps deleted messages (with deleted_at); import restores the
+    // same store; the session goes with all of them.
+    let mut out = Vec::new();
+    store.export_jsonl(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.matches("\"deleted_at\":").count(), 3, "{text}");
+    let dir2 = tempfile::tempdir().unwrap();
+    let copy = common::open(&dir2);
+    copy.import_jsonl(text.as_bytes(), |_| {}).unwrap();
+    assert_eq!(view(&copy).message_count, 0);
+    let mut again = Vec::new();
+    copy.export_jsonl(&mut again).unwrap();
+    assert_eq!(String::from_utf8(again).unwrap(), text);
+    assert!(copy.check().unwrap().ok);
+    // Written again with its id, a deleted message is visible again.
+    copy.append_message(&Message {
+        tenant: 7,
+        session_id: sid,
+        id: b,
+        content: "again".into(),
+        time: 250,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(view(&copy).last_message.unwrap().id, b);
+    assert!(copy.check().unwrap().ok);
+    store.delete_session(7, sid).unwrap();
+    assert!(store.check().unwrap().ok);
+    let mut out = Vec::new();
+    store.export_jsonl(&mut out).unwrap();
+    assert!(!String::from_utf8(out).unwrap().contains("deleted_at"));
+}
