@@ -156,6 +156,21 @@ int32_t cs_messages(const struct cs_store *store,
                     uint64_t pagesize,
                     char **out_json);
 
+// Recalls a message: it stays in history flagged `"recalled":true` (the
+// platform's `is_backed`) and stops counting as unread.
+int32_t cs_recall_message(const struct cs_store *store,
+                          uint64_t tenant,
+                          uint64_t session_id,
+                          uint64_t message_id);
+
+// Deletes a message softly: it leaves every view (message lists, the
+// session's count and last message, unread counts) and is kept, with
+// `deleted_at`, for export.
+int32_t cs_delete_message(const struct cs_store *store,
+                          uint64_t tenant,
+                          uint64_t session_id,
+                          uint64_t message_id);
+
 // Marks a session's messages read by `reader` (CS_READER_AGENT or
 // CS_READER_MEMBER) up to message id `up_to`; a read mark never moves back.
 // `*out_unread` (may be NULL) gets that reader's unread count after.

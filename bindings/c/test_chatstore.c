@@ -110,6 +110,21 @@ static void test_read_state(cs_store *store) {
     CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "reader"), "rc %d", rc);
     rc = cs_mark_read(store, 2, 999, CS_READER_AGENT, 1, NULL);
     CHECK(rc == CS_STATUS_NOT_FOUND, "rc %d", rc);
+    /* Recall keeps the message, flagged; delete takes it out of the list. */
+    rc = cs_recall_message(store, 2, 4, id);
+    CHECK(rc == CS_STATUS_OK, "recall rc %d", rc);
+    json = NULL;
+    rc = cs_messages(store, 2, 4, 1, 100, &json);
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"recalled\":true"), "%s", json ? json : "(null)");
+    cs_string_free(json);
+    rc = cs_delete_message(store, 2, 4, id);
+    CHECK(rc == CS_STATUS_OK, "delete rc %d", rc);
+    json = NULL;
+    rc = cs_messages(store, 2, 4, 1, 100, &json);
+    CHECK(rc == CS_STATUS_OK && !contains(json, "在吗"), "%s", json ? json : "(null)");
+    cs_string_free(json);
+    rc = cs_delete_message(store, 2, 4, id);
+    CHECK(rc == CS_STATUS_NOT_FOUND, "rc %d", rc);
 }
 
 static void test_errors(cs_store *store) {

@@ -181,6 +181,20 @@ final class Store
             $this->h(), self::u64($tenant, 'tenant'), self::u64($agentId, 'agent_id'), max(1, $page), max(1, $pagesize), $out)));
     }
 
+    /** Recalls a message: kept in history, flagged 'recalled' (the platform's is_backed), no longer unread. */
+    public function recallMessage(int $tenant, int $sessionId, int $messageId): void
+    {
+        $this->call($this->ffi->cs_recall_message($this->h(), self::u64($tenant, 'tenant'),
+            self::u64($sessionId, 'session_id'), self::u64($messageId, 'message_id')));
+    }
+
+    /** Deletes a message softly: out of every view (lists, counts, last message, unread), kept for export. */
+    public function deleteMessage(int $tenant, int $sessionId, int $messageId): void
+    {
+        $this->call($this->ffi->cs_delete_message($this->h(), self::u64($tenant, 'tenant'),
+            self::u64($sessionId, 'session_id'), self::u64($messageId, 'message_id')));
+    }
+
     /** Deletes a session and its messages. */
     public function deleteSession(int $tenant, int $id): void
     {

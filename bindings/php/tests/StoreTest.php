@@ -318,4 +318,26 @@ final class StoreTest extends TestCase
         }
         $this->assertTrue($this->store->check()['ok']);
     }
+
+    /** Recall keeps a message flagged; delete takes it out of every view. */
+    public function testRecallAndDeleteMessage(): void
+    {
+        $before = $this->store->messages(['tenant' => 2, 'session_id' => 4])['total'];
+        $id = $this->store->appendMessage(['tenant' => 2, 'session_id' => 4, 'sender' => 'agent', 'content' => 'sai giá', 'time' => 1800000400]);
+        $this->store->recallMessage(2, 4, $id);
+        $m = $this->store->messages(['tenant' => 2, 'session_id' => 4]);
+        $this->assertSame($before + 1, $m['total']);
+        $this->assertTrue($m['data'][0]['recalled']);
+        $this->store->deleteMessage(2, 4, $id);
+        $m = $this->store->messages(['tenant' => 2, 'session_id' => 4]);
+        $this->assertSame($before, $m['total']);
+        $this->assertNotContains($id, array_column($m['data'], 'id'));
+        try {
+            $this->store->deleteMessage(2, 4, $id);
+            $this->fail('a deleted message was deleted again');
+        } catch (NotFoundException $e) {
+            $this->assertStringContainsString((string) $id, $e->getMessage());
+        }
+        $this->assertTrue($this->store->check()['ok']);
+    }
 }

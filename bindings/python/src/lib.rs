@@ -260,6 +260,34 @@ impl Store {
         self.run(py, move |s| s.mark_read(tenant, session_id, reader, up_to))
     }
 
+    /// Recalls a message: kept in history flagged "recalled" (the
+    /// platform's is_backed), no longer unread.
+    fn recall_message(
+        &self,
+        py: Python<'_>,
+        tenant: u64,
+        session_id: u64,
+        message_id: u64,
+    ) -> PyResult<()> {
+        self.run(py, move |s| {
+            s.recall_message(tenant, session_id, message_id)
+        })
+    }
+
+    /// Deletes a message softly: out of every view (lists, counts, last
+    /// message, unread counts), kept for export.
+    fn delete_message(
+        &self,
+        py: Python<'_>,
+        tenant: u64,
+        session_id: u64,
+        message_id: u64,
+    ) -> PyResult<()> {
+        self.run(py, move |s| {
+            s.delete_message(tenant, session_id, message_id)
+        })
+    }
+
     /// An agent's live session list, newest activity first:
     /// {"total","page","pagesize","data"}; each row has session, member,
     /// agent, last_message and read (read["unread_by_agent"] is the

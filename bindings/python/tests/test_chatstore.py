@@ -310,3 +310,20 @@ def test_read_state_and_live_sessions(store):
     with pytest.raises(chatstore.NotFoundError):
         store.mark_read(2, 999, "member", 1)
     assert store.check()["ok"]
+
+
+def test_recall_and_delete_message(store):
+    before = store.messages(2, 4)["total"]
+    mid = store.append_message({"tenant": 2, "session_id": 4, "sender": "agent",
+                                "content": "sai giá", "time": 1800000400})
+    store.recall_message(2, 4, mid)
+    page = store.messages(2, 4)
+    assert page["total"] == before + 1 and page["data"][0]["recalled"] is True
+    store.delete_message(2, 4, mid)
+    page = store.messages(2, 4)
+    assert page["total"] == before and mid not in [m["id"] for m in page["data"]]
+    with pytest.raises(chatstore.NotFoundError):
+        store.delete_message(2, 4, mid)
+    exported = [r for r in store.export() if r.get("kind") == "message" and r.get("id") == mid]
+    assert exported and exported[0]["deleted_at"] > 0 and exported[0]["recalled"] is True
+    assert store.check()["ok"]

@@ -176,6 +176,36 @@ pub enum Command {
         #[arg(long)]
         up_to: u64,
     },
+    /// Recall a message: kept in history, flagged `recalled`.
+    Recall {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+        /// Tenant.
+        #[arg(long)]
+        tenant: u64,
+        /// Session id.
+        #[arg(long)]
+        session: u64,
+        /// Message id.
+        #[arg(long)]
+        message: u64,
+    },
+    /// Delete a message softly: out of every view, kept for export.
+    DeleteMessage {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+        /// Tenant.
+        #[arg(long)]
+        tenant: u64,
+        /// Session id.
+        #[arg(long)]
+        session: u64,
+        /// Message id.
+        #[arg(long)]
+        message: u64,
+    },
     /// Members whose nickname or mobile matches QUERY.
     Search {
         /// Store directory.

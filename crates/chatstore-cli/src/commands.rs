@@ -130,6 +130,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             print(&json!({"tenant": tenant, "session": session, "unread": unread}))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Recall {
+            db,
+            tenant,
+            session,
+            message,
+        } => {
+            open(&db, &Render::default(), attach)?.recall_message(tenant, session, message)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DeleteMessage {
+            db,
+            tenant,
+            session,
+            message,
+        } => {
+            open(&db, &Render::default(), attach)?.delete_message(tenant, session, message)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Search { db, tenant, query } => {
             let store = open(&db, &Render::default(), attach)?;
             print(&store.search_members(tenant, &query)?)?;

@@ -430,3 +430,52 @@ fn unread_and_mark_read() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("boss"), "{}", stderr(&o));
 }
+
+#[test]
+fn recall_and_delete_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    assert!(run(&["import", "--db", db, &seeds_file(dir.path())])
+        .status
+        .success());
+    let msgs = |db: &str| {
+        stdout_json(&run(&[
+            "messages",
+            "--db",
+            db,
+            "--tenant",
+            "2",
+            "--session",
+            "4",
+        ]))
+    };
+    let v = msgs(db);
+    let (total, id) = (
+        v["total"].as_u64().unwrap(),
+        v["data"][0]["id"].as_u64().unwrap(),
+    );
+    let id_s = id.to_string();
+    let args = |cmd: &'static str| {
+        vec![
+            cmd,
+            "--db",
+            db,
+            "--tenant",
+            "2",
+            "--session",
+            "4",
+            "--message",
+            &id_s,
+        ]
+    };
+    assert!(run(&args("recall")).status.success());
+    assert_eq!(msgs(db)["data"][0]["recalled"], true);
+    assert!(run(&args("delete-message")).status.success());
+    let v = msgs(db);
+    assert_eq!(v["total"].as_u64().unwrap(), total - 1);
+    let o = run(&args("delete-message"));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+    assert!(run(&["check", "--db", db]).status.success());
+}

@@ -319,6 +319,31 @@ pub unsafe extern "C" fn cs_messages(
     })
 }
 
+/// Recalls a message: it stays in history flagged `"recalled":true` (the
+/// platform's `is_backed`) and stops counting as unread.
+#[no_mangle]
+pub unsafe extern "C" fn cs_recall_message(
+    store: *const CsStore,
+    tenant: u64,
+    session_id: u64,
+    message_id: u64,
+) -> i32 {
+    guard(|| Ok(store_ref(store)?.recall_message(tenant, session_id, message_id)?))
+}
+
+/// Deletes a message softly: it leaves every view (message lists, the
+/// session's count and last message, unread counts) and is kept, with
+/// `deleted_at`, for export.
+#[no_mangle]
+pub unsafe extern "C" fn cs_delete_message(
+    store: *const CsStore,
+    tenant: u64,
+    session_id: u64,
+    message_id: u64,
+) -> i32 {
+    guard(|| Ok(store_ref(store)?.delete_message(tenant, session_id, message_id)?))
+}
+
 /// Who reads, for cs_mark_read (passed as an int32_t).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

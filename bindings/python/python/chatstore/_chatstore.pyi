@@ -101,6 +101,12 @@ class Store:
         """Marks a session's messages read by reader ("agent" reads the member's
         messages, "member" the agent's) up to message id up_to; a read mark
         never moves back. Returns that reader's unread count after."""
+    def recall_message(self, tenant: int, session_id: int, message_id: int) -> None:
+        """Recalls a message: kept in history flagged "recalled" (the
+        platform's is_backed), no longer unread."""
+    def delete_message(self, tenant: int, session_id: int, message_id: int) -> None:
+        """Deletes a message softly: out of every view (lists, counts, last
+        message, unread counts), kept for export."""
     def live_sessions(
         self, tenant: int, agent_id: int, page: int = 1, pagesize: int = 20
     ) -> Dict[str, Any]:
