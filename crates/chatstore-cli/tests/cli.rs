@@ -439,6 +439,15 @@ fn recall_and_delete_message() {
     assert!(run(&["import", "--db", db, &seeds_file(dir.path())])
         .status
         .success());
+    let line = dir.path().join("m.jsonl");
+    std::fs::write(
+        &line,
+        r#"{"kind":"message","tenant":2,"session_id":4,"content":"sai giá","time":1800000000}"#,
+    )
+    .unwrap();
+    assert!(run(&["import", "--db", db, line.to_str().unwrap()])
+        .status
+        .success());
     let msgs = |db: &str| {
         stdout_json(&run(&[
             "messages",
