@@ -157,6 +157,17 @@ pub fn chatstore(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan)
             );
         }),
     );
+    push(
+        &mut r,
+        "live_list_page1",
+        "us",
+        measure::time(plan.queries, || {
+            std::hint::black_box(
+                serde_json::to_string(&store.live_sessions(TENANT, q.agent, 1, 20).unwrap())
+                    .unwrap(),
+            );
+        }),
+    );
     let mut i = 0u64;
     push(
         &mut r,
@@ -509,6 +520,59 @@ fn sqlite_messages(c: &Connection, sid: u64) -> String {
     json!({"total": total, "page": 1, "pagesize": 20, "data": data}).to_string()
 }
 
+/// The live list as a platform computes it: the agent's sessions by
+/// activity, each with its last message and an unread count counted from the
+/// messages table per row (member messages above the agent's read mark).
+/// Needs `live_list_schema` first. Returns (total, [(session id, unread)]) and
+/// the JSON page.
+fn sqlite_live(c: &Connection, agent: u64) -> ((u64, Vec<(u64, u64)>), String) {
+    let total: u64 = c
+        .prepare_cached("SELECT COUNT(*) FROM sessions WHERE uniacid = ?1 AND employee_id = ?2")
+        .unwrap()
+        .query_row([TENANT, agent], |r| r.get(0))
+        .unwrap();
+    let mut st = c.prepare_cached(
+        "SELECT s.id, s.uid, s.last_updated_at, s.agent_read_upto,
+                (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id AND m.sender = 'member' AND m.id > s.agent_read_upto),
+                lm.id, lm.sender, lm.content, lm.time, u.nickname, u.avatar
+         FROM sessions s
+         LEFT JOIN members u ON u.uid = s.uid
+         LEFT JOIN messages lm ON lm.id = (SELECT MAX(id) FROM messages WHERE session_id = s.id)
+         WHERE s.uniacid = ?1 AND s.employee_id = ?2
+         ORDER BY s.last_updated_at DESC, s.id DESC LIMIT 20").unwrap();
+    let rows: Vec<Value> = st
+        .query_map([TENANT, agent], |r| {
+            Ok(json!({"id": r.get::<_, u64>(0)?, "uid": r.get::<_, u64>(1)?, "activity_at": r.get::<_, i64>(2)?,
+                "agent_read_upto": r.get::<_, u64>(3)?, "un_read_num": r.get::<_, u64>(4)?,
+                "last_message": {"id": r.get::<_, Option<u64>>(5)?, "sender": r.get::<_, Option<String>>(6)?,
+                    "content": r.get::<_, Option<String>>(7)?, "time": r.get::<_, Option<i64>>(8)?},
+                "nickname": r.get::<_, Option<String>>(9)?, "avatar": r.get::<_, Option<String>>(10)?}))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let ids = rows
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_u64().unwrap(),
+                r["un_read_num"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let text = json!({"total": total, "page": 1, "pagesize": 20, "data": rows}).to_string();
+    ((total, ids), text)
+}
+
+/// The read mark column and the index a platform's live list needs.
+fn live_list_schema(c: &Connection) {
+    c.execute_batch(
+        "ALTER TABLE sessions ADD COLUMN agent_read_upto INTEGER NOT NULL DEFAULT 0;
+         CREATE INDEX IF NOT EXISTS sessions_employee_recent ON sessions (uniacid, employee_id, last_updated_at, id);",
+    )
+    .unwrap();
+}
+
 fn sqlite_append(c: &Connection, m: &Message) {
     let tx = c.unchecked_transaction().unwrap();
     tx.prepare_cached("INSERT INTO messages (uniacid, session_id, sender, sender_id, content, content_type, link, time, ip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)").unwrap()
@@ -590,6 +654,15 @@ pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) ->
         "us",
         measure::time(plan.queries, || {
             std::hint::black_box(sqlite_messages(&c, q.hot_session));
+        }),
+    );
+    live_list_schema(&c);
+    push(
+        &mut r,
+        "live_list_page1",
+        "us",
+        measure::time(plan.queries, || {
+            std::hint::black_box(sqlite_live(&c, q.agent));
         }),
     );
     // FTS5 trigram index over the member fields for the filters.
@@ -712,6 +785,22 @@ pub fn agree(dir: &Path, q: &Queries) -> Result<(), String> {
             "hischat pages differ: chatstore {:?} vs sqlite {:?}",
             &hashes(&a)[..3.min(hashes(&a).len())],
             &hashes(&b)[..3.min(hashes(&b).len())]
+        ));
+    }
+    let live = store
+        .live_sessions(TENANT, q.agent, 1, 20)
+        .map_err(|e| e.to_string())?;
+    let mine = (
+        live.total,
+        live.data
+            .iter()
+            .map(|v| (v.session.id, v.read.unread_by_agent))
+            .collect::<Vec<_>>(),
+    );
+    let (theirs, _) = sqlite_live(&c, q.agent);
+    if mine != theirs {
+        return Err(format!(
+            "live lists differ: chatstore {mine:?} vs sqlite {theirs:?}"
         ));
     }
     Ok(())

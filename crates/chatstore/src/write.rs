@@ -372,8 +372,12 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
         }
         tx.put(keys::deleted(t, sid, id), &body)?;
     } else {
-        // Written again after a delete: visible again.
-        tx.del(keys::deleted(t, sid, id))?;
+        // Written again after a delete: visible again. (Checked first: a
+        // remove is a key written in the batch, a read is cheaper.)
+        let tombstone = keys::deleted(t, sid, id);
+        if tx.exists(&tombstone)? {
+            tx.del(tombstone)?;
+        }
         match &old {
             None => {
                 rec.msg_count += 1;
