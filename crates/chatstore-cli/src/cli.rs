@@ -40,6 +40,23 @@ pub enum OrderArg {
     Recent,
 }
 
+/// One message of a store.
+#[derive(Debug, Args)]
+pub struct MessageArgs {
+    /// Store directory.
+    #[arg(long, value_name = "DIR")]
+    pub db: PathBuf,
+    /// Tenant.
+    #[arg(long)]
+    pub tenant: u64,
+    /// Session id.
+    #[arg(long)]
+    pub session: u64,
+    /// Message id.
+    #[arg(long)]
+    pub message: u64,
+}
+
 /// Who reads.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ReaderArg {
@@ -177,35 +194,9 @@ pub enum Command {
         up_to: u64,
     },
     /// Recall a message: kept in history, flagged `recalled`.
-    Recall {
-        /// Store directory.
-        #[arg(long, value_name = "DIR")]
-        db: PathBuf,
-        /// Tenant.
-        #[arg(long)]
-        tenant: u64,
-        /// Session id.
-        #[arg(long)]
-        session: u64,
-        /// Message id.
-        #[arg(long)]
-        message: u64,
-    },
+    Recall(MessageArgs),
     /// Delete a message softly: out of every view, kept for export.
-    DeleteMessage {
-        /// Store directory.
-        #[arg(long, value_name = "DIR")]
-        db: PathBuf,
-        /// Tenant.
-        #[arg(long)]
-        tenant: u64,
-        /// Session id.
-        #[arg(long)]
-        session: u64,
-        /// Message id.
-        #[arg(long)]
-        message: u64,
-    },
+    DeleteMessage(MessageArgs),
     /// Members whose nickname or mobile matches QUERY.
     Search {
         /// Store directory.

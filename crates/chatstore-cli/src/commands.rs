@@ -130,22 +130,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             print(&json!({"tenant": tenant, "session": session, "unread": unread}))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Recall {
-            db,
-            tenant,
-            session,
-            message,
-        } => {
-            open(&db, &Render::default(), attach)?.recall_message(tenant, session, message)?;
+        Command::Recall(m) => {
+            open(&m.db, &Render::default(), attach)?
+                .recall_message(m.tenant, m.session, m.message)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::DeleteMessage {
-            db,
-            tenant,
-            session,
-            message,
-        } => {
-            open(&db, &Render::default(), attach)?.delete_message(tenant, session, message)?;
+        Command::DeleteMessage(m) => {
+            open(&m.db, &Render::default(), attach)?
+                .delete_message(m.tenant, m.session, m.message)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Search { db, tenant, query } => {
