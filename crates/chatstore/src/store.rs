@@ -81,12 +81,6 @@ impl Store {
     /// nobody serving it for `Options::attach_timeout_ms` (10 s).
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
-        if path.is_file() {
-            return Err(Error::invalid(
-                "path",
-                format!("{} is a file, not a store directory", path.display()),
-            ));
-        }
         let backend = attach(&path, &options)?;
         Ok(Store {
             path,
