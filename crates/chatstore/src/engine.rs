@@ -16,6 +16,7 @@ use crate::limits;
 use crate::model::Account;
 use crate::options::{Durability, Options};
 use crate::rpc::WriteOp;
+use crate::watchdog::Watchdog;
 use crate::write::{self, Tx, TxResult};
 
 /// Version of the store layout (trees, key spaces). Stored in the default tree.
@@ -34,6 +35,8 @@ pub struct Engine {
     closed: AtomicBool,
     /// Serializes writers (readers never take it).
     writer: Mutex<()>,
+    /// Wakes sled's thread pool when a write stalls in it (sled issue 1412).
+    watchdog: Watchdog,
 }
 
 impl std::fmt::Debug for Engine {
@@ -106,13 +109,14 @@ impl Engine {
         let accounts = db.open_tree("accounts")?;
         Ok(Engine {
             db,
-            data,
             accounts,
             options,
             path,
             commit: GroupCommit::default(),
             closed: AtomicBool::new(false),
             writer: Mutex::new(()),
+            watchdog: Watchdog::start(data.clone()),
+            data,
         })
     }
 
@@ -174,7 +178,7 @@ impl Engine {
             rec.extend_from_slice(&v.to_be_bytes());
             tx.insert_raw(k, &rec)?;
         }
-        self.data.apply_batch(tx.into_batch())?;
+        self.apply_batch(tx.into_batch())?;
         drop(guard);
         Ok(v)
     }
@@ -256,10 +260,18 @@ impl Engine {
         }
     }
 
+    /// Applies a batch to the data tree, watched (see `watchdog.rs`).
+    pub(crate) fn apply_batch(&self, batch: sled::Batch) -> Result<()> {
+        let _busy = self.watchdog.enter();
+        self.data.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Waits until every write so far is durable; concurrent callers share
     /// one flush (group commit).
     pub(crate) fn sync(&self) -> Result<()> {
         self.commit.wait_durable(|| {
+            let _busy = self.watchdog.enter();
             self.db.flush()?;
             Ok(())
         })
@@ -279,8 +291,10 @@ impl Engine {
     pub(crate) fn upsert_account(&self, a: &Account) -> Result<()> {
         self.live()?;
         let guard = self.lock_writer();
+        let busy = self.watchdog.enter();
         self.accounts
             .insert(a.sso_id.to_be_bytes(), codec::encode(a))?;
+        drop(busy);
         drop(guard);
         Ok(())
     }
@@ -300,7 +314,7 @@ impl Engine {
                 }
             }
             let _guard = self.lock_writer();
-            self.data.apply_batch(batch)?;
+            self.apply_batch(batch)?;
         }
         Ok(n)
     }

@@ -241,7 +241,7 @@ impl Engine {
                 .enumerate()
                 .find_map(|(i, p)| apply(&tx, p).err().map(|e| (i, e)));
             if failed.is_none() {
-                self.data.apply_batch(tx.into_batch())?;
+                self.apply_batch(tx.into_batch())?;
             }
             drop(guard);
             failed

@@ -37,6 +37,7 @@ mod rpc;
 pub mod search;
 mod server;
 mod store;
+mod watchdog;
 mod write;
 
 pub use check::CheckReport;
