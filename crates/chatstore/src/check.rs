@@ -12,6 +12,7 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::keys::{self, Counter, Field};
 use crate::model::Account;
+use crate::search;
 use crate::write;
 
 /// The outcome of [`Store::check`].
@@ -27,6 +28,12 @@ pub struct CheckReport {
     pub violations: Vec<String>,
 }
 
+/// The gram of a `T 22 len gram ...` or `T 23 len gram` key.
+fn key_gram(k: &[u8]) -> String {
+    let len = k.get(9).copied().unwrap_or(0) as usize;
+    String::from_utf8_lossy(k.get(10..10 + len).unwrap_or_default()).into_owned()
+}
+
 #[derive(Default)]
 struct Tally {
     members: u64,
@@ -36,6 +43,9 @@ struct Tally {
     max_session: u64,
     max_message: u64,
     agent_sessions: HashMap<u64, u64>,
+    /// Text postings seen per gram, and the grams whose count key was seen.
+    text: HashMap<String, u64>,
+    text_counted: std::collections::HashSet<String>,
 }
 
 struct Checker<'a> {
@@ -172,6 +182,15 @@ impl Checker<'_> {
                     if unread.counts_unread(&b, mid) {
                         unread.bump_unread(b.sender, 1);
                     }
+                    if !b.recalled() {
+                        for g in search::message_grams(&search::normalize(&b.content)) {
+                            if self.exists(keys::text(t, &g, mid, sid))?.is_none() {
+                                self.bad(format!(
+                                    "message {mid} of {what}: text gram {g:?} not indexed"
+                                ));
+                            }
+                        }
+                    }
                 }
                 Err(e) => self.bad(format!("message {mid} of {what}: {e}")),
             }
@@ -288,8 +307,30 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// A message text posting: its message is visible, not recalled, in the
+    /// session the posting names, and holds the gram.
+    fn text_posting(&mut self, t: u64, k: &[u8], tally: &mut Tally) -> Result<()> {
+        let g = key_gram(k);
+        let (mid, sid) = (!keys::u64_at(k, k.len() - 16), keys::last_u64(k));
+        *tally.text.entry(g.clone()).or_default() += 1;
+        let what = format!("text posting {g:?} of message {mid} of tenant {t}");
+        let body = match self.exists(keys::message(t, sid, mid))? {
+            None => return Ok(self.bad(format!("{what}: no visible message {mid} in session {sid}"))),
+            Some(b) => codec::decode::<MsgBody>(&b, "message")?,
+        };
+        if body.recalled()
+            || !search::message_grams(&search::normalize(&body.content)).contains(&g)
+        {
+            self.bad(format!("{what}: the message is recalled or lacks the gram"));
+        }
+        Ok(())
+    }
+
     fn finish_tenant(&mut self, t: u64, tally: &Tally) -> Result<()> {
         self.end_run()?;
+        for g in tally.text.keys().filter(|g| !tally.text_counted.contains(*g)) {
+            self.bad(format!("tenant {t}: message text gram {g:?} has postings but no count"));
+        }
         let c = |s: &Self, kind| -> Result<u64> {
             codec::decode_u64(s.exists(keys::counter(t, kind))?.as_deref())
         };
@@ -419,6 +460,18 @@ impl Engine {
                 }
                 keys::GRAM => ck.gram(t, &k)?,
                 keys::GRAM_COUNT => ck.gram_count(t, &k)?,
+                keys::TEXT => ck.text_posting(t, &k, tally)?,
+                keys::TEXT_COUNT => {
+                    let g = key_gram(&k);
+                    let stored = codec::decode_u64(Some(&v))?;
+                    let real = tally.text.get(&g).copied().unwrap_or(0);
+                    if stored != real {
+                        ck.bad(format!(
+                            "tenant {t}: message text gram {g:?} counts {stored} postings but has {real}"
+                        ));
+                    }
+                    tally.text_counted.insert(g);
+                }
                 keys::COUNTER | keys::REQUEST => {}
                 other => ck.bad(format!("tenant {t}: unknown key space {other:#04x}")),
             }

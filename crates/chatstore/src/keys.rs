@@ -32,6 +32,12 @@ pub const BY_MEMBER: u8 = 0x13;
 pub const GRAM: u8 = 0x20;
 /// N-gram posting counts: `T 21 field len gram` -> u64.
 pub const GRAM_COUNT: u8 = 0x21;
+/// Message text postings: `T 22 len gram !mid sid` -> empty, newest
+/// message first (the session is in the key: a caller may reuse a message id
+/// in another session).
+pub const TEXT: u8 = 0x22;
+/// Message text posting counts: `T 23 len gram` -> u64.
+pub const TEXT_COUNT: u8 = 0x23;
 /// Counters: `T 30 kind [agent]` -> u64.
 pub const COUNTER: u8 = 0x30;
 /// Writes applied for another process: `T 40 request-id(16)` -> applied
@@ -189,6 +195,18 @@ pub fn sessions_of_member(t: u64, uid: u64) -> Key {
 /// `T 20 field len gram uid`
 pub fn gram(t: u64, field: Field, gram: &str, uid: u64) -> Key {
     gram_prefix(t, field, gram).u64(uid)
+}
+/// `T 22 len gram !mid sid`
+pub fn text(t: u64, gram: &str, mid: u64, sid: u64) -> Key {
+    text_prefix(t, gram).desc(mid).u64(sid)
+}
+/// `T 22 len gram`: prefix of one message gram's postings.
+pub fn text_prefix(t: u64, gram: &str) -> Key {
+    Key::new(t, TEXT).short_str(gram)
+}
+/// `T 23 len gram`
+pub fn text_count(t: u64, gram: &str) -> Key {
+    Key::new(t, TEXT_COUNT).short_str(gram)
 }
 /// `T 20 field len gram`: prefix of one gram's postings.
 pub fn gram_prefix(t: u64, field: Field, gram: &str) -> Key {

@@ -101,6 +101,27 @@ pub fn nick_grams(norm: &str) -> Vec<String> {
     out
 }
 
+/// The grams a message's normalized text is indexed under (leaner than a
+/// nickname's: messages are long and every gram is a key): a bigram at every
+/// CJK character and a trigram at every other character, each only when the
+/// text goes on far enough. The same function gives a query's grams, and
+/// every gram of a query lies inside any text holding the query, at the same
+/// offset; an empty set means the query is too short to look up (one CJK
+/// character, or fewer than three others).
+pub fn message_grams(norm: &str) -> Vec<String> {
+    let chars: Vec<char> = norm.chars().collect();
+    let mut out: Vec<String> = (0..chars.len())
+        .filter_map(|i| {
+            let n = if is_cjk(chars[i]) { 2 } else { 3 };
+            (i + n <= chars.len()).then(|| chars[i..i + n].iter().collect::<String>())
+        })
+        .filter(|g: &String| !g.trim().is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The grams a mobile's digit variants are indexed under.
 pub fn phone_grams(variants: &[String]) -> Vec<String> {
     let mut out: Vec<String> = variants
@@ -196,6 +217,31 @@ impl Query {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::*;
+
+    #[test]
+    fn message_grams_of_a_query_are_inside_every_text_holding_it() {
+        for (text, q) in [
+            ("您好，订单 20261202 已发货", "订单 2026"),
+            ("còn hàng không ạ?", "con hang"),
+            ("退款退款", "款退"),
+            ("order #A-1029 shipped", "a-10"),
+        ] {
+            let (t, q) = (normalize(text), normalize(q));
+            assert!(t.contains(&q), "{t:?} {q:?}");
+            let have = message_grams(&t);
+            let want = message_grams(&q);
+            assert!(!want.is_empty(), "{q:?}");
+            assert!(want.iter().all(|g| have.contains(g)), "{q:?}: {want:?} vs {have:?}");
+        }
+        assert!(message_grams(&normalize("好")).is_empty());
+        assert!(message_grams(&normalize("ok")).is_empty());
+        assert_eq!(message_grams("订单"), vec!["订单".to_string()]);
     }
 }
 

@@ -383,10 +383,15 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
                 rec.msg_count += 1;
                 tx.add(keys::counter(t, Counter::Messages), 1)?;
             }
-            // A replaced message no longer counts as the old one.
-            Some(o) if rec.counts_unread(o, id) => rec.bump_unread(o.sender, -1),
-            Some(_) => {}
+            Some(o) => {
+                // A replaced message no longer counts, nor is found, as the old one.
+                if rec.counts_unread(o, id) {
+                    rec.bump_unread(o.sender, -1);
+                }
+                index_text(tx, t, sid, id, o, -1)?;
+            }
         }
+        index_text(tx, t, sid, id, &body, 1)?;
         if rec.counts_unread(&body, id) {
             rec.bump_unread(body.sender, 1);
         }
@@ -403,6 +408,24 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
     Ok(id)
 }
 
+/// Adds (`delta` 1) or removes (-1) a visible message's text postings and
+/// their counts. Recalled messages are not searchable.
+fn index_text(tx: &Tx, t: u64, sid: u64, mid: u64, body: &MsgBody, delta: i64) -> TxResult<()> {
+    if body.recalled() {
+        return Ok(());
+    }
+    for g in search::message_grams(&search::normalize(&body.content)) {
+        let k = keys::text(t, &g, mid, sid);
+        if delta > 0 {
+            tx.put_raw(k, &[])?;
+        } else {
+            tx.del(k)?;
+        }
+        tx.add(keys::text_count(t, &g), delta)?;
+    }
+    Ok(())
+}
+
 /// Takes visible message `id` (body `body`) out of its session's views:
 /// the key, the counts, the unread count, and the last message, which falls
 /// back to the previous visible one (the next key: one range read). The
@@ -410,6 +433,7 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
 fn remove_visible(tx: &Tx, rec: &mut SessionRec, id: u64, body: &MsgBody) -> TxResult<()> {
     let (t, sid) = (rec.session.tenant, rec.session.id);
     tx.del(keys::message(t, sid, id))?;
+    index_text(tx, t, sid, id, body, -1)?;
     rec.msg_count = rec.msg_count.saturating_sub(1);
     tx.add(keys::counter(t, Counter::Messages), -1)?;
     if rec.counts_unread(body, id) {
@@ -454,6 +478,7 @@ pub fn recall_message(tx: &Tx, t: u64, sid: u64, id: u64) -> TxResult<()> {
         rec.bump_unread(body.sender, -1);
         tx.put(sk, &rec)?;
     }
+    index_text(tx, t, sid, id, &body, -1)?;
     body.flags |= codec::MSG_RECALLED;
     tx.put(mk, &body)
 }
@@ -548,7 +573,11 @@ pub fn delete_session(tx: &Tx, tenant: u64, sid: u64, msgs: &SessionMessages) ->
         )));
     }
     for &mid in msg_ids {
-        tx.del(keys::message(tenant, sid, mid))?;
+        let k = keys::message(tenant, sid, mid);
+        if let Some(body) = tx.get::<MsgBody>(&k, "message")? {
+            index_text(tx, tenant, sid, mid, &body, -1)?;
+        }
+        tx.del(k)?;
     }
     for &mid in &msgs.deleted {
         tx.del(keys::deleted(tenant, sid, mid))?;
