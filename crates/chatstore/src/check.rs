@@ -315,11 +315,13 @@ impl Checker<'_> {
         *tally.text.entry(g.clone()).or_default() += 1;
         let what = format!("text posting {g:?} of message {mid} of tenant {t}");
         let body = match self.exists(keys::message(t, sid, mid))? {
-            None => return Ok(self.bad(format!("{what}: no visible message {mid} in session {sid}"))),
+            None => {
+                self.bad(format!("{what}: no visible message {mid} in session {sid}"));
+                return Ok(());
+            }
             Some(b) => codec::decode::<MsgBody>(&b, "message")?,
         };
-        if body.recalled()
-            || !search::message_grams(&search::normalize(&body.content)).contains(&g)
+        if body.recalled() || !search::message_grams(&search::normalize(&body.content)).contains(&g)
         {
             self.bad(format!("{what}: the message is recalled or lacks the gram"));
         }
@@ -328,8 +330,14 @@ impl Checker<'_> {
 
     fn finish_tenant(&mut self, t: u64, tally: &Tally) -> Result<()> {
         self.end_run()?;
-        for g in tally.text.keys().filter(|g| !tally.text_counted.contains(*g)) {
-            self.bad(format!("tenant {t}: message text gram {g:?} has postings but no count"));
+        for g in tally
+            .text
+            .keys()
+            .filter(|g| !tally.text_counted.contains(*g))
+        {
+            self.bad(format!(
+                "tenant {t}: message text gram {g:?} has postings but no count"
+            ));
         }
         let c = |s: &Self, kind| -> Result<u64> {
             codec::decode_u64(s.exists(keys::counter(t, kind))?.as_deref())

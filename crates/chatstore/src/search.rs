@@ -237,7 +237,10 @@ mod message_tests {
             let have = message_grams(&t);
             let want = message_grams(&q);
             assert!(!want.is_empty(), "{q:?}");
-            assert!(want.iter().all(|g| have.contains(g)), "{q:?}: {want:?} vs {have:?}");
+            assert!(
+                want.iter().all(|g| have.contains(g)),
+                "{q:?}: {want:?} vs {have:?}"
+            );
         }
         assert!(message_grams(&normalize("好")).is_empty());
         assert!(message_grams(&normalize("ok")).is_empty());
