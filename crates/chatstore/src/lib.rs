@@ -50,7 +50,8 @@ pub use jsonl::{parse_json, ExportIter, ImportSummary, ReadMark, Record};
 pub use model::{Account, Agent, Member, Message, ReadState, Reader, Sender, Session, SessionView};
 pub use options::{parse_utc_offset, Durability, Options, RenderSettings};
 pub use query::{
-    resolve_paging, Cursor, HistoryPage, HistoryQuery, LivePage, MessagesPage, Order, TenantStats,
+    resolve_paging, Cursor, HistoryPage, HistoryQuery, LivePage, MessageHits, MessageSearch,
+    MessagesPage, Order, TenantStats,
 };
 pub use server::SOCKET_NAME;
 pub use store::{Store, STORE_FORMAT};

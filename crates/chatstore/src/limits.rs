@@ -109,6 +109,11 @@ pub fn query(q: &str) -> Result<()> {
     text("user_name", q, MAX_QUERY)
 }
 
+/// Checks a message search's text.
+pub fn message_query(q: &str) -> Result<()> {
+    text("q", q, MAX_QUERY)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::keys::{self, Counter, Field};
 use crate::limits;
 use crate::model::{Agent, Member, Message, SessionView};
-use crate::search::Query;
+use crate::search::{self, Query};
 
 /// Order of a session list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -630,5 +630,143 @@ fn before_cursor(order: Order, e: (i64, u64), c: Cursor) -> bool {
     match order {
         Order::Id => e.1 < c.id,
         Order::Recent => (e.0, e.1) < (c.time, c.id),
+    }
+}
+
+/// A search inside message text (see [`crate::Store::search_messages`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSearch {
+    /// The tenant.
+    pub tenant: u64,
+    /// The text to find (normalized as nicknames are: case, width and
+    /// diacritics do not matter).
+    pub q: String,
+    /// Only this session's messages.
+    #[serde(default)]
+    pub session_id: Option<u64>,
+    /// Only messages of sessions now assigned to this agent.
+    #[serde(default)]
+    pub agent_id: Option<u64>,
+    /// Page (1-based; below 1 is 1).
+    #[serde(default = "one")]
+    pub page: u64,
+    /// Page size (1 to 100, default 20).
+    #[serde(default = "twenty")]
+    pub pagesize: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn twenty() -> u64 {
+    20
+}
+
+impl MessageSearch {
+    /// A search of a tenant's messages for `q`, page 1 of 20.
+    pub fn new(tenant: u64, q: impl Into<String>) -> MessageSearch {
+        MessageSearch {
+            tenant,
+            q: q.into(),
+            session_id: None,
+            agent_id: None,
+            page: 1,
+            pagesize: 20,
+        }
+    }
+}
+
+/// Messages found by a search, newest first, with the exact total.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MessageHits {
+    /// Every matching message, not just this page.
+    pub total: u64,
+    /// Page number.
+    pub page: u64,
+    /// Page size.
+    pub pagesize: u64,
+    /// The page.
+    #[serde(rename = "data")]
+    pub messages: Vec<Message>,
+}
+
+impl Engine {
+    /// Searches message text: the postings of the query's rarest gram, newest
+    /// first, each candidate verified against the normalized text (so the
+    /// answer is exact) and filtered by session or agent. Costs the rarest
+    /// gram's postings (its count is kept), not the tenant's messages. A
+    /// query too short for the index (one CJK character, fewer than three
+    /// others) is refused unless narrowed to a session, whose messages are
+    /// then read.
+    pub fn search_messages(&self, s: &MessageSearch) -> Result<MessageHits> {
+        self.live()?;
+        limits::message_query(&s.q)?;
+        let (page, pagesize) = (s.page.max(1), s.pagesize.clamp(1, limits::MAX_PAGESIZE));
+        let norm = search::normalize(s.q.trim());
+        let grams = search::message_grams(&norm);
+        let mut hits = MessageHits {
+            total: 0,
+            page,
+            pagesize,
+            messages: Vec::new(),
+        };
+        if norm.is_empty() {
+            return Ok(hits);
+        }
+        let skip = (page - 1).saturating_mul(pagesize);
+        let mut agents: HashMap<u64, Option<u64>> = HashMap::new();
+        let mut consider = |sid: u64, mid: u64, body: &MsgBody| -> Result<()> {
+            if body.recalled() || !search::normalize(&body.content).contains(&norm) {
+                return Ok(());
+            }
+            if let Some(agent) = s.agent_id {
+                if let std::collections::hash_map::Entry::Vacant(e) = agents.entry(sid) {
+                    e.insert(self.session_rec(s.tenant, sid)?.map(|r| r.session.agent_id));
+                }
+                if agents[&sid] != Some(agent) {
+                    return Ok(());
+                }
+            }
+            if hits.total >= skip && (hits.messages.len() as u64) < pagesize {
+                hits.messages.push(body.to_message(s.tenant, sid, mid));
+            }
+            hits.total += 1;
+            Ok(())
+        };
+        if grams.is_empty() {
+            let Some(sid) = s.session_id else {
+                return Err(Error::invalid(
+                    "q",
+                    "too short to search a tenant's messages: give at least 2 Chinese, \
+                     Japanese or Korean characters or 3 other characters, or a session_id",
+                ));
+            };
+            for item in self.data.scan_prefix(keys::messages_of(s.tenant, sid)) {
+                let (k, v) = item?;
+                consider(sid, keys::last_desc(&k), &codec::decode(&v, "message")?)?;
+            }
+            return Ok(hits);
+        }
+        let mut rarest = (u64::MAX, &grams[0]);
+        for g in &grams {
+            let n = self.counter(&keys::text_count(s.tenant, g))?;
+            if n < rarest.0 {
+                rarest = (n, g);
+            }
+        }
+        for item in self.data.scan_prefix(keys::text_prefix(s.tenant, rarest.1)) {
+            let (k, _) = item?;
+            let (mid, sid) = (!keys::u64_at(&k, k.len() - 16), keys::last_u64(&k));
+            if s.session_id.is_some_and(|want| want != sid) {
+                continue;
+            }
+            // Postings name visible messages only (check() verifies it).
+            if let Some(v) = self.data.get(keys::message(s.tenant, sid, mid))? {
+                consider(sid, mid, &codec::decode(&v, "message")?)?;
+            }
+        }
+        Ok(hits)
     }
 }

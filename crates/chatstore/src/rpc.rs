@@ -21,7 +21,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::jsonl::{ImportSummary, Record};
 use crate::model::{Account, Agent, Member, Message, Reader, Session, SessionView};
 use crate::options::RenderSettings;
-use crate::query::{HistoryPage, HistoryQuery, MessagesPage, TenantStats};
+use crate::query::{
+    HistoryPage, HistoryQuery, MessageHits, MessageSearch, MessagesPage, TenantStats,
+};
 
 /// Version of the frames; an owner refuses a client of another version.
 pub const PROTOCOL: u32 = 1;
@@ -173,6 +175,8 @@ pub enum Request {
         /// Page size.
         pagesize: u64,
     },
+    /// [`crate::Store::search_messages`].
+    SearchMessages(MessageSearch),
     /// [`crate::Store::tenant_stats`].
     TenantStats(u64),
     /// [`crate::Store::tenants`].
@@ -227,6 +231,8 @@ pub enum Response {
     Members(Vec<Member>),
     /// A page of messages.
     Messages(MessagesPage),
+    /// Messages found.
+    Hits(MessageHits),
     /// Tenant counters.
     Stats(TenantStats),
     /// Tenant ids.
@@ -286,6 +292,7 @@ pub fn execute(engine: &Engine, req: Request) -> Result<Response> {
             page,
             pagesize,
         } => Response::Messages(engine.messages(tenant, session, page, pagesize)?),
+        Request::SearchMessages(q) => Response::Hits(engine.search_messages(&q)?),
         Request::TenantStats(t) => Response::Stats(engine.tenant_stats(t)?),
         Request::Tenants => Response::Tenants(engine.tenants()?),
         Request::Check => Response::Check(engine.check()?),

@@ -18,7 +18,9 @@ use crate::error::{Error, Result};
 use crate::jsonl::{ExportIter, ExportSource, ImportSummary, IMPORT_BATCH};
 use crate::model::{Account, Agent, Member, Message, Reader, Session, SessionView};
 use crate::options::{Durability, Options};
-use crate::query::{HistoryPage, HistoryQuery, LivePage, MessagesPage, TenantStats};
+use crate::query::{
+    HistoryPage, HistoryQuery, LivePage, MessageHits, MessageSearch, MessagesPage, TenantStats,
+};
 use crate::rpc::{self, Request, Response, WriteOp};
 use crate::server::{self, Attached, Owner, SOCKET_NAME};
 
@@ -437,6 +439,25 @@ impl Store {
             pagesize,
         };
         answer!(self.call(req), Messages)
+    }
+
+    /// Searches message text within a tenant, optionally narrowed to a
+    /// session or an agent: newest first, paged, with the exact total. The
+    /// text is normalized as nicknames are (case, width, diacritics); a
+    /// recalled or deleted message is not found. See
+    /// `Engine::search_messages` in query.rs for the plan and its cost.
+    pub fn search_messages(&self, search: &MessageSearch) -> Result<MessageHits> {
+        answer!(self.call(Request::SearchMessages(search.clone())), Hits)
+    }
+
+    /// [`Store::search_messages`] with its parameters as a JSON object
+    /// (`tenant`, `q`, `session_id`, `agent_id`, `page`, `pagesize`), the
+    /// result as JSON text: `{"total","page","pagesize","data"}`.
+    pub fn search_messages_json(&self, params: &Value) -> Result<String> {
+        let search: MessageSearch =
+            crate::jsonl::parse_json(params.to_string().as_bytes(), "params")?;
+        serde_json::to_string(&self.search_messages(&search)?)
+            .map_err(|e| Error::corrupt(format!("rendering JSON: {e}")))
     }
 
     /// A tenant's counters.
