@@ -139,6 +139,16 @@ int32_t cs_history_list(const struct cs_store *store,
                         size_t len,
                         char **out_json);
 
+// Searches message text. `params_json`: tenant and q (required),
+// session_id, agent_id, page, pagesize. `*out_json` receives
+// `{"total","page","pagesize","data":[message...]}`, newest first, with the
+// exact total. A query too short for the index (one CJK character, fewer
+// than three others) needs a session_id.
+int32_t cs_search_messages(const struct cs_store *store,
+                           const char *params_json,
+                           size_t len,
+                           char **out_json);
+
 // The hischat response (second seed). A wrong or empty hash is a normal
 // response (status 0), not an error.
 int32_t cs_hischat(const struct cs_store *store,

@@ -110,6 +110,16 @@ static void test_read_state(cs_store *store) {
     CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "reader"), "rc %d", rc);
     rc = cs_mark_read(store, 2, 999, CS_READER_AGENT, 1, NULL);
     CHECK(rc == CS_STATUS_NOT_FOUND, "rc %d", rc);
+    /* Search inside message text. */
+    const char *sq = "{\"tenant\":2,\"q\":\"在吗\"}";
+    json = NULL;
+    rc = cs_search_messages(store, sq, strlen(sq), &json);
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"total\":2") && contains(json, "在吗？订单"), "%s", json ? json : "(null)");
+    cs_string_free(json);
+    const char *short_q = "{\"tenant\":2,\"q\":\"在\"}";
+    json = NULL;
+    rc = cs_search_messages(store, short_q, strlen(short_q), &json);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && json == NULL && contains(cs_last_error_message(), "session_id"), "rc %d", rc);
     /* Recall keeps the message, flagged; delete takes it out of the list. */
     rc = cs_recall_message(store, 2, 4, id);
     CHECK(rc == CS_STATUS_OK, "recall rc %d", rc);

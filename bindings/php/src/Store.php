@@ -146,6 +146,17 @@ final class Store
             $this->h(), self::u64((int) $params['tenant'], 'tenant'), self::u64((int) $params['session_id'], 'session_id'), $page, $size, $out)));
     }
 
+    /**
+     * Searches message text. $params: tenant, q (required), session_id,
+     * agent_id, page, pagesize. Returns total (exact), page, pagesize, data
+     * (messages, newest first).
+     */
+    public function searchMessages(array $params): array
+    {
+        $json = self::encode($params);
+        return $this->decode($this->callString(fn ($out) => $this->ffi->cs_search_messages($this->h(), $json, strlen($json), $out)));
+    }
+
     /** Members of the tenant whose nickname or mobile matches $q. */
     public function searchMembers(int $tenant, string $q): array
     {

@@ -319,6 +319,25 @@ final class StoreTest extends TestCase
         $this->assertTrue($this->store->check()['ok']);
     }
 
+    /** Search inside message text: exact totals, scoped, recalled messages not found. */
+    public function testSearchMessages(): void
+    {
+        $a = $this->store->appendMessage(['tenant' => 2, 'session_id' => 4, 'content' => 'Đơn hàng 20261202 đã giao', 'time' => 1800000500]);
+        $this->store->appendMessage(['tenant' => 2, 'session_id' => 4, 'content' => '订单 20261202 发货了', 'time' => 1800000501]);
+        $r = $this->store->searchMessages(['tenant' => 2, 'q' => '20261202']);
+        $this->assertSame(2, $r['total']);
+        $this->assertSame('订单 20261202 发货了', $r['data'][0]['content']);
+        $this->assertSame(1, $this->store->searchMessages(['tenant' => 2, 'q' => 'DON HANG'])['total']);
+        $this->store->recallMessage(2, 4, $a);
+        $this->assertSame(0, $this->store->searchMessages(['tenant' => 2, 'q' => 'don hang'])['total']);
+        try {
+            $this->store->searchMessages(['tenant' => 2, 'q' => '订']);
+            $this->fail('a one-character query over a whole tenant was accepted');
+        } catch (InvalidInputException $e) {
+            $this->assertStringContainsString('session_id', $e->getMessage());
+        }
+    }
+
     /** Recall keeps a message flagged; delete takes it out of every view. */
     public function testRecallAndDeleteMessage(): void
     {

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use chatstore::{ErrorKind, HistoryQuery, HistoryRequest, Options, Order, Reader};
+use chatstore::{ErrorKind, HistoryQuery, HistoryRequest, MessageSearch, Options, Order, Reader};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -305,6 +305,32 @@ impl Store {
             s.live_sessions(tenant, agent_id, page, pagesize)
         })?;
         loads(py, &to_json_text(&p)?)
+    }
+
+    /// Searches message text: {"total","page","pagesize","data"}, newest
+    /// first, exact total; narrowed to a session or an agent when given.
+    #[pyo3(signature = (tenant, q, session_id=None, agent_id=None, page=1, pagesize=20))]
+    #[allow(clippy::too_many_arguments)]
+    fn search_messages<'py>(
+        &self,
+        py: Python<'py>,
+        tenant: u64,
+        q: String,
+        session_id: Option<u64>,
+        agent_id: Option<u64>,
+        page: u64,
+        pagesize: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let search = MessageSearch {
+            tenant,
+            q,
+            session_id,
+            agent_id,
+            page,
+            pagesize,
+        };
+        let hits = self.run(py, move |s| s.search_messages(&search))?;
+        loads(py, &to_json_text(&hits)?)
     }
 
     /// Members of the tenant whose nickname or mobile matches q.

@@ -327,3 +327,17 @@ def test_recall_and_delete_message(store):
     exported = [r for r in store.export() if r.get("kind") == "message" and r.get("id") == mid]
     assert exported and exported[0]["deleted_at"] > 0 and exported[0]["recalled"] is True
     assert store.check()["ok"]
+
+
+def test_search_messages(store):
+    a = store.append_message({"tenant": 2, "session_id": 4, "content": "Đơn hàng 20261202 đã giao",
+                              "time": 1800000500})
+    store.append_message({"tenant": 2, "session_id": 4, "content": "订单 20261202 发货了", "time": 1800000501})
+    r = store.search_messages(2, "20261202")
+    assert r["total"] == 2 and r["data"][0]["content"] == "订单 20261202 发货了"
+    assert store.search_messages(2, "DON HANG", session_id=4)["total"] == 1
+    assert store.search_messages(2, "don hang", session_id=1)["total"] == 0
+    store.delete_message(2, 4, a)
+    assert store.search_messages(2, "don hang")["total"] == 0
+    with pytest.raises(chatstore.InvalidInputError, match="session_id"):
+        store.search_messages(2, "订")

@@ -197,6 +197,30 @@ pub enum Command {
     Recall(MessageArgs),
     /// Delete a message softly: out of every view, kept for export.
     DeleteMessage(MessageArgs),
+    /// Messages whose text holds QUERY, newest first, with the exact total.
+    SearchMessages {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+        /// Tenant.
+        #[arg(long)]
+        tenant: u64,
+        /// Only this session.
+        #[arg(long)]
+        session: Option<u64>,
+        /// Only sessions of this agent.
+        #[arg(long)]
+        agent: Option<u64>,
+        /// Page.
+        #[arg(long, default_value_t = 1)]
+        page: u64,
+        /// Rows per page (at most 100).
+        #[arg(long, default_value_t = 20)]
+        pagesize: u64,
+        /// The text to find.
+        #[arg(allow_hyphen_values = true)]
+        query: String,
+    },
     /// Members whose nickname or mobile matches QUERY.
     Search {
         /// Store directory.

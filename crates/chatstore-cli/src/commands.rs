@@ -140,6 +140,27 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 .delete_message(m.tenant, m.session, m.message)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::SearchMessages {
+            db,
+            tenant,
+            session,
+            agent,
+            page,
+            pagesize,
+            query,
+        } => {
+            let store = open(&db, &Render::default(), attach)?;
+            let search = chatstore::MessageSearch {
+                tenant,
+                q: query,
+                session_id: session,
+                agent_id: agent,
+                page,
+                pagesize,
+            };
+            print(&store.search_messages(&search)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Search { db, tenant, query } => {
             let store = open(&db, &Render::default(), attach)?;
             print(&store.search_members(tenant, &query)?)?;

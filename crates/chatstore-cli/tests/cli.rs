@@ -488,3 +488,29 @@ fn recall_and_delete_message() {
     assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
     assert!(run(&["check", "--db", db]).status.success());
 }
+
+#[test]
+fn search_messages_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    assert!(run(&["import", "--db", db, &seeds_file(dir.path())])
+        .status
+        .success());
+    let v = stdout_json(&run(&[
+        "search-messages",
+        "--db",
+        db,
+        "--tenant",
+        "2",
+        "订单",
+    ]));
+    assert!(v["total"].as_u64().unwrap() >= 1, "{v}");
+    assert!(
+        v["data"][0]["content"].as_str().unwrap().contains("订单"),
+        "{v}"
+    );
+    let o = run(&["search-messages", "--db", db, "--tenant", "2", "订"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("session_id"), "{}", stderr(&o));
+}

@@ -283,6 +283,26 @@ pub unsafe extern "C" fn cs_history_list(
     })
 }
 
+/// Searches message text. `params_json`: tenant and q (required),
+/// session_id, agent_id, page, pagesize. `*out_json` receives
+/// `{"total","page","pagesize","data":[message...]}`, newest first, with the
+/// exact total. A query too short for the index (one CJK character, fewer
+/// than three others) needs a session_id.
+#[no_mangle]
+pub unsafe extern "C" fn cs_search_messages(
+    store: *const CsStore,
+    params_json: *const c_char,
+    len: usize,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    guard(|| {
+        let out = Out::new(out_json, "out_json")?;
+        let s = store_ref(store)?;
+        let params = json_arg(params_json, len, "params")?;
+        out.set_string(s.search_messages_json(&params)?)
+    })
+}
+
 /// The hischat response (second seed). A wrong or empty hash is a normal
 /// response (status 0), not an error.
 #[no_mangle]

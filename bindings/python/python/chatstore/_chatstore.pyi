@@ -114,6 +114,17 @@ class Store:
         {"total","page","pagesize","data"}; each row has session, member,
         agent, last_message and read (read["unread_by_agent"] is the
         platform's un_read_num)."""
+    def search_messages(
+        self,
+        tenant: int,
+        q: str,
+        session_id: Optional[int] = None,
+        agent_id: Optional[int] = None,
+        page: int = 1,
+        pagesize: int = 20,
+    ) -> Dict[str, Any]:
+        """Searches message text: {"total","page","pagesize","data"}, newest
+        first, exact total; narrowed to a session or an agent when given."""
     def search_members(self, tenant: int, q: str) -> List[Dict[str, Any]]:
         """Members of the tenant whose nickname or mobile matches q."""
     def delete_session(self, tenant: int, id: int) -> None:
