@@ -16,7 +16,6 @@ use crate::limits;
 use crate::model::Account;
 use crate::options::{Durability, Options};
 use crate::rpc::WriteOp;
-use crate::watchdog::Watchdog;
 use crate::write::{self, Tx, TxResult};
 
 /// Version of the store layout (trees, key spaces). Stored in the default tree.
@@ -35,8 +34,6 @@ pub struct Engine {
     closed: AtomicBool,
     /// Serializes writers (readers never take it).
     writer: Mutex<()>,
-    /// Wakes sled's thread pool when a write stalls in it (sled issue 1412).
-    watchdog: Watchdog,
 }
 
 impl std::fmt::Debug for Engine {
@@ -115,7 +112,6 @@ impl Engine {
             commit: GroupCommit::default(),
             closed: AtomicBool::new(false),
             writer: Mutex::new(()),
-            watchdog: Watchdog::start(data.clone()),
             data,
         })
     }
@@ -260,9 +256,8 @@ impl Engine {
         }
     }
 
-    /// Applies a batch to the data tree, watched (see `watchdog.rs`).
+    /// Applies a batch to the data tree.
     pub(crate) fn apply_batch(&self, batch: sled::Batch) -> Result<()> {
-        let _busy = self.watchdog.enter();
         self.data.apply_batch(batch)?;
         Ok(())
     }
@@ -271,7 +266,6 @@ impl Engine {
     /// one flush (group commit).
     pub(crate) fn sync(&self) -> Result<()> {
         self.commit.wait_durable(|| {
-            let _busy = self.watchdog.enter();
             self.db.flush()?;
             Ok(())
         })
@@ -291,10 +285,8 @@ impl Engine {
     pub(crate) fn upsert_account(&self, a: &Account) -> Result<()> {
         self.live()?;
         let guard = self.lock_writer();
-        let busy = self.watchdog.enter();
         self.accounts
             .insert(a.sso_id.to_be_bytes(), codec::encode(a))?;
-        drop(busy);
         drop(guard);
         Ok(())
     }

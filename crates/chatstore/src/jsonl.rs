@@ -19,6 +19,9 @@ use crate::write::{self, Tx};
 
 /// Records per import transaction.
 pub const IMPORT_BATCH: usize = 2000;
+/// Message text per import transaction, in bytes: every gram of a message's
+/// text is a key, so a batch is also cut by text (about 40k keys).
+pub const IMPORT_BATCH_TEXT: usize = 64 * 1024;
 
 /// One line of the JSON Lines format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +168,7 @@ impl Engine {
         let mut batch: Vec<Pending> = Vec::with_capacity(IMPORT_BATCH);
         let mut buf = String::new();
         let (mut line_no, mut bytes) = (first_line, 0u64);
+        let mut batch_text = 0usize;
         loop {
             buf.clear();
             let n = match reader.read_line(&mut buf) {
@@ -212,12 +216,16 @@ impl Engine {
                 Record::Session(s) if s.hash.is_empty() => new_session_hash()?,
                 _ => String::new(),
             };
+            if let Record::Message(m) = &record {
+                batch_text += m.content.len();
+            }
             batch.push(Pending {
                 line: line_no,
                 record,
                 hash,
             });
-            if batch.len() >= IMPORT_BATCH {
+            if batch.len() >= IMPORT_BATCH || batch_text >= IMPORT_BATCH_TEXT {
+                batch_text = 0;
                 self.commit_batch(&mut batch, &mut summary)?;
                 progress(bytes);
             }

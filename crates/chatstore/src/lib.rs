@@ -37,7 +37,6 @@ mod rpc;
 pub mod search;
 mod server;
 mod store;
-mod watchdog;
 mod write;
 
 pub use check::CheckReport;
