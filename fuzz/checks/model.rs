@@ -593,8 +593,13 @@ impl Op {
     }
 }
 
+/// No linger: a run's stores are released when dropped (a fuzzer runs
+/// thousands; lingering owners would pile up).
 fn open(dir: &std::path::Path) -> Result<Store, String> {
-    let mut o = Options::default();
+    let mut o = Options {
+        linger_ms: 0,
+        ..Options::default()
+    };
     o.render.media_base = chatstore::demo::SEED_MEDIA_BASE.into();
     Store::open(dir, o).map_err(|e| format!("open {}: {e}", dir.display()))
 }
