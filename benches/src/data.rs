@@ -56,6 +56,15 @@ pub struct Queries {
     pub mobile4: String,
     /// The hottest session (the skew makes session 1 the busiest).
     pub hot_session: u64,
+    /// Message search: two and four Chinese characters of the message text,
+    /// a Latin word and digits of order numbers.
+    pub msg_cjk2: String,
+    /// See `msg_cjk2`.
+    pub msg_cjk4: String,
+    /// See `msg_cjk2`.
+    pub msg_latin: String,
+    /// See `msg_cjk2`.
+    pub msg_order: String,
 }
 
 /// The tenant of the dataset.
@@ -263,6 +272,10 @@ pub fn generate(
         latin: String::new(),
         mobile4: String::new(),
         hot_session: 1,
+        msg_cjk2: zh[10..12].iter().collect(),
+        msg_cjk4: zh[20..24].iter().collect(),
+        msg_latin: "shop".into(),
+        msg_order: "12345".into(),
     };
     for uid in agent_members {
         let n = &nicks[(uid - 1) as usize];

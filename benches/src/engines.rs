@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chatstore::{
-    Durability, HistoryQuery, HistoryRequest, Message, Options, Order, Record, Sender, Store,
+    Durability, HistoryQuery, HistoryRequest, Message, MessageSearch, Options, Order, Record,
+    Sender, Store,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -168,6 +169,19 @@ pub fn chatstore(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan)
             );
         }),
     );
+    for (name, text) in message_queries(q) {
+        let search = MessageSearch::new(TENANT, text);
+        push(
+            &mut r,
+            name,
+            "us",
+            measure::time(plan.queries, || {
+                std::hint::black_box(
+                    serde_json::to_string(&store.search_messages(&search).unwrap()).unwrap(),
+                );
+            }),
+        );
+    }
     let mut i = 0u64;
     push(
         &mut r,
@@ -564,6 +578,44 @@ fn sqlite_live(c: &Connection, agent: u64) -> ((u64, Vec<(u64, u64)>), String) {
     ((total, ids), text)
 }
 
+/// The message search workloads: name and query.
+fn message_queries(q: &Queries) -> [(&'static str, &str); 4] {
+    [
+        ("search_messages_cjk2", q.msg_cjk2.as_str()),
+        ("search_messages_cjk4", q.msg_cjk4.as_str()),
+        ("search_messages_latin", q.msg_latin.as_str()),
+        ("search_messages_order", q.msg_order.as_str()),
+    ]
+}
+
+/// Message search as SQL does it: the total and the newest 20 with
+/// `content LIKE '%q%'`, over the table or its FTS5 trigram index.
+fn sqlite_search_messages(c: &Connection, text: &str, fts: bool) -> (u64, String) {
+    let pattern = format!("%{text}%");
+    let (count, page) = if fts {
+        ("SELECT COUNT(*) FROM messages_fts WHERE content LIKE ?1",
+         "SELECT m.id, m.session_id, m.sender, m.content, m.time FROM messages_fts f JOIN messages m ON m.id = f.rowid WHERE f.content LIKE ?1 ORDER BY m.id DESC LIMIT 20")
+    } else {
+        ("SELECT COUNT(*) FROM messages WHERE uniacid = 1 AND content LIKE ?1",
+         "SELECT id, session_id, sender, content, time FROM messages WHERE uniacid = 1 AND content LIKE ?1 ORDER BY id DESC LIMIT 20")
+    };
+    let total: u64 = c
+        .prepare_cached(count)
+        .unwrap()
+        .query_row([&pattern], |r| r.get(0))
+        .unwrap();
+    let mut st = c.prepare_cached(page).unwrap();
+    let data: Vec<Value> = st
+        .query_map([&pattern], |r| {
+            Ok(json!({"id": r.get::<_, u64>(0)?, "session_id": r.get::<_, u64>(1)?, "sender": r.get::<_, String>(2)?,
+                "content": r.get::<_, String>(3)?, "time": r.get::<_, i64>(4)?}))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    (total, json!({"total": total, "data": data}).to_string())
+}
+
 /// The read mark column and the index a platform's live list needs.
 fn live_list_schema(c: &Connection) {
     c.execute_batch(
@@ -665,6 +717,30 @@ pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) ->
             std::hint::black_box(sqlite_live(&c, q.agent));
         }),
     );
+    for (name, text) in message_queries(q) {
+        push(
+            &mut r,
+            name,
+            "us",
+            measure::time(plan.queries, || {
+                std::hint::black_box(sqlite_search_messages(&c, text, false));
+            }),
+        );
+    }
+    // FTS5 trigram over message text (queried with LIKE, which the trigram
+    // tokenizer answers from its index for 3 characters and more).
+    c.execute_batch("CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id', tokenize='trigram');
+                     INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');").unwrap();
+    for (name, text) in message_queries(q) {
+        push(
+            &mut r,
+            &format!("{name}@fts5"),
+            "us",
+            measure::time(plan.queries, || {
+                std::hint::black_box(sqlite_search_messages(&c, text, true));
+            }),
+        );
+    }
     // FTS5 trigram index over the member fields for the filters.
     c.execute_batch("CREATE VIRTUAL TABLE members_fts USING fts5(nickname, mobile, content='members', content_rowid='uid', tokenize='trigram');
                      INSERT INTO members_fts(members_fts) VALUES ('rebuild');").unwrap();

@@ -749,6 +749,27 @@ impl Engine {
             }
             return Ok(hits);
         }
+        // A query that is one whole gram is found by its postings alone:
+        // with no scope its total is the gram's count and a page reads only
+        // the page's messages.
+        let whole = grams.len() == 1 && grams[0] == norm;
+        if whole && s.session_id.is_none() && s.agent_id.is_none() {
+            hits.total = self.counter(&keys::text_count(s.tenant, &grams[0]))?;
+            for item in self
+                .data
+                .scan_prefix(keys::text_prefix(s.tenant, &grams[0]))
+                .skip(skip as usize)
+                .take(pagesize as usize)
+            {
+                let (k, _) = item?;
+                let (mid, sid) = (!keys::u64_at(&k, k.len() - 16), keys::last_u64(&k));
+                if let Some(v) = self.data.get(keys::message(s.tenant, sid, mid))? {
+                    let body: MsgBody = codec::decode(&v, "message")?;
+                    hits.messages.push(body.to_message(s.tenant, sid, mid));
+                }
+            }
+            return Ok(hits);
+        }
         let mut rarest = (u64::MAX, &grams[0]);
         for g in &grams {
             let n = self.counter(&keys::text_count(s.tenant, g))?;
