@@ -28,6 +28,16 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A store in a temporary directory holding the seeds: (dir, store path).
+fn seeded() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db").to_str().unwrap().to_string();
+    assert!(run(&["import", "--db", &db, &seeds_file(dir.path())])
+        .status
+        .success());
+    (dir, db)
+}
+
 fn seeds_file(dir: &Path) -> String {
     let p = dir.join("seeds.jsonl");
     std::fs::write(&p, chatstore::demo::SEED_JSONL).unwrap();
@@ -181,12 +191,8 @@ fn reimport_is_idempotent_and_export_round_trips() {
 
 #[test]
 fn commands_work_while_another_process_holds_the_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db");
-    let db = db.to_str().unwrap();
-    assert!(run(&["import", "--db", db, &seeds_file(dir.path())])
-        .status
-        .success());
+    let (_dir, db) = seeded();
+    let db = db.as_str();
     // An import reading from a pipe we keep open holds the store: it owns it
     // and serves the other commands over the store's socket.
     let mut holder = bin()
@@ -262,12 +268,8 @@ fn bad_arguments_are_one_line() {
 
 #[test]
 fn a_closed_stdout_is_not_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db");
-    let db = db.to_str().unwrap();
-    assert!(run(&["import", "--db", db, &seeds_file(dir.path())])
-        .status
-        .success());
+    let (dir, db) = seeded();
+    let db = db.as_str();
     // The reader reads nothing and goes away: export must not complain.
     let mut child = bin()
         .args(["export", "--db", db])
@@ -304,12 +306,8 @@ fn a_non_utf8_argument_is_refused_in_one_line() {
 /// wrong, nothing written.
 #[test]
 fn bad_input_rows_of_reliability_md() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db");
-    let db = db.to_str().unwrap();
-    assert!(run(&["import", "--db", db, &seeds_file(dir.path())])
-        .status
-        .success());
+    let (dir, db) = seeded();
+    let db = db.as_str();
     let export = |db: &str| run(&["export", "--db", db]).stdout;
     let before = export(db);
     let long = "x".repeat(256);
@@ -381,12 +379,8 @@ fn a_lock_nobody_serves_is_one_line_naming_the_path() {
 
 #[test]
 fn unread_and_mark_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db");
-    let db = db.to_str().unwrap();
-    assert!(run(&["import", "--db", db, &seeds_file(dir.path())])
-        .status
-        .success());
+    let (dir, db) = seeded();
+    let db = db.as_str();
     let v = stdout_json(&run(&[
         "unread", "--db", db, "--tenant", "2", "--agent", "2",
     ]));
@@ -433,12 +427,8 @@ fn unread_and_mark_read() {
 
 #[test]
 fn recall_and_delete_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db");
-    let db = db.to_str().unwrap();
-    assert!(run(&["import", "--db", db, &seeds_file(dir.path())])
-        .status
-        .success());
+    let (dir, db) = seeded();
+    let db = db.as_str();
     let line = dir.path().join("m.jsonl");
     std::fs::write(
         &line,
@@ -491,12 +481,8 @@ fn recall_and_delete_message() {
 
 #[test]
 fn search_messages_command() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db");
-    let db = db.to_str().unwrap();
-    assert!(run(&["import", "--db", db, &seeds_file(dir.path())])
-        .status
-        .success());
+    let (dir, db) = seeded();
+    let db = db.as_str();
     let v = stdout_json(&run(&[
         "search-messages",
         "--db",
