@@ -268,7 +268,7 @@ fn bad_arguments_are_one_line() {
 
 #[test]
 fn a_closed_stdout_is_not_an_error() {
-    let (dir, db) = seeded();
+    let (_dir, db) = seeded();
     let db = db.as_str();
     // The reader reads nothing and goes away: export must not complain.
     let mut child = bin()
