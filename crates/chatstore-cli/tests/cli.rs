@@ -379,7 +379,7 @@ fn a_lock_nobody_serves_is_one_line_naming_the_path() {
 
 #[test]
 fn unread_and_mark_read() {
-    let (dir, db) = seeded();
+    let (_dir, db) = seeded();
     let db = db.as_str();
     let v = stdout_json(&run(&[
         "unread", "--db", db, "--tenant", "2", "--agent", "2",
@@ -481,7 +481,7 @@ fn recall_and_delete_message() {
 
 #[test]
 fn search_messages_command() {
-    let (dir, db) = seeded();
+    let (_dir, db) = seeded();
     let db = db.as_str();
     let v = stdout_json(&run(&[
         "search-messages",
