@@ -206,7 +206,11 @@ impl Owner {
             if self.stopping.load(Ordering::Acquire) {
                 break;
             }
-            let Ok(stream) = stream else { continue };
+            let Ok(stream) = stream else {
+                // Out of file descriptors, say: do not spin on it.
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            };
             self.connections.fetch_add(1, Ordering::AcqRel);
             let o = Arc::clone(&self);
             let spawned = thread::Builder::new()
