@@ -57,6 +57,22 @@ fn json_arg(
     Ok(chatstore::parse_json(t.as_bytes(), what)?)
 }
 
+/// Runs a query taking JSON parameters and answering JSON text.
+fn json_query(
+    store: *const CsStore,
+    params_json: *const c_char,
+    len: usize,
+    out_json: *mut *mut c_char,
+    query: fn(&Store, &serde_json::Value) -> chatstore::Result<String>,
+) -> i32 {
+    guard(|| {
+        let out = Out::new(out_json, "out_json")?;
+        let s = store_ref(store)?;
+        let params = json_arg(params_json, len, "params")?;
+        out.set_string(query(s, &params)?)
+    })
+}
+
 /// Decodes the record at `json` and applies `write` to it on the store.
 fn write_record<T: serde::de::DeserializeOwned, R>(
     store: *const CsStore,
@@ -275,12 +291,7 @@ pub unsafe extern "C" fn cs_history_list(
     len: usize,
     out_json: *mut *mut c_char,
 ) -> i32 {
-    guard(|| {
-        let out = Out::new(out_json, "out_json")?;
-        let s = store_ref(store)?;
-        let params = json_arg(params_json, len, "params")?;
-        out.set_string(s.history_list_json(&params)?)
-    })
+    json_query(store, params_json, len, out_json, Store::history_list_json)
 }
 
 /// Searches message text. `params_json`: tenant and q (required),
@@ -295,12 +306,13 @@ pub unsafe extern "C" fn cs_search_messages(
     len: usize,
     out_json: *mut *mut c_char,
 ) -> i32 {
-    guard(|| {
-        let out = Out::new(out_json, "out_json")?;
-        let s = store_ref(store)?;
-        let params = json_arg(params_json, len, "params")?;
-        out.set_string(s.search_messages_json(&params)?)
-    })
+    json_query(
+        store,
+        params_json,
+        len,
+        out_json,
+        Store::search_messages_json,
+    )
 }
 
 /// The hischat response (second seed). A wrong or empty hash is a normal

@@ -9,6 +9,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::check::CheckReport;
@@ -454,8 +455,8 @@ impl Store {
     /// (`tenant`, `q`, `session_id`, `agent_id`, `page`, `pagesize`), the
     /// result as JSON text: `{"total","page","pagesize","data"}`.
     pub fn search_messages_json(&self, params: &Value) -> Result<String> {
-        let search: MessageSearch =
-            crate::jsonl::parse_json(params.to_string().as_bytes(), "params")?;
+        let search = MessageSearch::deserialize(params)
+            .map_err(|e| Error::invalid("params", e.to_string()))?;
         serde_json::to_string(&self.search_messages(&search)?)
             .map_err(|e| Error::corrupt(format!("rendering JSON: {e}")))
     }
