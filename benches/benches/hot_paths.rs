@@ -55,6 +55,11 @@ fn benches(c: &mut Criterion) {
             chatstore::search::normalize(std::hint::black_box("Nguyễn Văn Đức ＶＡＮ 李小龙"))
         })
     });
+    // Verifying a message-search candidate: its text, already in normal form.
+    let message = "您好，请问这个商品什么时候发货？订单号是 20261122012345 谢谢 shop order";
+    c.bench_function("verify_normalized_message", |b| {
+        b.iter(|| chatstore::search::normalized(std::hint::black_box(message)).contains("发货"))
+    });
     c.bench_function("nick_grams", |b| {
         b.iter(|| chatstore::search::nick_grams(std::hint::black_box("nguyen van duc 李小龙")))
     });

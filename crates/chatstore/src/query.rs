@@ -718,7 +718,7 @@ impl Engine {
         let skip = (page - 1).saturating_mul(pagesize);
         let mut agents: HashMap<u64, Option<u64>> = HashMap::new();
         let mut consider = |sid: u64, mid: u64, body: &MsgBody| -> Result<()> {
-            if body.recalled() || !search::normalize(&body.content).contains(&norm) {
+            if body.recalled() || !search::normalized(&body.content).contains(norm.as_str()) {
                 return Ok(());
             }
             if let Some(agent) = s.agent_id {

@@ -14,6 +14,48 @@ use unicode_normalization::UnicodeNormalization;
 /// diacritics (combining marks after canonical decomposition), `đ` -> `d`,
 /// then NFC so that syllabic scripts (Hangul) compare whole.
 pub fn normalize(s: &str) -> String {
+    normalized(s).into_owned()
+}
+
+/// [`normalize`] without the full pipeline for everyday text: when every
+/// character is one the pipeline maps on its own to one character (ASCII,
+/// CJK unified ideographs, full-width ASCII forms, the ideographic space and
+/// common CJK punctuation), it is mapped character by character, and text
+/// already in normal form is returned without a copy. Verifying a candidate
+/// message is mostly this.
+pub fn normalized(s: &str) -> std::borrow::Cow<'_, str> {
+    let mut changed = false;
+    for c in s.chars() {
+        match simple(c) {
+            Some(m) => changed |= m != c,
+            None => return std::borrow::Cow::Owned(normalize_slow(s)),
+        }
+    }
+    if changed {
+        std::borrow::Cow::Owned(s.chars().filter_map(simple).collect())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+/// The normal form of a character that NFKC, case folding, diacritic
+/// removal and NFC map to one character without looking at its neighbours,
+/// or `None` for any other character. The unit test `simple_agrees` checks
+/// every character this accepts against the full pipeline.
+fn simple(c: char) -> Option<char> {
+    match c as u32 {
+        0x00..=0x7F => Some(c.to_ascii_lowercase()),
+        0x3400..=0x4DBF | 0x4E00..=0x9FFF => Some(c),
+        // Ideographic space; 、。〃 and the CJK brackets have no decomposition.
+        0x3000 => Some(' '),
+        0x3001..=0x3003 | 0x3008..=0x3011 | 0x3014..=0x301B => Some(c),
+        // Full-width ASCII forms.
+        0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFEE0).map(|a| a.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+fn normalize_slow(s: &str) -> String {
     let folded = caseless::default_case_fold_str(&s.nfkc().collect::<String>());
     folded
         .nfkd()
@@ -251,6 +293,45 @@ mod message_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The shortcut for text already in normal form agrees with the
+        /// full normalization, on text mixing shortcut characters with ones
+        /// that change (capitals, full-width forms, accents, compatibility
+        /// ideographs, ideographic space, kana).
+        #[test]
+        fn normalized_shortcut_agrees(s in "[a-zA-Z0-9 .#\\-\u{4e00}-\u{4e40}\u{3400}-\u{3410}\u{9fe0}-\u{9fff}\u{ff10}-\u{ff5a}\u{f900}-\u{f910}\u{3000}-\u{3010}\u{3040}-\u{30ff}àéĐđ\u{0301}]{0,40}") {
+            let (fast, slow) = (normalized(&s).into_owned(), normalize_slow(&s));
+            proptest::prop_assert_eq!(fast, slow);
+        }
+
+        /// Text made only of characters the shortcut maps is mapped as the
+        /// full normalization maps it.
+        #[test]
+        fn simple_text_agrees(s in "[\t -~\u{3000}-\u{301b}\u{3400}-\u{3410}\u{4e00}-\u{9fff}\u{ff01}-\u{ff5e}]{0,60}") {
+            let (fast, slow) = (normalized(&s).into_owned(), normalize_slow(&s));
+            proptest::prop_assert_eq!(fast, slow);
+        }
+    }
+
+    /// Every character the shortcut accepts, one by one, against the full
+    /// pipeline.
+    #[test]
+    fn simple_agrees() {
+        let mut accepted = 0;
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            if let Some(m) = simple(c) {
+                assert_eq!(
+                    m.to_string(),
+                    normalize_slow(&c.to_string()),
+                    "{c:?} U+{:04X}",
+                    c as u32
+                );
+                accepted += 1;
+            }
+        }
+        assert!(accepted > 27_000, "{accepted}");
+    }
 
     #[test]
     fn contract_examples_normalize() {
