@@ -41,6 +41,21 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     }
 }
 
+/// [`decode`] for a type that borrows its strings from `bytes` (no copies).
+pub fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
+    match bytes.split_first() {
+        Some((&VALUE_VERSION, body)) => {
+            bincode::serde::borrow_decode_from_slice(body, bincode::config::standard())
+                .map(|(v, _)| v)
+                .map_err(|e| Error::corrupt(format!("{what}: {e}")))
+        }
+        Some((v, _)) => Err(Error::Format {
+            reason: format!("{what} has value version {v}, this build reads {VALUE_VERSION}"),
+        }),
+        None => Err(Error::corrupt(format!("{what}: empty value"))),
+    }
+}
+
 /// Encodes a counter.
 pub fn encode_u64(x: u64) -> [u8; 8] {
     x.to_be_bytes()
@@ -101,6 +116,38 @@ pub struct MsgBody {
     pub flags: u8,
     /// Reserved: soft-delete time.
     pub deleted_at: i64,
+}
+
+/// A stored [`MsgBody`] read in place, its strings borrowed from the value:
+/// what verifying a message-search candidate reads. Same fields, same order
+/// (the unit test `msg_body_ref_reads_msg_body` holds them together).
+#[derive(Debug, Deserialize)]
+pub struct MsgBodyRef<'a> {
+    /// 0 member, 1 agent, 2 system.
+    pub sender: u8,
+    /// Writer id.
+    pub sender_id: u64,
+    /// Content.
+    pub content: &'a str,
+    /// 0..=3.
+    pub content_type: u8,
+    /// Link.
+    pub link: &'a str,
+    /// Unix seconds.
+    pub time: i64,
+    /// IPv4 as an integer.
+    pub ip: Option<u32>,
+    /// See [`MsgBody::flags`].
+    pub flags: u8,
+    /// Soft-delete time.
+    pub deleted_at: i64,
+}
+
+impl MsgBodyRef<'_> {
+    /// Whether the message was recalled.
+    pub fn recalled(&self) -> bool {
+        self.flags & MSG_RECALLED != 0
+    }
 }
 
 impl MsgBody {
@@ -251,6 +298,42 @@ mod tests {
         ));
         assert!(matches!(
             decode::<AgentRec>(&bytes[..3], "agent"),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn msg_body_ref_reads_msg_body() {
+        let body = MsgBody {
+            sender: 1,
+            sender_id: 2669,
+            content: "您好，订单 #123 已发货".into(),
+            content_type: 3,
+            link: "https://example.com/a.png".into(),
+            time: 1_601_000_001,
+            ip: Some(0x2A72_2B7C),
+            flags: MSG_RECALLED,
+            deleted_at: -5,
+        };
+        let bytes = encode(&body);
+        let r: MsgBodyRef<'_> = decode_borrowed(&bytes, "message").unwrap();
+        assert_eq!(
+            (r.sender, r.sender_id, r.content, r.content_type, r.link),
+            (
+                body.sender,
+                body.sender_id,
+                body.content.as_str(),
+                body.content_type,
+                body.link.as_str()
+            )
+        );
+        assert_eq!(
+            (r.time, r.ip, r.flags, r.deleted_at),
+            (body.time, body.ip, body.flags, body.deleted_at)
+        );
+        assert!(r.recalled());
+        assert!(matches!(
+            decode_borrowed::<MsgBodyRef<'_>>(&bytes[..4], "message"),
             Err(Error::Corrupt { .. })
         ));
     }

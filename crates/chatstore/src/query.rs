@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 
-use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
+use crate::codec::{self, AgentRec, MemberRec, MsgBody, MsgBodyRef, SessionRec};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::keys::{self, Counter, Field};
@@ -717,8 +717,11 @@ impl Engine {
         }
         let skip = (page - 1).saturating_mul(pagesize);
         let mut agents: HashMap<u64, Option<u64>> = HashMap::new();
-        let mut consider = |sid: u64, mid: u64, body: &MsgBody| -> Result<()> {
-            if body.recalled() || !search::normalized(&body.content).contains(norm.as_str()) {
+        // A candidate is verified on its stored value in place; only the
+        // page's messages are decoded whole.
+        let mut consider = |sid: u64, mid: u64, value: &[u8]| -> Result<()> {
+            let body: MsgBodyRef<'_> = codec::decode_borrowed(value, "message")?;
+            if body.recalled() || !search::normalized(body.content).contains(norm.as_str()) {
                 return Ok(());
             }
             if let Some(agent) = s.agent_id {
@@ -730,6 +733,7 @@ impl Engine {
                 }
             }
             if hits.total >= skip && (hits.messages.len() as u64) < pagesize {
+                let body: MsgBody = codec::decode(value, "message")?;
                 hits.messages.push(body.to_message(s.tenant, sid, mid));
             }
             hits.total += 1;
@@ -745,7 +749,7 @@ impl Engine {
             };
             for item in self.data.scan_prefix(keys::messages_of(s.tenant, sid)) {
                 let (k, v) = item?;
-                consider(sid, keys::last_desc(&k), &codec::decode(&v, "message")?)?;
+                consider(sid, keys::last_desc(&k), &v)?;
             }
             return Ok(hits);
         }
@@ -785,7 +789,7 @@ impl Engine {
             }
             // Postings name visible messages only (check() verifies it).
             if let Some(v) = self.data.get(keys::message(s.tenant, sid, mid))? {
-                consider(sid, mid, &codec::decode(&v, "message")?)?;
+                consider(sid, mid, &v)?;
             }
         }
         Ok(hits)
