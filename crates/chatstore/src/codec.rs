@@ -122,6 +122,7 @@ pub struct MsgBody {
 /// what verifying a message-search candidate reads. Same fields, same order
 /// (the unit test `msg_body_ref_reads_msg_body` holds them together).
 #[derive(Debug, Deserialize)]
+#[allow(dead_code)] // bincode reads fields by position: every one must be here.
 pub struct MsgBodyRef<'a> {
     /// 0 member, 1 agent, 2 system.
     pub sender: u8,
