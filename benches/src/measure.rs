@@ -12,16 +12,25 @@ pub struct Stat {
     pub p99: f64,
 }
 
-/// Times `f` `n` times (after one warm-up call).
+/// Time one workload may take: slow workloads (a scan of millions of rows)
+/// stop sampling here, after at least [`MIN_SAMPLES`].
+pub const BUDGET_SECS: f64 = 20.0;
+/// The fewest samples a workload gets, whatever the budget.
+pub const MIN_SAMPLES: usize = 5;
+
+/// Times `f` `n` times (after one warm-up call), or fewer once
+/// [`BUDGET_SECS`] are spent (never fewer than [`MIN_SAMPLES`]).
 pub fn time(n: usize, mut f: impl FnMut()) -> Stat {
     f();
-    let mut t: Vec<f64> = (0..n)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
+    let mut t: Vec<f64> = Vec::with_capacity(n);
+    let mut spent = 0.0;
+    while t.len() < n && (t.len() < MIN_SAMPLES || spent < BUDGET_SECS * 1e6) {
+        let s = Instant::now();
+        f();
+        let us = s.elapsed().as_secs_f64() * 1e6;
+        spent += us;
+        t.push(us);
+    }
     stat(&mut t)
 }
 
