@@ -28,17 +28,7 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 
 /// Decodes a value written by [`encode`]; `what` names it in errors.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
-    match bytes.split_first() {
-        Some((&VALUE_VERSION, body)) => {
-            bincode::serde::decode_from_slice(body, bincode::config::standard())
-                .map(|(v, _)| v)
-                .map_err(|e| Error::corrupt(format!("{what}: {e}")))
-        }
-        Some((v, _)) => Err(Error::Format {
-            reason: format!("{what} has value version {v}, this build reads {VALUE_VERSION}"),
-        }),
-        None => Err(Error::corrupt(format!("{what}: empty value"))),
-    }
+    decode_borrowed(bytes, what)
 }
 
 /// [`decode`] for a type that borrows its strings from `bytes` (no copies).
