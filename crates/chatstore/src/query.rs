@@ -774,18 +774,54 @@ impl Engine {
             }
             return Ok(hits);
         }
-        let mut rarest = (u64::MAX, &grams[0]);
-        for g in &grams {
-            let n = self.counter(&keys::text_count(s.tenant, g))?;
-            if n < rarest.0 {
-                rarest = (n, g);
-            }
-        }
-        for item in self.data.scan_prefix(keys::text_prefix(s.tenant, rarest.1)) {
+        // The rarest gram's postings, merged with those of up to two next
+        // rarest grams whose lists are at most 8 times longer: postings share
+        // one order (`!mid sid` after the gram), so a candidate missing from
+        // another list is skipped for a step of that list's scan instead of
+        // a get and a decode. Rare codes (an order number's trigrams) keep
+        // only their few messages; common grams cost one step more each.
+        let mut counted = grams
+            .iter()
+            .map(|g| Ok((self.counter(&keys::text_count(s.tenant, g))?, g)))
+            .collect::<Result<Vec<_>>>()?;
+        counted.sort();
+        let (rarest_count, rarest) = counted[0];
+        let mut others: Vec<_> = counted[1..]
+            .iter()
+            .filter(|(n, _)| *n <= rarest_count.saturating_mul(8))
+            .take(2)
+            .map(|(_, g)| {
+                self.data
+                    .scan_prefix(keys::text_prefix(s.tenant, g))
+                    .peekable()
+            })
+            .collect();
+        'candidates: for item in self.data.scan_prefix(keys::text_prefix(s.tenant, rarest)) {
             let (k, _) = item?;
+            let suffix = &k[k.len() - 16..];
             let (mid, sid) = (!keys::u64_at(&k, k.len() - 16), keys::last_u64(&k));
             if s.session_id.is_some_and(|want| want != sid) {
                 continue;
+            }
+            for other in &mut others {
+                loop {
+                    let order = match other.peek() {
+                        // That gram's postings ended: no later candidate has it.
+                        None => break 'candidates,
+                        Some(Ok((k2, _))) => k2[k2.len() - 16..].cmp(suffix),
+                        Some(Err(_)) => match other.next() {
+                            Some(Err(e)) => return Err(e.into()),
+                            _ => unreachable!("peeked an error"),
+                        },
+                    };
+                    match order {
+                        std::cmp::Ordering::Less => {
+                            other.next();
+                        }
+                        std::cmp::Ordering::Equal => break,
+                        std::cmp::Ordering::Greater => continue 'candidates,
+                    }
+                }
             }
             // Postings name visible messages only (check() verifies it).
             if let Some(v) = self.data.get(keys::message(s.tenant, sid, mid))? {
