@@ -403,6 +403,70 @@ mod tests {
         );
     }
 
+    /// Postings written before they held gram offsets (empty values) are
+    /// still answered exactly: their candidates are verified from the
+    /// message, and check() accepts them.
+    #[test]
+    fn postings_without_offsets_are_verified_from_the_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(dir.path(), Options::default()).unwrap();
+        let member = Member {
+            tenant: 2,
+            uid: 1,
+            ..Default::default()
+        };
+        e.apply(&WriteOp::UpsertMember(member), None).unwrap();
+        let session = Session {
+            tenant: 2,
+            uid: 1,
+            ..Default::default()
+        };
+        let sid = e.apply(&WriteOp::UpsertSession(session), None).unwrap();
+        for text in [
+            "订单 12345 已发货",
+            "订单 123 45",
+            "退款 12345",
+            "Shop order 12345",
+            "shop 订单",
+        ] {
+            let m = Message {
+                tenant: 2,
+                session_id: sid,
+                content: text.into(),
+                ..Default::default()
+            };
+            e.apply(&WriteOp::AppendMessage(m), None).unwrap();
+        }
+        let queries = ["12345", "订单 1", "shop", "订单", "order 123", "已发货"];
+        let answers = |e: &Engine| -> Vec<(u64, Vec<u64>)> {
+            queries
+                .iter()
+                .map(|q| {
+                    let hits = e
+                        .search_messages(&crate::MessageSearch::new(2, *q))
+                        .unwrap();
+                    (hits.total, hits.messages.iter().map(|m| m.id).collect())
+                })
+                .collect()
+        };
+        let with_offsets = answers(&e);
+        assert_eq!(with_offsets[0].0, 3, "{with_offsets:?}");
+        assert_eq!(with_offsets[1], (2, vec![2, 1]));
+        let postings: Vec<sled::IVec> = e
+            .data
+            .iter()
+            .keys()
+            .map(Result::unwrap)
+            .filter(|k| k.len() > 8 && k[8] == crate::keys::TEXT)
+            .collect();
+        assert!(postings.len() > 20);
+        for k in postings {
+            e.data.insert(k, &[][..]).unwrap();
+        }
+        assert_eq!(answers(&e), with_offsets);
+        assert!(e.check().unwrap().ok);
+    }
+
     #[test]
     fn session_hashes_are_lowercase_hex() {
         let h = super::new_session_hash().unwrap();

@@ -705,7 +705,7 @@ impl Engine {
         limits::message_query(&s.q)?;
         let (page, pagesize) = (s.page.max(1), s.pagesize.clamp(1, limits::MAX_PAGESIZE));
         let norm = search::normalize(s.q.trim());
-        let grams = search::message_grams(&norm);
+        let query = search::message_gram_positions(&norm);
         let mut hits = MessageHits {
             total: 0,
             page,
@@ -717,12 +717,16 @@ impl Engine {
         }
         let skip = (page - 1).saturating_mul(pagesize);
         let mut agents: HashMap<u64, Option<u64>> = HashMap::new();
-        // A candidate is verified on its stored value in place; only the
-        // page's messages are decoded whole.
-        let mut consider = |sid: u64, mid: u64, value: &[u8]| -> Result<()> {
-            let body: MsgBodyRef<'_> = codec::decode_borrowed(value, "message")?;
-            if body.recalled() || !search::normalized(body.content).contains(norm.as_str()) {
-                return Ok(());
+        // Counts (and pages) a match. `value` is the message's stored value
+        // when the caller has it, and then it is verified first, in place
+        // (only the page's messages are decoded whole); without it the match
+        // was verified from the postings and a page row reads the message.
+        let mut accept = |sid: u64, mid: u64, value: Option<&[u8]>| -> Result<()> {
+            if let Some(value) = value {
+                let body: MsgBodyRef<'_> = codec::decode_borrowed(value, "message")?;
+                if body.recalled() || !search::normalized(body.content).contains(norm.as_str()) {
+                    return Ok(());
+                }
             }
             if let Some(agent) = s.agent_id {
                 if let std::collections::hash_map::Entry::Vacant(e) = agents.entry(sid) {
@@ -733,13 +737,23 @@ impl Engine {
                 }
             }
             if hits.total >= skip && (hits.messages.len() as u64) < pagesize {
-                let body: MsgBody = codec::decode(value, "message")?;
+                let body: MsgBody = match value {
+                    Some(v) => codec::decode(v, "message")?,
+                    None => match self.data.get(keys::message(s.tenant, sid, mid))? {
+                        Some(v) => codec::decode(&v, "message")?,
+                        None => {
+                            return Err(Error::corrupt(format!(
+                                "text posting names message {mid} of session {sid}, which is not visible"
+                            )))
+                        }
+                    },
+                };
                 hits.messages.push(body.to_message(s.tenant, sid, mid));
             }
             hits.total += 1;
             Ok(())
         };
-        if grams.is_empty() {
+        if query.is_empty() {
             let Some(sid) = s.session_id else {
                 return Err(Error::invalid(
                     "q",
@@ -749,19 +763,19 @@ impl Engine {
             };
             for item in self.data.scan_prefix(keys::messages_of(s.tenant, sid)) {
                 let (k, v) = item?;
-                consider(sid, keys::last_desc(&k), &v)?;
+                accept(sid, keys::last_desc(&k), Some(&v))?;
             }
             return Ok(hits);
         }
         // A query that is one whole gram is found by its postings alone:
         // with no scope its total is the gram's count and a page reads only
         // the page's messages.
-        let whole = grams.len() == 1 && grams[0] == norm;
-        if whole && s.session_id.is_none() && s.agent_id.is_none() {
-            hits.total = self.counter(&keys::text_count(s.tenant, &grams[0]))?;
+        if query.len() == 1 && query[0].0 == norm && s.session_id.is_none() && s.agent_id.is_none()
+        {
+            hits.total = self.counter(&keys::text_count(s.tenant, &query[0].0))?;
             for item in self
                 .data
-                .scan_prefix(keys::text_prefix(s.tenant, &grams[0]))
+                .scan_prefix(keys::text_prefix(s.tenant, &query[0].0))
                 .skip(skip as usize)
                 .take(pagesize as usize)
             {
@@ -774,58 +788,101 @@ impl Engine {
             }
             return Ok(hits);
         }
-        // The rarest gram's postings, merged with those of up to two next
-        // rarest grams whose lists are at most 8 times longer: postings share
-        // one order (`!mid sid` after the gram), so a candidate missing from
-        // another list is skipped for a step of that list's scan instead of
-        // a get and a decode. Rare codes (an order number's trigrams) keep
-        // only their few messages; common grams cost one step more each.
-        let mut counted = grams
+        // The rarest gram's postings, merged with those of every other gram
+        // whose list is at most 8 times longer: postings share one order
+        // (`!mid sid` after the gram), so a candidate missing from another
+        // list costs a step of that list's scan, not a read. When the
+        // query's grams cover it, a candidate is then verified from the
+        // gram offsets the postings hold (the other grams' postings read by
+        // key), without reading the message; otherwise, or for postings
+        // written before offsets were kept (empty), the message is read.
+        let positional = search::grams_cover(&norm, &query);
+        let mut counted = query
             .iter()
-            .map(|g| Ok((self.counter(&keys::text_count(s.tenant, g))?, g)))
+            .enumerate()
+            .map(|(i, (g, _))| Ok((self.counter(&keys::text_count(s.tenant, g))?, i)))
             .collect::<Result<Vec<_>>>()?;
         counted.sort();
         let (rarest_count, rarest) = counted[0];
-        let mut others: Vec<_> = counted[1..]
+        let mut merged: Vec<_> = counted[1..]
             .iter()
             .filter(|(n, _)| *n <= rarest_count.saturating_mul(8))
-            .take(2)
-            .map(|(_, g)| {
-                self.data
-                    .scan_prefix(keys::text_prefix(s.tenant, g))
-                    .peekable()
+            .map(|&(_, i)| {
+                let postings = self
+                    .data
+                    .scan_prefix(keys::text_prefix(s.tenant, &query[i].0));
+                (i, postings.peekable())
             })
             .collect();
-        'candidates: for item in self.data.scan_prefix(keys::text_prefix(s.tenant, rarest)) {
-            let (k, _) = item?;
+        let mut at: Vec<Option<sled::IVec>> = vec![None; query.len()];
+        'candidates: for item in self
+            .data
+            .scan_prefix(keys::text_prefix(s.tenant, &query[rarest].0))
+        {
+            let (k, v) = item?;
             let suffix = &k[k.len() - 16..];
             let (mid, sid) = (!keys::u64_at(&k, k.len() - 16), keys::last_u64(&k));
             if s.session_id.is_some_and(|want| want != sid) {
                 continue;
             }
-            for other in &mut others {
+            at.iter_mut().for_each(|a| *a = None);
+            at[rarest] = Some(v);
+            for (i, postings) in &mut merged {
                 loop {
-                    let order = match other.peek() {
+                    let order = match postings.peek() {
                         // That gram's postings ended: no later candidate has it.
                         None => break 'candidates,
                         Some(Ok((k2, _))) => k2[k2.len() - 16..].cmp(suffix),
-                        Some(Err(_)) => match other.next() {
+                        Some(Err(_)) => match postings.next() {
                             Some(Err(e)) => return Err(e.into()),
                             _ => unreachable!("peeked an error"),
                         },
                     };
                     match order {
                         std::cmp::Ordering::Less => {
-                            other.next();
+                            postings.next();
                         }
-                        std::cmp::Ordering::Equal => break,
+                        std::cmp::Ordering::Equal => {
+                            at[*i] = postings
+                                .peek()
+                                .and_then(|p| p.as_ref().ok())
+                                .map(|(_, v)| v.clone());
+                            break;
+                        }
                         std::cmp::Ordering::Greater => continue 'candidates,
                     }
                 }
             }
+            if positional {
+                for (i, a) in at.iter_mut().enumerate() {
+                    if a.is_none() {
+                        match self.data.get(keys::text(s.tenant, &query[i].0, mid, sid))? {
+                            Some(v) => *a = Some(v),
+                            None => continue 'candidates,
+                        }
+                    }
+                }
+                // Postings written before offsets were kept are empty.
+                if at.iter().all(|a| a.as_ref().is_some_and(|v| !v.is_empty())) {
+                    let offsets = at
+                        .iter()
+                        .map(|a| {
+                            codec::decode::<Vec<u32>>(
+                                a.as_ref().expect("filled above"),
+                                "text posting",
+                            )
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    let offsets: Vec<&[u32]> = offsets.iter().map(Vec::as_slice).collect();
+                    if search::holds_query(&query, &offsets) {
+                        accept(sid, mid, None)?;
+                    }
+                    continue;
+                }
+            }
             // Postings name visible messages only (check() verifies it).
             if let Some(v) = self.data.get(keys::message(s.tenant, sid, mid))? {
-                consider(sid, mid, &v)?;
+                accept(sid, mid, Some(&v))?;
             }
         }
         Ok(hits)

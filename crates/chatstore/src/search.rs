@@ -190,17 +190,66 @@ pub fn nick_grams(norm: &str) -> Vec<String> {
 /// offset; an empty set means the query is too short to look up (one CJK
 /// character, or fewer than three others).
 pub fn message_grams(norm: &str) -> Vec<String> {
+    message_gram_positions(norm)
+        .into_iter()
+        .map(|(g, _)| g)
+        .collect()
+}
+
+/// [`message_grams`] with the character offsets at which each gram starts,
+/// ascending: what a message-text posting stores, so that a query of several
+/// grams is verified from the postings alone ([`holds_query`]).
+pub fn message_gram_positions(norm: &str) -> Vec<(String, Vec<u32>)> {
     let chars: Vec<char> = norm.chars().collect();
-    let mut out: Vec<String> = (0..chars.len())
-        .filter_map(|i| {
-            let n = if is_cjk(chars[i]) { 2 } else { 3 };
-            (i + n <= chars.len()).then(|| chars[i..i + n].iter().collect::<String>())
+    let mut grams: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+    for i in 0..chars.len() {
+        let n = if is_cjk(chars[i]) { 2 } else { 3 };
+        if i + n > chars.len() {
+            continue;
+        }
+        let g: String = chars[i..i + n].iter().collect();
+        if !g.trim().is_empty() {
+            grams.entry(g).or_default().push(i as u32);
+        }
+    }
+    grams.into_iter().collect()
+}
+
+/// Whether a query's grams (from [`message_gram_positions`]) cover each of
+/// its characters. Then a text holds the query exactly when, for some
+/// offset `p`, it holds every query gram at `p` plus the gram's offset in
+/// the query; otherwise (a query ending `订ab`, runs of spaces) the text
+/// itself must be read.
+pub fn grams_cover(norm: &str, grams: &[(String, Vec<u32>)]) -> bool {
+    let mut covered = vec![false; norm.chars().count()];
+    for (g, offsets) in grams {
+        let len = g.chars().count();
+        for &o in offsets {
+            for c in covered.iter_mut().skip(o as usize).take(len) {
+                *c = true;
+            }
+        }
+    }
+    !covered.is_empty() && covered.iter().all(|&c| c)
+}
+
+/// Whether a text holds a query whose grams cover it ([`grams_cover`]),
+/// given for each query gram (same order) the offsets at which the text
+/// holds that gram, ascending.
+pub fn holds_query(query: &[(String, Vec<u32>)], text: &[&[u32]]) -> bool {
+    let (Some((_, anchor_offsets)), Some(anchor_text)) = (query.first(), text.first()) else {
+        return false;
+    };
+    let anchor = anchor_offsets[0];
+    anchor_text.iter().filter(|&&x| x >= anchor).any(|&x| {
+        let p = x - anchor;
+        query.iter().zip(text).all(|((_, offsets), at)| {
+            offsets.iter().all(|&o| {
+                p.checked_add(o)
+                    .is_some_and(|want| at.binary_search(&want).is_ok())
+            })
         })
-        .filter(|g: &String| !g.trim().is_empty())
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+    })
 }
 
 /// The grams a mobile's digit variants are indexed under.
@@ -370,6 +419,48 @@ mod tests {
             }
         }
         assert!(accepted > 27_000, "{accepted}");
+    }
+
+    proptest::proptest! {
+        /// Verifying a query from gram positions agrees with the substring
+        /// test whenever the query's grams cover it.
+        #[test]
+        fn positions_agree_with_substring(
+            text in "[ab 订单号12]{0,24}",
+            query in "[ab 订单号12]{1,6}",
+        ) {
+            let q = message_gram_positions(&query);
+            if grams_cover(&query, &q) {
+                let t = message_gram_positions(&text);
+                let at: Vec<&[u32]> = q
+                    .iter()
+                    .map(|(g, _)| t.iter().find(|(h, _)| h == g).map_or(&[][..], |(_, p)| &p[..]))
+                    .collect();
+                proptest::prop_assert_eq!(holds_query(&q, &at), text.contains(&query), "{:?} in {:?}", query, text);
+            }
+        }
+    }
+
+    #[test]
+    fn coverage() {
+        for (q, covered) in [
+            ("shop", true),
+            ("订单", true),
+            ("订单号", true),
+            ("订ab", false),
+            ("ab", false),
+            ("a  b", true),
+            ("abc", true),
+        ] {
+            assert_eq!(grams_cover(q, &message_gram_positions(q)), covered, "{q}");
+        }
+        assert_eq!(
+            message_gram_positions("订单订单"),
+            vec![
+                ("单订".to_string(), vec![1]),
+                ("订单".to_string(), vec![0, 2])
+            ]
+        );
     }
 
     #[test]

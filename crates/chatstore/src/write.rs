@@ -408,16 +408,17 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
     Ok(id)
 }
 
-/// Adds (`delta` 1) or removes (-1) a visible message's text postings and
-/// their counts. Recalled messages are not searchable.
+/// Adds (`delta` 1) or removes (-1) a visible message's text postings (the
+/// value: the gram's character offsets in the normalized text) and their
+/// counts. Recalled messages are not searchable.
 fn index_text(tx: &Tx, t: u64, sid: u64, mid: u64, body: &MsgBody, delta: i64) -> TxResult<()> {
     if body.recalled() {
         return Ok(());
     }
-    for g in search::message_grams(&search::normalize(&body.content)) {
+    for (g, positions) in search::message_gram_positions(&search::normalize(&body.content)) {
         let k = keys::text(t, &g, mid, sid);
         if delta > 0 {
-            tx.put_raw(k, &[])?;
+            tx.put_raw(k, &codec::encode(&positions))?;
         } else {
             tx.del(k)?;
         }
