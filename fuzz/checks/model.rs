@@ -1,6 +1,7 @@
 //! The model-based property: a sequence of upserts, appends and deletes goes
 //! to a store and to a plain in-memory model; every write succeeds or fails
-//! as the model says, every query agrees, `check()` passes, and all of it
+//! as the model says, every query (lists, messages, member filters, message
+//! search, counters) agrees, `check()` passes, and all of it
 //! survives a reopen and an export -> import -> export round trip.
 //!
 //! Included by the proptest `crates/chatstore/tests/model.rs` (random `Op`
@@ -12,7 +13,8 @@
 use std::collections::BTreeMap;
 
 use chatstore::{
-    Agent, HistoryQuery, Member, Message, Options, Order, ReadState, Reader, Sender, Session, Store,
+    Agent, HistoryQuery, Member, Message, MessageSearch, Options, Order, ReadState, Reader, Sender,
+    Session, Store,
 };
 
 /// `Err` with the message unless the condition holds.
@@ -488,6 +490,26 @@ pub fn compare(store: &Store, model: &Model) -> Result<(), String> {
                 .filter(|s| s.tenant == t && uids.contains(&s.uid))
                 .count();
             ensure_eq!(got.total, n as u64, "query {}", q);
+        }
+        // Search inside message text: every visible, not recalled message
+        // holding the query, newest first (a reused id: by session).
+        for q in ["member@", "agent@1", "tem@", "Ent@"] {
+            let norm = chatstore::search::normalize(q);
+            let mut want: Vec<(u64, u64)> = model
+                .messages
+                .iter()
+                .filter(|((mt, _, _), m)| {
+                    *mt == t && !m.recalled && chatstore::search::normalize(&m.content).contains(&norm)
+                })
+                .map(|((_, sid, id), _)| (*sid, *id))
+                .collect();
+            want.sort_by_key(|&(sid, id)| (std::cmp::Reverse(id), sid));
+            let mut search = MessageSearch::new(t, q);
+            search.pagesize = 100;
+            let hits = store.search_messages(&search).unwrap();
+            ensure_eq!(hits.total, want.len() as u64, "message search {}", q);
+            let got: Vec<(u64, u64)> = hits.messages.iter().map(|m| (m.session_id, m.id)).collect();
+            ensure_eq!(got, want.into_iter().take(100).collect::<Vec<_>>(), "message search {}", q);
         }
         let stats = store.tenant_stats(t).unwrap();
         let count = |keys: Vec<u64>| keys.into_iter().filter(|k| *k == t).count() as u64;
