@@ -499,7 +499,9 @@ pub fn compare(store: &Store, model: &Model) -> Result<(), String> {
                 .messages
                 .iter()
                 .filter(|((mt, _, _), m)| {
-                    *mt == t && !m.recalled && chatstore::search::normalize(&m.content).contains(&norm)
+                    *mt == t
+                        && !m.recalled
+                        && chatstore::search::normalize(&m.content).contains(&norm)
                 })
                 .map(|((_, sid, id), _)| (*sid, *id))
                 .collect();
@@ -509,7 +511,12 @@ pub fn compare(store: &Store, model: &Model) -> Result<(), String> {
             let hits = store.search_messages(&search).unwrap();
             ensure_eq!(hits.total, want.len() as u64, "message search {}", q);
             let got: Vec<(u64, u64)> = hits.messages.iter().map(|m| (m.session_id, m.id)).collect();
-            ensure_eq!(got, want.into_iter().take(100).collect::<Vec<_>>(), "message search {}", q);
+            ensure_eq!(
+                got,
+                want.into_iter().take(100).collect::<Vec<_>>(),
+                "message search {}",
+                q
+            );
         }
         let stats = store.tenant_stats(t).unwrap();
         let count = |keys: Vec<u64>| keys.into_iter().filter(|k| *k == t).count() as u64;
