@@ -352,16 +352,9 @@ mod tests {
     use super::*;
     use crate::model::{Member, Message, Session};
 
-    #[test]
-    fn engine_is_send_and_sync() {
-        fn is<T: Send + Sync>() {}
-        is::<Engine>();
-    }
-
-    #[test]
-    fn a_write_retried_under_its_request_id_applies_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = Engine::open(dir.path(), Options::default()).unwrap();
+    /// An engine with member 1 and one session of tenant 2.
+    fn engine_with_a_session(dir: &std::path::Path) -> (Engine, u64) {
+        let e = Engine::open(dir, Options::default()).unwrap();
         let member = Member {
             tenant: 2,
             uid: 1,
@@ -374,6 +367,19 @@ mod tests {
             ..Default::default()
         };
         let sid = e.apply(&WriteOp::UpsertSession(session), None).unwrap();
+        (e, sid)
+    }
+
+    #[test]
+    fn engine_is_send_and_sync() {
+        fn is<T: Send + Sync>() {}
+        is::<Engine>();
+    }
+
+    #[test]
+    fn a_write_retried_under_its_request_id_applies_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, sid) = engine_with_a_session(dir.path());
         let append = WriteOp::AppendMessage(Message {
             tenant: 2,
             session_id: sid,
@@ -409,19 +415,7 @@ mod tests {
     #[test]
     fn postings_without_offsets_are_verified_from_the_message() {
         let dir = tempfile::tempdir().unwrap();
-        let e = Engine::open(dir.path(), Options::default()).unwrap();
-        let member = Member {
-            tenant: 2,
-            uid: 1,
-            ..Default::default()
-        };
-        e.apply(&WriteOp::UpsertMember(member), None).unwrap();
-        let session = Session {
-            tenant: 2,
-            uid: 1,
-            ..Default::default()
-        };
-        let sid = e.apply(&WriteOp::UpsertSession(session), None).unwrap();
+        let (e, sid) = engine_with_a_session(dir.path());
         for text in [
             "订单 12345 已发货",
             "订单 123 45",
