@@ -55,7 +55,8 @@ void cs_string_free(char *s);
 // Opens (creating when absent) the store at `path` (NUL-terminated).
 // `options_json` is NULL or a JSON object: durability ("buffered"/"sync"),
 // flush_every_ms, cache_capacity, media_base, default_avatar, utc_offset,
-// compression, linger_ms, attach_timeout_ms.
+// compression, linger_ms, attach_timeout_ms, text_index (false: a new
+// store keeps no message-text index; fixed when the store is created).
 // On success `*out` holds the handle; close it with cs_store_close().
 // Any number of processes may open one store: the first owns it and serves
 // the others over `PATH/chatstore.sock`. CS_STATUS_LOCKED only when the

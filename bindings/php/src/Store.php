@@ -28,8 +28,10 @@ final class Store
      * Opens (creating when absent) the store at $path.
      *
      * @param array $options durability ("buffered"|"sync"), flush_every_ms,
-     *   cache_capacity, media_base, default_avatar, utc_offset, and lib (the
-     *   library path).
+     *   cache_capacity, media_base, default_avatar, utc_offset, compression,
+     *   linger_ms, attach_timeout_ms, text_index (false: a new store keeps
+     *   no message-text index; fixed when the store is created), and lib
+     *   (the library path).
      */
     public static function open(string $path, array $options = []): self
     {

@@ -338,6 +338,27 @@ final class StoreTest extends TestCase
         }
     }
 
+    /** A store created without the text index searches one session at a time. */
+    public function testStoreWithoutTextIndex(): void
+    {
+        $dir = $this->dir . '-noindex';
+        $s = Store::open($dir, ['text_index' => false, 'linger_ms' => 0]);
+        try {
+            $s->importJsonl(self::seeds());
+            $s->appendMessage(['tenant' => 2, 'session_id' => 4, 'content' => '订单 20261202 发货了', 'time' => 1800000501]);
+            try {
+                $s->searchMessages(['tenant' => 2, 'q' => '20261202']);
+                $this->fail('a tenant-wide search without the text index was accepted');
+            } catch (ConflictException $e) {
+                $this->assertStringContainsString('text_index', $e->getMessage());
+            }
+            $this->assertSame(1, $s->searchMessages(['tenant' => 2, 'q' => '20261202', 'session_id' => 4])['total']);
+        } finally {
+            $s->close();
+            exec('rm -rf ' . escapeshellarg($dir));
+        }
+    }
+
     /** Recall keeps a message flagged; delete takes it out of every view. */
     public function testRecallAndDeleteMessage(): void
     {

@@ -433,9 +433,10 @@ impl ExportIterator {
     }
 }
 
-/// Opens (creating when absent) the store at `path`. Options: durability
-/// ("buffered"|"sync"), flush_every_ms, cache_capacity, media_base,
-/// default_avatar, utc_offset.
+/// Opens (creating when absent) the store at `path`. Options: those of
+/// `Options::from_json` (durability, flush_every_ms, cache_capacity,
+/// media_base, default_avatar, utc_offset, compression, linger_ms,
+/// attach_timeout_ms, text_index).
 #[pyfunction]
 #[pyo3(signature = (path, **options))]
 fn open(py: Python<'_>, path: PathBuf, options: Option<Bound<'_, PyDict>>) -> PyResult<Store> {

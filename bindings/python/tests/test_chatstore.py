@@ -341,3 +341,18 @@ def test_search_messages(store):
     assert store.search_messages(2, "don hang")["total"] == 0
     with pytest.raises(chatstore.InvalidInputError, match="session_id"):
         store.search_messages(2, "订")
+
+
+def test_a_store_without_the_text_index_searches_sessions_only(tmp_path):
+    s = chatstore.open(tmp_path / "db", text_index=False, linger_ms=0)
+    try:
+        s.import_jsonl(SEEDS)
+        s.append_message({"tenant": 2, "session_id": 4, "content": "订单 20261202 发货了", "time": 1800000501})
+        with pytest.raises(chatstore.ConflictError, match="text_index"):
+            s.search_messages(2, "20261202")
+        assert s.search_messages(2, "20261202", session_id=4)["total"] == 1
+        assert s.check()["ok"]
+    finally:
+        s.close()
+    with pytest.raises(chatstore.InvalidInputError, match="text_index"):
+        chatstore.open(tmp_path / "other", text_index="no")

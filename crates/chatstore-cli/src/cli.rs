@@ -83,6 +83,12 @@ pub enum Command {
         /// The file, or - for standard input.
         #[arg(value_name = "FILE|-")]
         file: String,
+        /// Create the store without the message-text index: imports and
+        /// appends cost less and the store is smaller, but search-messages
+        /// then searches one session at a time. Only when the import
+        /// creates the store; an existing store keeps its choice.
+        #[arg(long)]
+        no_text_index: bool,
     },
     /// Export every record as JSON Lines.
     Export {

@@ -14,6 +14,10 @@ use crate::error::CliError;
 type Result<T> = std::result::Result<T, CliError>;
 
 fn open(db: &Path, render: &Render, attach_timeout_ms: u64) -> Result<Store> {
+    Ok(Store::open(db, options(render, attach_timeout_ms)?)?)
+}
+
+fn options(render: &Render, attach_timeout_ms: u64) -> Result<Options> {
     let mut o = Options {
         attach_timeout_ms,
         ..Options::default()
@@ -27,7 +31,7 @@ fn open(db: &Path, render: &Render, attach_timeout_ms: u64) -> Result<Store> {
     if let Some(off) = &render.utc_offset {
         o.render.set_utc_offset(off)?;
     }
-    Ok(Store::open(db, o)?)
+    Ok(o)
 }
 
 fn print(v: &impl serde::Serialize) -> Result<()> {
@@ -51,7 +55,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let attach = cli.attach_timeout_ms;
     match cli.command {
         Command::Demo { db } => demo_cmd(db.as_deref(), attach),
-        Command::Import { db, file } => import(&db, &file, attach),
+        Command::Import {
+            db,
+            file,
+            no_text_index,
+        } => import(&db, &file, attach, !no_text_index),
         Command::Export { db, file } => export(&db, file.as_deref(), attach),
         Command::HistoryList {
             db,
@@ -210,8 +218,14 @@ fn dir_size(p: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn import(db: &Path, file: &str, attach: u64) -> Result<ExitCode> {
-    let store = open(db, &Render::default(), attach)?;
+fn import(db: &Path, file: &str, attach: u64, text_index: bool) -> Result<ExitCode> {
+    let o = Options {
+        text_index,
+        // Released as soon as the import is done, so it can be reopened.
+        linger_ms: 0,
+        ..options(&Render::default(), attach)?
+    };
+    let store = Store::open(db, o.clone())?;
     let started = Instant::now();
     let (reader, size): (Box<dyn BufRead>, Option<u64>) = if file == "-" {
         (Box::new(BufReader::new(std::io::stdin().lock())), None)
@@ -255,6 +269,21 @@ fn import(db: &Path, file: &str, attach: u64) -> Result<ExitCode> {
         s.sessions,
         s.messages
     );
+    if store.is_owner() {
+        // The first open after a large import replays sled's whole log
+        // (minutes at millions of messages) and then records where the
+        // replay ended. Paying it here spares the first server or PHP
+        // worker that opens the store. A store other processes use now
+        // stays theirs (this open only attaches to its owner).
+        store.close()?;
+        drop(store);
+        let reopened = Instant::now();
+        Store::open(db, o)?.close()?;
+        eprintln!(
+            "reopened in {:.2}s (the next open starts from there)",
+            reopened.elapsed().as_secs_f64()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -500,3 +500,43 @@ fn search_messages_command() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("session_id"), "{}", stderr(&o));
 }
+
+#[test]
+fn import_without_the_text_index_then_search_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let o = run(&[
+        "import",
+        "--db",
+        db,
+        "--no-text-index",
+        &seeds_file(dir.path()),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The import reopened the store, so its first opener does not replay
+    // sled's log.
+    assert!(stderr(&o).contains("reopened in"), "{}", stderr(&o));
+    let o = run(&["search-messages", "--db", db, "--tenant", "2", "订单"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("text_index"), "{}", stderr(&o));
+    let v = stdout_json(&run(&[
+        "search-messages",
+        "--db",
+        db,
+        "--tenant",
+        "2",
+        "--session",
+        "1",
+        "订单",
+    ]));
+    assert!(v["total"].as_u64().unwrap() >= 1, "{v}");
+    // A second import into the store keeps its choice.
+    assert!(run(&["import", "--db", db, &seeds_file(dir.path())])
+        .status
+        .success());
+    let o = run(&["search-messages", "--db", db, "--tenant", "2", "订单"]);
+    assert!(stderr(&o).contains("text_index"), "{}", stderr(&o));
+    let v = stdout_json(&run(&["check", "--db", db]));
+    assert_eq!(v["ok"], true, "{v}");
+}

@@ -182,7 +182,7 @@ impl Checker<'_> {
                     if unread.counts_unread(&b, mid) {
                         unread.bump_unread(b.sender, 1);
                     }
-                    if !b.recalled() {
+                    if !b.recalled() && self.store.text_index {
                         for g in search::message_grams(&search::normalize(&b.content)) {
                             if self.exists(keys::text(t, &g, mid, sid))?.is_none() {
                                 self.bad(format!(
@@ -314,6 +314,9 @@ impl Checker<'_> {
         let (mid, sid) = (!keys::u64_at(k, k.len() - 16), keys::last_u64(k));
         *tally.text.entry(g.clone()).or_default() += 1;
         let what = format!("text posting {g:?} of message {mid} of tenant {t}");
+        if !self.store.text_index {
+            self.bad(format!("{what} in a store without the text index"));
+        }
         let body = match self.exists(keys::message(t, sid, mid))? {
             None => {
                 self.bad(format!("{what}: no visible message {mid} in session {sid}"));

@@ -18,9 +18,16 @@ use crate::options::{Durability, Options};
 use crate::rpc::WriteOp;
 use crate::write::{self, Tx, TxResult};
 
-/// Version of the store layout (trees, key spaces). Stored in the default tree.
-pub const STORE_FORMAT: u32 = 1;
+/// The newest store layout (trees, key spaces) this build reads. Stored in
+/// the default tree: 1 for a store with the message-text index, 2 for one
+/// created without it (`Options::text_index` false), so that builds from
+/// before the choice, which would index new messages only and answer
+/// searches from a partial index, refuse it.
+pub const STORE_FORMAT: u32 = 2;
 const FORMAT_KEY: &[u8] = b"chatstore.format";
+/// Whether the store keeps the message-text index: one byte, 1 or 0.
+/// Absent in stores created before the choice existed (they keep it).
+const TEXT_INDEX_KEY: &[u8] = b"chatstore.text_index";
 
 /// An open chatstore. Share it between threads by reference or `Arc`; all
 /// methods take `&self`.
@@ -29,6 +36,9 @@ pub struct Engine {
     pub(crate) data: sled::Tree,
     pub(crate) accounts: sled::Tree,
     pub(crate) options: Options,
+    /// Whether this store keeps the message-text index (fixed when it was
+    /// created; `Options::text_index` of later opens does not change it).
+    pub(crate) text_index: bool,
     path: PathBuf,
     commit: GroupCommit,
     closed: AtomicBool,
@@ -83,9 +93,13 @@ impl Engine {
                     Error::Storage(e)
                 }
             })?;
-        match db.get(FORMAT_KEY)? {
+        let text_index = match db.get(FORMAT_KEY)? {
             None => {
-                db.insert(FORMAT_KEY, &STORE_FORMAT.to_be_bytes())?;
+                // A new store: its format and text-index choice are fixed now.
+                let format = if options.text_index { 1 } else { STORE_FORMAT };
+                db.insert(TEXT_INDEX_KEY, &[u8::from(options.text_index)])?;
+                db.insert(FORMAT_KEY, &format.to_be_bytes())?;
+                options.text_index
             }
             Some(v) => {
                 let found = <[u8; 4]>::try_from(v.as_ref())
@@ -100,14 +114,20 @@ impl Engine {
                         ),
                     });
                 }
+                // Stores from before the choice existed have the index.
+                match db.get(TEXT_INDEX_KEY)? {
+                    None => true,
+                    Some(v) => v.as_ref() != [0],
+                }
             }
-        }
+        };
         let data = db.open_tree("data")?;
         let accounts = db.open_tree("accounts")?;
         Ok(Engine {
             db,
             accounts,
             options,
+            text_index,
             path,
             commit: GroupCommit::default(),
             closed: AtomicBool::new(false),
@@ -161,7 +181,7 @@ impl Engine {
     ) -> Result<u64> {
         self.live()?;
         let guard = self.lock_writer();
-        let tx = Tx::new(&self.data);
+        let tx = Tx::new(&self.data, self.text_index);
         let key = once.map(|id| keys::request(tenant, id));
         if let Some(k) = &key {
             if let Some(v) = tx.get_raw(k)? {

@@ -28,7 +28,9 @@ pub enum Error {
         reason: String,
     },
     /// A write would break a rule of the data model (for example deleting an
-    /// agent that still has sessions).
+    /// agent that still has sessions), or a request needs what the store was
+    /// created without (searching a tenant's messages in a store without the
+    /// message-text index).
     Conflict {
         /// What rule would be broken.
         reason: String,

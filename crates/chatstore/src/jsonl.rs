@@ -243,7 +243,7 @@ impl Engine {
         }
         let failed = {
             let guard = self.lock_writer();
-            let tx = Tx::new(&self.data);
+            let tx = Tx::new(&self.data, self.text_index);
             let failed = batch
                 .iter()
                 .enumerate()

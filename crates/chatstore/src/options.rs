@@ -96,6 +96,13 @@ pub struct Options {
     /// How long `Store::open` keeps trying to take the store or reach its
     /// owner before it fails with `Error::Locked` (default 10 s).
     pub attach_timeout_ms: u64,
+    /// Whether a new store keeps the message-text index that answers
+    /// `search_messages` (default true). Without it, appends and imports
+    /// cost about a third and the store takes about a quarter of the disk
+    /// (BENCHMARKS.md), and `search_messages` is refused with
+    /// `Error::Conflict`. Fixed when a store is created; opening an
+    /// existing store keeps the choice it was created with.
+    pub text_index: bool,
 }
 
 impl Default for Options {
@@ -109,6 +116,7 @@ impl Default for Options {
             compression: false,
             linger_ms: 30_000,
             attach_timeout_ms: 10_000,
+            text_index: true,
         }
     }
 }
@@ -117,7 +125,7 @@ impl Options {
     /// Reads options from a JSON object, as the C ABI, PHP and Python pass
     /// them: `durability` (`"buffered"`/`"sync"`), `flush_every_ms`,
     /// `cache_capacity`, `media_base`, `default_avatar`, `utc_offset`,
-    /// `compression`, `linger_ms`, `attach_timeout_ms`.
+    /// `compression`, `linger_ms`, `attach_timeout_ms`, `text_index`.
     /// Unknown keys are refused so typos do not pass silently.
     pub fn from_json(v: &Value) -> Result<Options> {
         let mut o = Options::default();
@@ -133,6 +141,10 @@ impl Options {
                 val.as_str()
                     .map(str::to_owned)
                     .ok_or_else(|| Error::invalid(k.as_str(), "must be a string"))
+            };
+            let as_bool = || {
+                val.as_bool()
+                    .ok_or_else(|| Error::invalid(k.as_str(), "must be true or false"))
             };
             let as_u64 = || {
                 val.as_u64()
@@ -156,11 +168,8 @@ impl Options {
                 "media_base" => o.render.media_base = as_str()?,
                 "default_avatar" => o.render.default_avatar = as_str()?,
                 "utc_offset" => o.render.set_utc_offset(&as_str()?)?,
-                "compression" => {
-                    o.compression = val
-                        .as_bool()
-                        .ok_or_else(|| Error::invalid("compression", "must be true or false"))?
-                }
+                "compression" => o.compression = as_bool()?,
+                "text_index" => o.text_index = as_bool()?,
                 // The PHP binding's own option; the core ignores it.
                 "lib" => {}
                 other => {

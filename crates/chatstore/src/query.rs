@@ -699,7 +699,8 @@ impl Engine {
     /// gram's postings (its count is kept), not the tenant's messages. A
     /// query too short for the index (one CJK character, fewer than three
     /// others) is refused unless narrowed to a session, whose messages are
-    /// then read.
+    /// then read; so is any query on a store created without the text index
+    /// ([`Error::Conflict`] when not narrowed to a session).
     pub fn search_messages(&self, s: &MessageSearch) -> Result<MessageHits> {
         self.live()?;
         limits::message_query(&s.q)?;
@@ -753,8 +754,19 @@ impl Engine {
             hits.total += 1;
             Ok(())
         };
-        if query.is_empty() {
+        // Without postings to use (a query shorter than a gram, or a store
+        // created without the text index), only one session is searched:
+        // its messages are read.
+        if query.is_empty() || !self.text_index {
             let Some(sid) = s.session_id else {
+                if !self.text_index {
+                    return Err(Error::Conflict {
+                        reason: "this store was created without the message-text index \
+                                 (text_index false): search a session (session_id), or \
+                                 export and import into a store with the index"
+                            .into(),
+                    });
+                }
                 return Err(Error::invalid(
                     "q",
                     "too short to search a tenant's messages: give at least 2 Chinese, \

@@ -445,8 +445,11 @@ impl Store {
     /// Searches message text within a tenant, optionally narrowed to a
     /// session or an agent: newest first, paged, with the exact total. The
     /// text is normalized as nicknames are (case, width, diacritics); a
-    /// recalled or deleted message is not found. See
-    /// `Engine::search_messages` in query.rs for the plan and its cost.
+    /// recalled or deleted message is not found. A store created without
+    /// the text index (`Options::text_index` false) searches one session
+    /// only (its messages are read) and refuses the rest with
+    /// [`Error::Conflict`]. See `Engine::search_messages` in query.rs for
+    /// the plan and its cost.
     pub fn search_messages(&self, search: &MessageSearch) -> Result<MessageHits> {
         answer!(self.call(Request::SearchMessages(search.clone())), Hits)
     }

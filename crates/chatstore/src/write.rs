@@ -32,14 +32,18 @@ fn fail<T>(e: Error) -> TxResult<T> {
 /// committed tree.
 pub struct Tx<'a> {
     tree: &'a sled::Tree,
+    /// Whether the store keeps the message-text index (fixed per store).
+    text_index: bool,
     writes: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
 }
 
 impl<'a> Tx<'a> {
-    /// An empty overlay.
-    pub fn new(tree: &'a sled::Tree) -> Tx<'a> {
+    /// An empty overlay; `text_index`: whether message writes maintain the
+    /// message-text index (the store's choice, see `Options::text_index`).
+    pub fn new(tree: &'a sled::Tree, text_index: bool) -> Tx<'a> {
         Tx {
             tree,
+            text_index,
             writes: RefCell::new(HashMap::new()),
         }
     }
@@ -410,9 +414,10 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
 
 /// Adds (`delta` 1) or removes (-1) a visible message's text postings (the
 /// value: the gram's character offsets in the normalized text) and their
-/// counts. Recalled messages are not searchable.
+/// counts. Recalled messages are not searchable; a store created without
+/// the text index keeps none.
 fn index_text(tx: &Tx, t: u64, sid: u64, mid: u64, body: &MsgBody, delta: i64) -> TxResult<()> {
-    if body.recalled() {
+    if body.recalled() || !tx.text_index {
         return Ok(());
     }
     for (g, positions) in search::message_gram_positions(&search::normalize(&body.content)) {

@@ -2,12 +2,14 @@
 //! (Chinese, Vietnamese, Latin, order numbers) over sessions of two agents,
 //! some recalled, some deleted, some replaced; every query, scope and page
 //! answers exactly what reading every visible message would, newest first,
-//! with the exact total; `check()` verifies the index.
+//! with the exact total; `check()` verifies the index. A store created
+//! without the text index answers the same within a session and refuses
+//! the rest.
 
 mod common;
 
 use chatstore::search::normalize;
-use chatstore::{Error, Member, Message, MessageSearch, Session, Store};
+use chatstore::{Error, Member, Message, MessageSearch, Options, Session, Store};
 use proptest::prelude::*;
 
 const TEXTS: &[&str] = &[
@@ -101,9 +103,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
 
     #[test]
-    fn search_agrees_with_a_scan(ops in prop::collection::vec(op(), 1..50)) {
+    fn search_agrees_with_a_scan(
+        ops in prop::collection::vec(op(), 1..50),
+        text_index in prop_oneof![3 => Just(true), 1 => Just(false)],
+    ) {
         let dir = tempfile::tempdir().unwrap();
-        let store = common::open(&dir);
+        let store = Store::open(dir.path(), Options { text_index, ..Options::default() }).unwrap();
         setup(&store);
         for (i, op) in ops.iter().enumerate() {
             match *op {
@@ -145,6 +150,8 @@ proptest! {
                     s.pagesize = 4;
                     let hits = match store.search_messages(&s) {
                         Ok(h) => h,
+                        // A store without the text index searches sessions only.
+                        Err(Error::Conflict { .. }) if session_id.is_none() && !text_index => break,
                         Err(Error::InvalidInput { .. }) if session_id.is_none() => {
                             // Too short for the index without a session.
                             prop_assert!(chatstore::search::message_grams(&qn).is_empty(), "{}", q);
@@ -154,6 +161,10 @@ proptest! {
                     };
                     prop_assert_eq!(hits.total, want.len() as u64, "{} {:?} {:?}", q, session_id, agent_id);
                     got.extend(hits.messages.iter().map(|m| (m.id, m.session_id)));
+                }
+                if session_id.is_none() && !text_index {
+                    prop_assert!(got.is_empty());
+                    continue;
                 }
                 if got.len() < want.len().min(12) && !chatstore::search::message_grams(&qn).is_empty() {
                     prop_assert!(false, "{}: got {:?}, want {:?}", q, got, want);
@@ -207,4 +218,94 @@ fn short_queries_need_a_session_and_search_json_works() {
         .search_messages(&MessageSearch::new(3, long))
         .unwrap_err();
     assert!(e.to_string().contains("q"), "{e}");
+}
+
+#[test]
+fn the_text_index_is_chosen_when_a_store_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let without = Options {
+        text_index: false,
+        linger_ms: 0,
+        ..Options::default()
+    };
+    let store = Store::open(dir.path(), without.clone()).unwrap();
+    setup(&store);
+    let id = store
+        .append_message(&Message {
+            tenant: 3,
+            session_id: 2,
+            content: "您好，订单 20261202 已发货".into(),
+            time: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    let e = store
+        .search_messages(&MessageSearch::new(3, "订单"))
+        .unwrap_err();
+    assert!(matches!(e, Error::Conflict { .. }), "{e:?}");
+    assert!(e.to_string().contains("text_index"), "{e}");
+    let mut s = MessageSearch::new(3, "订单");
+    s.session_id = Some(2);
+    assert_eq!(store.search_messages(&s).unwrap().messages[0].id, id);
+    assert!(store.check().unwrap().ok);
+    store.close().unwrap();
+    drop(store);
+    {
+        // No posting was written, and the format marks the store so that
+        // builds from before the choice refuse it.
+        let db = common::raw_sled(&dir);
+        let data = db.open_tree("data").unwrap();
+        assert!(data
+            .iter()
+            .keys()
+            .all(|k| !matches!(k.unwrap()[8], 0x22 | 0x23)));
+        let marker = db.get(b"chatstore.format").unwrap().unwrap();
+        assert_eq!(marker.as_ref(), &2u32.to_be_bytes());
+    }
+    // Reopened with the default options (text_index true), it keeps its
+    // choice: appends still write no postings and check() agrees.
+    let store = Store::open(
+        dir.path(),
+        Options {
+            linger_ms: 0,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    store
+        .append_message(&Message {
+            tenant: 3,
+            session_id: 1,
+            content: "订单 A-1029".into(),
+            time: 2,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(store
+        .search_messages(&MessageSearch::new(3, "订单"))
+        .is_err());
+    let report = store.check().unwrap();
+    assert!(report.ok, "{:?}", report.violations);
+    store.close().unwrap();
+
+    // A store created with the index keeps it when opened with false.
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_unshared(&dir);
+    setup(&store);
+    store.close().unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), without).unwrap();
+    store
+        .append_message(&Message {
+            tenant: 3,
+            session_id: 2,
+            content: "订单".into(),
+            time: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    let hits = store
+        .search_messages(&MessageSearch::new(3, "订单"))
+        .unwrap();
+    assert_eq!(hits.total, 1);
 }

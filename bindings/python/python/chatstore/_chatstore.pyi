@@ -146,4 +146,8 @@ class Store:
         """Flushes and releases the store. Idempotent; later calls raise ClosedError."""
 
 def open(path: _StrPath, **options: Any) -> Store:
-    """Opens (creating when absent) the store at `path`."""
+    """Opens (creating when absent) the store at `path`. Options: durability
+    ("buffered"|"sync"), flush_every_ms, cache_capacity, media_base,
+    default_avatar, utc_offset, compression, linger_ms, attach_timeout_ms,
+    text_index (False: a new store keeps no message-text index; fixed when
+    the store is created)."""
