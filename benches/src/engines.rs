@@ -35,6 +35,9 @@ pub struct Plan {
     pub appends: usize,
     /// Durable appends per writer thread.
     pub durable: usize,
+    /// Whether chatstore's store keeps the message-text index; without it
+    /// neither engine runs the message-search workloads.
+    pub text_index: bool,
 }
 
 fn count_lines(p: &Path) -> u64 {
@@ -76,7 +79,11 @@ fn new_message(sid: u64, i: u64) -> Message {
 pub fn chatstore(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) -> Results {
     let mut r = Results::new();
     let db = dir.join("chatstore.db");
-    let store = Store::open(&db, chat_options(false)).unwrap();
+    let created = Options {
+        text_index: plan.text_index,
+        ..chat_options(false)
+    };
+    let store = Store::open(&db, created).unwrap();
     store.import_file(base).unwrap();
     let n = count_lines(msgs);
     let t = Instant::now();
@@ -169,7 +176,7 @@ pub fn chatstore(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan)
             );
         }),
     );
-    for (name, text) in message_queries(q) {
+    for (name, text) in message_queries(q).into_iter().filter(|_| plan.text_index) {
         let search = MessageSearch::new(TENANT, text);
         push(
             &mut r,
@@ -717,7 +724,7 @@ pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) ->
             std::hint::black_box(sqlite_live(&c, q.agent));
         }),
     );
-    for (name, text) in message_queries(q) {
+    for (name, text) in message_queries(q).into_iter().filter(|_| plan.text_index) {
         push(
             &mut r,
             name,
@@ -729,9 +736,11 @@ pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) ->
     }
     // FTS5 trigram over message text (queried with LIKE, which the trigram
     // tokenizer answers from its index for 3 characters and more).
-    c.execute_batch("CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id', tokenize='trigram');
+    if plan.text_index {
+        c.execute_batch("CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id', tokenize='trigram');
                      INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');").unwrap();
-    for (name, text) in message_queries(q) {
+    }
+    for (name, text) in message_queries(q).into_iter().filter(|_| plan.text_index) {
         push(
             &mut r,
             &format!("{name}@fts5"),

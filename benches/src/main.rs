@@ -44,6 +44,11 @@ struct Args {
     /// Keep the data and stores here instead of a temporary directory.
     #[arg(long)]
     workdir: Option<PathBuf>,
+    /// Create chatstore's store without the message-text index (and run
+    /// no message-search workload on either engine): the write path and
+    /// disk of a store that never searches message text.
+    #[arg(long)]
+    no_text_index: bool,
     /// Internal: run one engine's workloads in this process.
     #[arg(long, hide = true)]
     engine: Option<String>,
@@ -56,6 +61,7 @@ fn run_engine(args: &Args, engine: &str, dir: &std::path::Path) {
         queries: args.iterations,
         appends: args.iterations * 5,
         durable: (args.iterations / 3).max(5),
+        text_index: !args.no_text_index,
     };
     eprintln!("{engine}:");
     let r = match engine {
@@ -138,6 +144,7 @@ fn main() {
                 "--workdir",
             ])
             .arg(&dir)
+            .args(args.no_text_index.then_some("--no-text-index"))
             .status()
             .unwrap();
         assert!(status.success(), "{engine} run failed");
@@ -194,7 +201,8 @@ fn main() {
     let cross = processes::measure(&std::env::current_exe().unwrap(), &dir, &q, args.iterations);
     if let Some(p) = &args.json {
         let v = json!({"scale": scale.name, "members": scale.members, "sessions": scale.sessions, "messages": scale.messages,
-            "seed": args.seed, "iterations": args.iterations, "queries": q, "results": results,
+            "seed": args.seed, "iterations": args.iterations, "text_index": !args.no_text_index,
+            "queries": q, "results": results,
             "cross_process": cross});
         std::fs::write(p, serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
     }
