@@ -2,7 +2,9 @@
 //! to a store and to a plain in-memory model; every write succeeds or fails
 //! as the model says, every query (lists, messages, member filters, message
 //! search, counters) agrees, `check()` passes, and all of it
-//! survives a reopen and an export -> import -> export round trip.
+//! survives a reopen and an export -> import -> export round trip (into a
+//! store created without the message-text index for every other sequence:
+//! the same answers, message search confined to a session).
 //!
 //! Included by the proptest `crates/chatstore/tests/model.rs` (random `Op`
 //! sequences), by the fuzz target `model_ops` (bytes decoded by
@@ -428,7 +430,8 @@ pub fn apply(store: &Store, op: &Op) -> bool {
 }
 
 /// Every query of the store against the model, and `check()`.
-pub fn compare(store: &Store, model: &Model) -> Result<(), String> {
+/// `text_index`: whether `store` was created with the message-text index.
+pub fn compare(store: &Store, model: &Model, text_index: bool) -> Result<(), String> {
     for t in 1..=2u64 {
         for agent in [None, Some(0), Some(1), Some(2), Some(3)] {
             for order in [Order::Id, Order::Recent] {
@@ -492,7 +495,9 @@ pub fn compare(store: &Store, model: &Model) -> Result<(), String> {
             ensure_eq!(got.total, n as u64, "query {}", q);
         }
         // Search inside message text: every visible, not recalled message
-        // holding the query, newest first (a reused id: by session).
+        // holding the query, newest first (a reused id: by session); within
+        // one session too. A store without the text index refuses the
+        // tenant-wide search and answers the session's.
         for q in ["member@", "agent@1", "tem@", "Ent@"] {
             let norm = chatstore::search::normalize(q);
             let mut want: Vec<(u64, u64)> = model
@@ -506,17 +511,37 @@ pub fn compare(store: &Store, model: &Model) -> Result<(), String> {
                 .map(|((_, sid, id), _)| (*sid, *id))
                 .collect();
             want.sort_by_key(|&(sid, id)| (std::cmp::Reverse(id), sid));
-            let mut search = MessageSearch::new(t, q);
-            search.pagesize = 100;
-            let hits = store.search_messages(&search).unwrap();
-            ensure_eq!(hits.total, want.len() as u64, "message search {}", q);
-            let got: Vec<(u64, u64)> = hits.messages.iter().map(|m| (m.session_id, m.id)).collect();
-            ensure_eq!(
-                got,
-                want.into_iter().take(100).collect::<Vec<_>>(),
-                "message search {}",
-                q
-            );
+            for session in [None, Some(1), Some(4)] {
+                let mut search = MessageSearch::new(t, q);
+                search.pagesize = 100;
+                search.session_id = session;
+                let want: Vec<(u64, u64)> = want
+                    .iter()
+                    .copied()
+                    .filter(|(sid, _)| session.is_none_or(|s| s == *sid))
+                    .collect();
+                let hits = match store.search_messages(&search) {
+                    Err(chatstore::Error::Conflict { .. }) if !text_index && session.is_none() => {
+                        continue
+                    }
+                    other => other.map_err(|e| format!("message search {q} {session:?}: {e}"))?,
+                };
+                ensure!(
+                    text_index || session.is_some(),
+                    "message search {} answered without the text index",
+                    q
+                );
+                ensure_eq!(hits.total, want.len() as u64, "message search {} {:?}", q, session);
+                let got: Vec<(u64, u64)> =
+                    hits.messages.iter().map(|m| (m.session_id, m.id)).collect();
+                ensure_eq!(
+                    got,
+                    want.into_iter().take(100).collect::<Vec<_>>(),
+                    "message search {} {:?}",
+                    q,
+                    session
+                );
+            }
         }
         let stats = store.tenant_stats(t).unwrap();
         let count = |keys: Vec<u64>| keys.into_iter().filter(|k| *k == t).count() as u64;
@@ -624,9 +649,10 @@ impl Op {
 
 /// No linger: a run's stores are released when dropped (a fuzzer runs
 /// thousands; lingering owners would pile up).
-fn open(dir: &std::path::Path) -> Result<Store, String> {
+fn open(dir: &std::path::Path, text_index: bool) -> Result<Store, String> {
     let mut o = Options {
         linger_ms: 0,
+        text_index,
         ..Options::default()
     };
     o.render.media_base = chatstore::demo::SEED_MEDIA_BASE.into();
@@ -666,7 +692,7 @@ fn setup() -> Vec<Op> {
 /// [`setup`].
 pub fn run(ops: &[Op]) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store = open(dir.path())?;
+    let store = open(dir.path(), true)?;
     let mut model = Model::default();
     for op in setup().iter().chain(ops) {
         let op = &model.resolve(op);
@@ -674,20 +700,23 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
         let got = apply(&store, op);
         ensure_eq!(got, want, "{:?}", op);
     }
-    compare(&store, &model)?;
+    compare(&store, &model, true)?;
     drop(store);
-    let store = open(dir.path())?;
-    compare(&store, &model)?;
+    let store = open(dir.path(), true)?;
+    compare(&store, &model, true)?;
     let mut first = Vec::new();
     store.export_jsonl(&mut first).map_err(|e| e.to_string())?;
+    // The copy is created without the text index for every other sequence:
+    // the same answers, searches confined to a session, the same export.
+    let text_index = ops.len() % 2 == 0;
     let dir2 = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let copy = open(dir2.path())?;
+    let copy = open(dir2.path(), text_index)?;
     copy.import_jsonl(first.as_slice(), |_| {})
         .map_err(|e| e.to_string())?;
     let mut second = Vec::new();
     copy.export_jsonl(&mut second).map_err(|e| e.to_string())?;
     ensure!(first == second, "export -> import -> export differs");
-    compare(&copy, &model)
+    compare(&copy, &model, text_index)
 }
 
 /// The fuzz target and corpus replay: decode, run, panic on a difference.
