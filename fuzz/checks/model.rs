@@ -531,7 +531,13 @@ pub fn compare(store: &Store, model: &Model, text_index: bool) -> Result<(), Str
                     "message search {} answered without the text index",
                     q
                 );
-                ensure_eq!(hits.total, want.len() as u64, "message search {} {:?}", q, session);
+                ensure_eq!(
+                    hits.total,
+                    want.len() as u64,
+                    "message search {} {:?}",
+                    q,
+                    session
+                );
                 let got: Vec<(u64, u64)> =
                     hits.messages.iter().map(|m| (m.session_id, m.id)).collect();
                 ensure_eq!(
