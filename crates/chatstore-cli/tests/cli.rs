@@ -479,24 +479,24 @@ fn recall_and_delete_message() {
     assert!(run(&["check", "--db", db]).status.success());
 }
 
+/// `chatstore search-messages --db DB --tenant 2 ARGS...`.
+fn search_messages(db: &str, args: &[&str]) -> Output {
+    let mut all = vec!["search-messages", "--db", db, "--tenant", "2"];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
 #[test]
 fn search_messages_command() {
     let (_dir, db) = seeded();
     let db = db.as_str();
-    let v = stdout_json(&run(&[
-        "search-messages",
-        "--db",
-        db,
-        "--tenant",
-        "2",
-        "订单",
-    ]));
+    let v = stdout_json(&search_messages(db, &["订单"]));
     assert!(v["total"].as_u64().unwrap() >= 1, "{v}");
     assert!(
         v["data"][0]["content"].as_str().unwrap().contains("订单"),
         "{v}"
     );
-    let o = run(&["search-messages", "--db", db, "--tenant", "2", "订"]);
+    let o = search_messages(db, &["订"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("session_id"), "{}", stderr(&o));
 }
@@ -506,36 +506,20 @@ fn import_without_the_text_index_then_search_a_session() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     let db = db.to_str().unwrap();
-    let o = run(&[
-        "import",
-        "--db",
-        db,
-        "--no-text-index",
-        &seeds_file(dir.path()),
-    ]);
+    let file = seeds_file(dir.path());
+    let o = run(&["import", "--db", db, "--no-text-index", &file]);
     assert!(o.status.success(), "{}", stderr(&o));
     // The import reopened the store, so its first opener does not replay
     // sled's log.
     assert!(stderr(&o).contains("reopened in"), "{}", stderr(&o));
-    let o = run(&["search-messages", "--db", db, "--tenant", "2", "订单"]);
+    let o = search_messages(db, &["订单"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("text_index"), "{}", stderr(&o));
-    let v = stdout_json(&run(&[
-        "search-messages",
-        "--db",
-        db,
-        "--tenant",
-        "2",
-        "--session",
-        "1",
-        "订单",
-    ]));
+    let v = stdout_json(&search_messages(db, &["--session", "1", "订单"]));
     assert!(v["total"].as_u64().unwrap() >= 1, "{v}");
     // A second import into the store keeps its choice.
-    assert!(run(&["import", "--db", db, &seeds_file(dir.path())])
-        .status
-        .success());
-    let o = run(&["search-messages", "--db", db, "--tenant", "2", "订单"]);
+    assert!(run(&["import", "--db", db, &file]).status.success());
+    let o = search_messages(db, &["订单"]);
     assert!(stderr(&o).contains("text_index"), "{}", stderr(&o));
     let v = stdout_json(&run(&["check", "--db", db]));
     assert_eq!(v["ok"], true, "{v}");

@@ -90,6 +90,19 @@ fn setup(store: &Store) {
     }
 }
 
+/// Appends a message to session `sid` of tenant 3; returns its id.
+fn append(store: &Store, sid: u64, content: &str, time: i64) -> u64 {
+    store
+        .append_message(&Message {
+            tenant: 3,
+            session_id: sid,
+            content: content.into(),
+            time,
+            ..Default::default()
+        })
+        .unwrap()
+}
+
 /// Every visible message, newest id first (a reused id: by session).
 fn visible(store: &Store) -> Vec<Message> {
     let mut all: Vec<Message> = (1..=4u64)
@@ -184,15 +197,7 @@ fn short_queries_need_a_session_and_search_json_works() {
     let dir = tempfile::tempdir().unwrap();
     let store = common::open(&dir);
     setup(&store);
-    let id = store
-        .append_message(&Message {
-            tenant: 3,
-            session_id: 2,
-            content: "好的 ok".into(),
-            time: 1,
-            ..Default::default()
-        })
-        .unwrap();
+    let id = append(&store, 2, "好的 ok", 1);
     let e = store
         .search_messages(&MessageSearch::new(3, "好"))
         .unwrap_err();
@@ -230,15 +235,7 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
     };
     let store = Store::open(dir.path(), without.clone()).unwrap();
     setup(&store);
-    let id = store
-        .append_message(&Message {
-            tenant: 3,
-            session_id: 2,
-            content: "您好，订单 20261202 已发货".into(),
-            time: 1,
-            ..Default::default()
-        })
-        .unwrap();
+    let id = append(&store, 2, "您好，订单 20261202 已发货", 1);
     let e = store
         .search_messages(&MessageSearch::new(3, "订单"))
         .unwrap_err();
@@ -272,15 +269,7 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
         },
     )
     .unwrap();
-    store
-        .append_message(&Message {
-            tenant: 3,
-            session_id: 1,
-            content: "订单 A-1029".into(),
-            time: 2,
-            ..Default::default()
-        })
-        .unwrap();
+    append(&store, 1, "订单 A-1029", 2);
     assert!(store
         .search_messages(&MessageSearch::new(3, "订单"))
         .is_err());
@@ -295,15 +284,7 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
     store.close().unwrap();
     drop(store);
     let store = Store::open(dir.path(), without).unwrap();
-    store
-        .append_message(&Message {
-            tenant: 3,
-            session_id: 2,
-            content: "订单".into(),
-            time: 1,
-            ..Default::default()
-        })
-        .unwrap();
+    append(&store, 2, "订单", 1);
     let hits = store
         .search_messages(&MessageSearch::new(3, "订单"))
         .unwrap();
