@@ -218,6 +218,10 @@ int32_t cs_import_jsonl(const struct cs_store *store, const char *path, char **o
 // receives the number of records.
 int32_t cs_export_jsonl(const struct cs_store *store, const char *path, uint64_t *out_count);
 
+// What the store was created as; `*out_json` receives
+// `{"format": N, "text_index": true|false}`.
+int32_t cs_store_info(const struct cs_store *store, char **out_json);
+
 // Verifies every invariant; `*out_json` receives the report
 // (`{"ok","keys","tenants","violations"}`). Returns OK even when violations
 // are found: read "ok".

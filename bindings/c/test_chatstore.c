@@ -222,6 +222,42 @@ static void test_errors(cs_store *store) {
 
 /* A second handle on the same store shares it (any number of handles, in
    any number of processes); closing it leaves the first working. */
+/* A store created without the message-text index: tenant-wide search is
+   refused (CONFLICT), a session is searched, cs_store_info tells. */
+static void test_without_text_index(cs_store *store, const char *base) {
+    char *json = NULL;
+    int rc = cs_store_info(store, &json);
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"format\":1") && contains(json, "\"text_index\":true"), "%s",
+          json ? json : "(null)");
+    cs_string_free(json);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s.noindex", base);
+    cs_store *plain = NULL;
+    rc = cs_store_open(dir, "{\"text_index\":false,\"linger_ms\":0}", &plain);
+    CHECK(rc == CS_STATUS_OK && plain != NULL, "open rc %d", rc);
+    if (plain == NULL) return;
+    char *summary = NULL;
+    rc = cs_import_jsonl(plain, seeds, &summary);
+    CHECK(rc == CS_STATUS_OK, "import rc %d", rc);
+    cs_string_free(summary);
+    const char *q = "{\"tenant\":2,\"q\":\"\xe8\xae\xa2\xe5\x8d\x95\"}"; /* 订单 */
+    json = NULL;
+    rc = cs_search_messages(plain, q, strlen(q), &json);
+    CHECK(rc == CS_STATUS_CONFLICT && json == NULL && contains(cs_last_error_message(), "text_index"), "rc %d", rc);
+    q = "{\"tenant\":2,\"session_id\":1,\"q\":\"\xe8\xae\xa2\xe5\x8d\x95\"}";
+    rc = cs_search_messages(plain, q, strlen(q), &json);
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"total\":1"), "%s", json ? json : "(null)");
+    cs_string_free(json);
+    json = NULL;
+    rc = cs_store_info(plain, &json);
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"format\":2") && contains(json, "\"text_index\":false"), "%s",
+          json ? json : "(null)");
+    cs_string_free(json);
+    rc = cs_store_info(plain, NULL);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "out_json"), "rc %d", rc);
+    cs_store_close(plain);
+}
+
 static void test_second_handle(cs_store *store, const char *dir) {
     cs_store *second = NULL;
     int rc = cs_store_open(dir, NULL, &second);
@@ -312,6 +348,7 @@ int main(int argc, char **argv) {
     test_writes(store);
     test_read_state(store);
     test_errors(store);
+    test_without_text_index(store, argv[1]);
     test_second_handle(store, argv[1]);
     test_newer_format(argv[3]);
     test_locked_unserved(argv[4]);

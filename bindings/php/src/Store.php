@@ -226,6 +226,12 @@ final class Store
         $this->call($this->ffi->cs_delete_agent($this->h(), self::u64($tenant, 'tenant'), self::u64($id, 'id')));
     }
 
+    /** What the store was created as: ['format' => int, 'text_index' => bool]. */
+    public function info(): array
+    {
+        return $this->decode($this->callString(fn ($out) => $this->ffi->cs_store_info($this->h(), $out)));
+    }
+
     /** Verifies every invariant: ['ok' => bool, 'violations' => [...], ...]. */
     public function check(): array
     {

@@ -353,6 +353,8 @@ final class StoreTest extends TestCase
                 $this->assertStringContainsString('text_index', $e->getMessage());
             }
             $this->assertSame(1, $s->searchMessages(['tenant' => 2, 'q' => '20261202', 'session_id' => 4])['total']);
+            $this->assertSame(['format' => 2, 'text_index' => false], $s->info());
+            $this->assertSame(['format' => 1, 'text_index' => true], $this->store->info());
         } finally {
             $s->close();
             exec('rm -rf ' . escapeshellarg($dir));

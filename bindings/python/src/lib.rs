@@ -364,6 +364,12 @@ impl Store {
         self.run(py, move |s| s.delete_account(sso_id))
     }
 
+    /// What the store was created as: {"format","text_index"}.
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.run(py, |s| s.info())?;
+        loads(py, &to_json_text(&r)?)
+    }
+
     /// Verifies every invariant: {"ok","keys","tenants","violations"}.
     fn check<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let r = self.run(py, |s| s.check())?;

@@ -195,10 +195,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 .into_iter()
                 .map(|t| store.tenant_stats(t))
                 .collect::<chatstore::Result<Vec<_>>>()?;
+            let info = store.info()?;
             let disk = dir_size(&db);
-            print(
-                &json!({"path": db.display().to_string(), "disk_bytes": disk, "tenants": tenants}),
-            )?;
+            print(&json!({
+                "path": db.display().to_string(),
+                "format": info.format,
+                "text_index": info.text_index,
+                "disk_bytes": disk,
+                "tenants": tenants
+            }))?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -523,4 +523,10 @@ fn import_without_the_text_index_then_search_a_session() {
     assert!(stderr(&o).contains("text_index"), "{}", stderr(&o));
     let v = stdout_json(&run(&["check", "--db", db]));
     assert_eq!(v["ok"], true, "{v}");
+    let v = stdout_json(&run(&["stats", "--db", db]));
+    assert_eq!(
+        (&v["format"], &v["text_index"]),
+        (&2.into(), &false.into()),
+        "{v}"
+    );
 }

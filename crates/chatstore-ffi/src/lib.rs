@@ -494,6 +494,16 @@ pub unsafe extern "C" fn cs_export_jsonl(
     })
 }
 
+/// What the store was created as; `*out_json` receives
+/// `{"format": N, "text_index": true|false}`.
+#[no_mangle]
+pub unsafe extern "C" fn cs_store_info(store: *const CsStore, out_json: *mut *mut c_char) -> i32 {
+    guard(|| {
+        let out = Out::new(out_json, "out_json")?;
+        out.set_string(to_json(&store_ref(store)?.info()?)?)
+    })
+}
+
 /// Verifies every invariant; `*out_json` receives the report
 /// (`{"ok","keys","tenants","violations"}`). Returns OK even when violations
 /// are found: read "ok".

@@ -29,6 +29,17 @@ const FORMAT_KEY: &[u8] = b"chatstore.format";
 /// Absent in stores created before the choice existed (they keep it).
 const TEXT_INDEX_KEY: &[u8] = b"chatstore.text_index";
 
+/// What a store was created as (fixed for its life).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct StoreInfo {
+    /// The store's format marker (see [`STORE_FORMAT`]).
+    pub format: u32,
+    /// Whether the store keeps the message-text index (`Options::text_index`
+    /// when it was created).
+    pub text_index: bool,
+}
+
 /// An open chatstore. Share it between threads by reference or `Arc`; all
 /// methods take `&self`.
 pub struct Engine {
@@ -39,6 +50,8 @@ pub struct Engine {
     /// Whether this store keeps the message-text index (fixed when it was
     /// created; `Options::text_index` of later opens does not change it).
     pub(crate) text_index: bool,
+    /// The store's format marker.
+    format: u32,
     path: PathBuf,
     commit: GroupCommit,
     closed: AtomicBool,
@@ -93,13 +106,13 @@ impl Engine {
                     Error::Storage(e)
                 }
             })?;
-        let text_index = match db.get(FORMAT_KEY)? {
+        let (format, text_index) = match db.get(FORMAT_KEY)? {
             None => {
                 // A new store: its format and text-index choice are fixed now.
                 let format = if options.text_index { 1 } else { STORE_FORMAT };
                 db.insert(TEXT_INDEX_KEY, &[u8::from(options.text_index)])?;
                 db.insert(FORMAT_KEY, &format.to_be_bytes())?;
-                options.text_index
+                (format, options.text_index)
             }
             Some(v) => {
                 let found = <[u8; 4]>::try_from(v.as_ref())
@@ -115,10 +128,11 @@ impl Engine {
                     });
                 }
                 // Stores from before the choice existed have the index.
-                match db.get(TEXT_INDEX_KEY)? {
+                let text_index = match db.get(TEXT_INDEX_KEY)? {
                     None => true,
                     Some(v) => v.as_ref() != [0],
-                }
+                };
+                (found, text_index)
             }
         };
         let data = db.open_tree("data")?;
@@ -128,11 +142,21 @@ impl Engine {
             accounts,
             options,
             text_index,
+            format,
             path,
             commit: GroupCommit::default(),
             closed: AtomicBool::new(false),
             writer: Mutex::new(()),
             data,
+        })
+    }
+
+    /// What the store was created as.
+    pub fn info(&self) -> Result<StoreInfo> {
+        self.live()?;
+        Ok(StoreInfo {
+            format: self.format,
+            text_index: self.text_index,
         })
     }
 

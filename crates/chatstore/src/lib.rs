@@ -53,4 +53,4 @@ pub use query::{
     MessagesPage, Order, TenantStats,
 };
 pub use server::SOCKET_NAME;
-pub use store::{Store, STORE_FORMAT};
+pub use store::{Store, StoreInfo, STORE_FORMAT};

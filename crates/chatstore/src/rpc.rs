@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::CheckReport;
 use crate::endpoint::HistoryRequest;
-use crate::engine::Engine;
+use crate::engine::{Engine, StoreInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::jsonl::{ImportSummary, Record};
 use crate::model::{Account, Agent, Member, Message, Reader, Session, SessionView};
@@ -204,6 +204,9 @@ pub enum Request {
         /// The write.
         op: WriteOp,
     },
+    /// [`crate::Store::info`]. (Requests are only ever added at the end, so
+    /// the earlier ones keep their encoding.)
+    Info,
 }
 
 /// The answer to a [`Request`]. (A page is large beside the other answers;
@@ -252,6 +255,8 @@ pub enum Response {
         /// Its message, as the engine wrote it.
         message: String,
     },
+    /// What the store was created as.
+    Info(StoreInfo),
 }
 
 impl Response {
@@ -296,6 +301,7 @@ pub fn execute(engine: &Engine, req: Request) -> Result<Response> {
         Request::TenantStats(t) => Response::Stats(engine.tenant_stats(t)?),
         Request::Tenants => Response::Tenants(engine.tenants()?),
         Request::Check => Response::Check(engine.check()?),
+        Request::Info => Response::Info(engine.info()?),
         Request::Import { text, first_line } => {
             Response::Imported(engine.import_jsonl(text.as_bytes(), first_line, |_| {})?)
         }

@@ -25,7 +25,7 @@ use crate::query::{
 use crate::rpc::{self, Request, Response, WriteOp};
 use crate::server::{self, Attached, Owner, SOCKET_NAME};
 
-pub use crate::engine::STORE_FORMAT;
+pub use crate::engine::{StoreInfo, STORE_FORMAT};
 
 /// How many times a call is tried when the owning process keeps going away.
 const ATTEMPTS: usize = 5;
@@ -477,6 +477,12 @@ impl Store {
     /// Verifies every invariant of the store (see [`CheckReport`]).
     pub fn check(&self) -> Result<CheckReport> {
         answer!(self.call(Request::Check), Check)
+    }
+
+    /// What the store was created as: its format and whether it keeps the
+    /// message-text index (fixed when it was created).
+    pub fn info(&self) -> Result<StoreInfo> {
+        answer!(self.call(Request::Info), Info)
     }
 
     // ---- import and export -------------------------------------------

@@ -245,6 +245,8 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
     s.session_id = Some(2);
     assert_eq!(store.search_messages(&s).unwrap().messages[0].id, id);
     assert!(store.check().unwrap().ok);
+    let info = store.info().unwrap();
+    assert_eq!((info.format, info.text_index), (2, false));
     store.close().unwrap();
     drop(store);
     {
@@ -289,4 +291,6 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
         .search_messages(&MessageSearch::new(3, "订单"))
         .unwrap();
     assert_eq!(hits.total, 1);
+    let info = store.info().unwrap();
+    assert_eq!((info.format, info.text_index), (1, true));
 }

@@ -135,6 +135,8 @@ class Store:
         """Deletes an agent; ConflictError while it has sessions."""
     def delete_account(self, sso_id: int) -> None:
         """Deletes an account."""
+    def info(self) -> Dict[str, Any]:
+        """What the store was created as: {"format","text_index"}."""
     def check(self) -> Dict[str, Any]:
         """Verifies every invariant: {"ok","keys","tenants","violations"}."""
     def is_owner(self) -> bool:
