@@ -5,7 +5,10 @@
 
 use std::collections::HashSet;
 
-use chatstore::search::{nick_grams, normalize, phone_grams, phone_variants, Query};
+use chatstore::search::{
+    grams_cover, holds_query, message_gram_positions, nick_grams, normalize, phone_grams,
+    phone_variants, Query,
+};
 use chatstore::Record;
 
 /// A JSONL line: parsing never panics; a record that parses survives a
@@ -25,11 +28,13 @@ pub fn jsonl_record(data: &[u8]) {
 /// Search, on `query \n nickname-or-mobile`: normalization and parsing never
 /// panic; a normalized substring is a match; and the n-gram index cannot miss
 /// it: every gram the planner would look up is among the stored text's grams.
+/// The same input is then a message-text query and message ([`message_text`]).
 pub fn search_query(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
     let (q, stored) = text.split_once('\n').unwrap_or((text, ""));
+    message_text(q, stored);
     let norm = normalize(stored);
     let phones = phone_variants(stored);
     let Some(query) = Query::parse(q) else {
@@ -63,5 +68,41 @@ pub fn search_query(data: &[u8]) {
                 }
             }
         }
+    }
+}
+
+/// Message-text search on one message: a text holding the query holds every
+/// query gram, at the query's offsets shifted by where it holds the query
+/// (so the postings cannot miss it); and when the query's grams cover it,
+/// the verification from gram offsets ([`holds_query`], what the engine does
+/// without reading the message) says exactly whether the text holds it.
+pub fn message_text(q: &str, stored: &str) {
+    let text = normalize(stored);
+    let norm = normalize(q.trim());
+    if norm.is_empty() {
+        return;
+    }
+    let query = message_gram_positions(&norm);
+    let have = message_gram_positions(&text);
+    let holds = text.contains(norm.as_str());
+    let at: Vec<Option<&[u32]>> = query
+        .iter()
+        .map(|(g, _)| have.iter().find(|(h, _)| h == g).map(|(_, o)| o.as_slice()))
+        .collect();
+    if holds {
+        assert!(
+            at.iter().all(Option::is_some),
+            "index misses {stored:?} for {q:?}"
+        );
+    }
+    if grams_cover(&norm, &query) {
+        let verified = match at.iter().copied().collect::<Option<Vec<&[u32]>>>() {
+            Some(at) => holds_query(&query, &at),
+            None => false,
+        };
+        assert_eq!(
+            verified, holds,
+            "offsets verify {q:?} in {stored:?} as {verified}"
+        );
     }
 }
