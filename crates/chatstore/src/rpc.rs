@@ -380,6 +380,20 @@ pub fn read_frame<T: serde::de::DeserializeOwned>(r: &mut impl Read) -> std::io:
     }
 }
 
+/// Reads one request frame; `Ok(None)` at a clean end of stream. A whole
+/// JSON frame that is not a request this build knows (one added by a newer
+/// chatstore) is `Ok(Some(Err(reason)))`: the stream stays in step, so the
+/// owner answers it with an error and goes on serving.
+pub fn read_request(r: &mut impl Read) -> std::io::Result<Option<Result<Request, String>>> {
+    match receive(r)? {
+        None => Ok(None),
+        Some((TAG_JSON, body)) => Ok(Some(
+            serde_json::from_slice(&body).map_err(|e| e.to_string()),
+        )),
+        Some((tag, _)) => Err(invalid(format!("unexpected frame tag {tag:#04x}"))),
+    }
+}
+
 /// Reads a response (either kind of frame); `Ok(None)` at a clean end.
 pub fn read_response(r: &mut impl Read) -> std::io::Result<Option<Response>> {
     match receive(r)? {

@@ -233,11 +233,27 @@ impl Owner {
         };
         let mut reader = BufReader::new(read_half);
         let mut writer = BufWriter::new(stream);
-        while let Ok(Some(req)) = rpc::read_frame::<Request>(&mut reader) {
+        while let Ok(Some(req)) = rpc::read_request(&mut reader) {
             if self.stopping.load(Ordering::Acquire) {
                 return;
             }
             self.touch();
+            let req = match req {
+                Ok(req) => req,
+                Err(reason) => {
+                    let e = Error::invalid(
+                        "request",
+                        format!(
+                            "not one the owning process knows (it may be an older \
+                             chatstore; it serves until it lingers out): {reason}"
+                        ),
+                    );
+                    if rpc::write_frame(&mut writer, &Response::from_error(&e)).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
             let sent = match req {
                 Request::Hello { protocol } if protocol != PROTOCOL => {
                     let e = Error::Format {
@@ -367,6 +383,21 @@ mod tests {
         assert!(
             matches!(rpc::read_response(&mut s).unwrap(), Some(Response::Tenants(t)) if t.is_empty())
         );
+        // A request this build does not know (a newer client's) is answered
+        // with an error, and the connection keeps serving.
+        rpc::write_frame(&mut s, &serde_json::json!({"SomeLaterRequest": 1})).unwrap();
+        match rpc::read_response(&mut s).unwrap() {
+            Some(Response::Error { kind, message }) => {
+                assert_eq!(kind, ErrorKind::InvalidInput);
+                assert!(message.contains("SomeLaterRequest"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        rpc::write_frame(&mut s, &Request::Info).unwrap();
+        assert!(matches!(
+            rpc::read_response(&mut s).unwrap(),
+            Some(Response::Info(i)) if i.format == 1 && i.text_index
+        ));
         drop(s);
         owner.release_handle();
     }
