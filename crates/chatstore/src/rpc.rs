@@ -371,15 +371,6 @@ fn receive(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
     Ok(Some((tag[0], body)))
 }
 
-/// Reads one frame of JSON; `Ok(None)` at a clean end of stream.
-pub fn read_frame<T: serde::de::DeserializeOwned>(r: &mut impl Read) -> std::io::Result<Option<T>> {
-    match receive(r)? {
-        None => Ok(None),
-        Some((TAG_JSON, body)) => serde_json::from_slice(&body).map(Some).map_err(invalid),
-        Some((tag, _)) => Err(invalid(format!("unexpected frame tag {tag:#04x}"))),
-    }
-}
-
 /// Reads one request frame; `Ok(None)` at a clean end of stream. A whole
 /// JSON frame that is not a request this build knows (one added by a newer
 /// chatstore) is `Ok(Some(Err(reason)))`: the stream stays in step, so the
@@ -418,13 +409,13 @@ mod tests {
             op: WriteOp::DeleteSession { tenant: 2, id: 9 },
         };
         write_frame(&mut buf, &req).unwrap();
-        let back: Request = read_frame(&mut buf.as_slice()).unwrap().unwrap();
+        let back = read_request(&mut buf.as_slice()).unwrap().unwrap().unwrap();
         assert!(
             matches!(back, Request::Write { id, op: WriteOp::DeleteSession { tenant: 2, id: 9 } } if id == u128::MAX - 7)
         );
-        assert!(read_frame::<Request>(&mut [].as_slice()).unwrap().is_none());
+        assert!(read_request(&mut [].as_slice()).unwrap().is_none());
         let huge = (MAX_FRAME as u32 + 1).to_be_bytes();
-        let e = read_frame::<Request>(&mut huge.as_slice()).unwrap_err();
+        let e = read_request(&mut huge.as_slice()).unwrap_err();
         assert!(e.to_string().contains("at most"), "{e}");
         // Rendered text travels raw and comes back the same.
         let mut buf = Vec::new();
