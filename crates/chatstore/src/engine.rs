@@ -110,8 +110,10 @@ impl Engine {
             None => {
                 // A new store: its format and text-index choice are fixed now.
                 let format = if options.text_index { 1 } else { STORE_FORMAT };
-                db.insert(TEXT_INDEX_KEY, &[u8::from(options.text_index)])?;
-                db.insert(FORMAT_KEY, &format.to_be_bytes())?;
+                let mut marks = sled::Batch::default();
+                marks.insert(TEXT_INDEX_KEY, &[u8::from(options.text_index)]);
+                marks.insert(FORMAT_KEY, &format.to_be_bytes());
+                db.apply_batch(marks)?;
                 (format, options.text_index)
             }
             Some(v) => {

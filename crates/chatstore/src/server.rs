@@ -244,8 +244,8 @@ impl Owner {
                     let e = Error::invalid(
                         "request",
                         format!(
-                            "not one the owning process knows (it may be an older \
-                             chatstore; it serves until it lingers out): {reason}"
+                            "not one the owning process knows (it may run an older \
+                             chatstore): {reason}"
                         ),
                     );
                     if rpc::write_frame(&mut writer, &Response::from_error(&e)).is_err() {
