@@ -17,7 +17,9 @@
 //!
 //! `CHATSTORE_CRASH_KILLS` sets the number of kills per mode (default 10, so
 //! CI runs 20); `scripts/crash-soak N` runs N in release mode;
-//! `CHATSTORE_CRASH_SEED` runs another sequence of rounds.
+//! `CHATSTORE_CRASH_SEED` runs another sequence of rounds;
+//! `CHATSTORE_CRASH_TEXT_INDEX=0` creates the stores without the message-text
+//! index (children inherit the variable).
 //!
 //! SIGKILL ends the process, not the machine: the kernel keeps what sled
 //! wrote with `write(2)`. Power loss is outside what a test here can do.
@@ -183,6 +185,8 @@ fn options(durability: Durability) -> Options {
     Options {
         durability,
         linger_ms: 0,
+        // CHATSTORE_CRASH_TEXT_INDEX=0: stores created without the text index.
+        text_index: std::env::var("CHATSTORE_CRASH_TEXT_INDEX").map_or(true, |v| v != "0"),
         ..Options::default()
     }
 }
