@@ -1,6 +1,7 @@
 //! Properties checked by the fuzz target `ffi_params` and by the corpus replay
 //! test `crates/chatstore-ffi/tests/fuzz_corpus.rs` (which includes this
-//! file): arbitrary bytes as the parameters of the C ABI's read calls never
+//! file): arbitrary bytes as the parameters of the C ABI's read calls
+//! (history-list, hischat, member search, message search) never
 //! crash and never reach a panic (`CS_STATUS_INTERNAL`); a call answers either
 //! OK with valid JSON or an error code with a message, never both.
 #![allow(dead_code)]
@@ -69,10 +70,11 @@ pub fn ffi_params(data: &[u8]) {
         let mut out: *mut c_char = ptr::null_mut();
         let p = rest.as_ptr() as *const c_char;
         let rc = unsafe {
-            match which % 3 {
+            match which % 4 {
                 0 => cs_history_list(s.store, p, rest.len(), &mut out),
                 1 => cs_hischat(s.store, 218, p, rest.len(), 1, &mut out),
-                _ => cs_search_members(s.store, 2, p, rest.len(), &mut out),
+                2 => cs_search_members(s.store, 2, p, rest.len(), &mut out),
+                _ => cs_search_messages(s.store, p, rest.len(), &mut out),
             }
         };
         answered(rc, out);
