@@ -97,10 +97,10 @@ pub struct Options {
     /// owner before it fails with `Error::Locked` (default 10 s).
     pub attach_timeout_ms: u64,
     /// Whether a new store keeps the message-text index that answers
-    /// `search_messages` (default true). Without it, appends and imports
-    /// cost about a third and the store takes about a quarter of the disk
-    /// (BENCHMARKS.md), and `search_messages` is refused with
-    /// `Error::Conflict`. Fixed when a store is created; opening an
+    /// `search_messages` (default true). Without it (medium scale,
+    /// BENCHMARKS.md) a bulk import costs about a fifth, an append about a
+    /// third and the disk about a quarter, and `search_messages` searches
+    /// one session at a time (otherwise `Error::Conflict`). Fixed when a store is created; opening an
     /// existing store keeps the choice it was created with.
     pub text_index: bool,
 }
