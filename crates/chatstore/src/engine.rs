@@ -19,15 +19,15 @@ use crate::rpc::WriteOp;
 use crate::write::{self, Tx, TxResult};
 
 /// The newest store layout (trees, key spaces) this build reads. Stored in
-/// the default tree: 1 for a store with the message-text index, 2 for one
-/// created without it (`Options::text_index` false), so that builds from
-/// before the choice, which would index new messages only and answer
-/// searches from a partial index, refuse it.
+/// the default tree, it also records the one choice fixed at creation: 1 is
+/// a store with the message-text index, [`NO_TEXT_INDEX_FORMAT`] one created
+/// without it (`Options::text_index` false), so that builds from before the
+/// choice, which would index new messages only and answer searches from a
+/// partial index, refuse it.
 pub const STORE_FORMAT: u32 = 2;
+/// The format of a store created without the message-text index.
+const NO_TEXT_INDEX_FORMAT: u32 = 2;
 const FORMAT_KEY: &[u8] = b"chatstore.format";
-/// Whether the store keeps the message-text index: one byte, 1 or 0.
-/// Absent in stores created before the choice existed (they keep it).
-const TEXT_INDEX_KEY: &[u8] = b"chatstore.text_index";
 
 /// What a store was created as (fixed for its life).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -47,11 +47,10 @@ pub struct Engine {
     pub(crate) data: sled::Tree,
     pub(crate) accounts: sled::Tree,
     pub(crate) options: Options,
-    /// Whether this store keeps the message-text index (fixed when it was
-    /// created; `Options::text_index` of later opens does not change it).
+    /// Whether this store keeps the message-text index: its format marker
+    /// says (fixed when it was created; `Options::text_index` of later opens
+    /// does not change it).
     pub(crate) text_index: bool,
-    /// The store's format marker.
-    format: u32,
     path: PathBuf,
     commit: GroupCommit,
     closed: AtomicBool,
@@ -106,15 +105,17 @@ impl Engine {
                     Error::Storage(e)
                 }
             })?;
-        let (format, text_index) = match db.get(FORMAT_KEY)? {
+        let format = match db.get(FORMAT_KEY)? {
             None => {
-                // A new store: its format and text-index choice are fixed now.
-                let format = if options.text_index { 1 } else { STORE_FORMAT };
-                let mut marks = sled::Batch::default();
-                marks.insert(TEXT_INDEX_KEY, &[u8::from(options.text_index)]);
-                marks.insert(FORMAT_KEY, &format.to_be_bytes());
-                db.apply_batch(marks)?;
-                (format, options.text_index)
+                // A new store: its format, and so its text-index choice, is
+                // fixed now.
+                let format = if options.text_index {
+                    1
+                } else {
+                    NO_TEXT_INDEX_FORMAT
+                };
+                db.insert(FORMAT_KEY, &format.to_be_bytes())?;
+                format
             }
             Some(v) => {
                 let found = <[u8; 4]>::try_from(v.as_ref())
@@ -129,12 +130,7 @@ impl Engine {
                         ),
                     });
                 }
-                // Stores from before the choice existed have the index.
-                let text_index = match db.get(TEXT_INDEX_KEY)? {
-                    None => true,
-                    Some(v) => v.as_ref() != [0],
-                };
-                (found, text_index)
+                found
             }
         };
         let data = db.open_tree("data")?;
@@ -143,8 +139,7 @@ impl Engine {
             db,
             accounts,
             options,
-            text_index,
-            format,
+            text_index: format != NO_TEXT_INDEX_FORMAT,
             path,
             commit: GroupCommit::default(),
             closed: AtomicBool::new(false),
@@ -157,7 +152,11 @@ impl Engine {
     pub fn info(&self) -> Result<StoreInfo> {
         self.live()?;
         Ok(StoreInfo {
-            format: self.format,
+            format: if self.text_index {
+                1
+            } else {
+                NO_TEXT_INDEX_FORMAT
+            },
             text_index: self.text_index,
         })
     }
