@@ -399,7 +399,11 @@ mod tests {
 
     /// An engine with member 1 and one session of tenant 2.
     fn engine_with_a_session(dir: &std::path::Path) -> (Engine, u64) {
-        let e = Engine::open(dir, Options::default()).unwrap();
+        engine_with_a_session_opened(dir, Options::default())
+    }
+
+    fn engine_with_a_session_opened(dir: &std::path::Path, options: Options) -> (Engine, u64) {
+        let e = Engine::open(dir, options).unwrap();
         let member = Member {
             tenant: 2,
             uid: 1,
@@ -504,6 +508,39 @@ mod tests {
         }
         assert_eq!(answers(&e), with_offsets);
         assert!(e.check().unwrap().ok);
+    }
+
+    /// A store created without the text index writes no posting, and
+    /// check() reports one that appears there.
+    #[test]
+    fn check_refuses_postings_in_a_store_without_the_text_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            text_index: false,
+            ..Options::default()
+        };
+        let (e, sid) = engine_with_a_session_opened(dir.path(), options);
+        let m = Message {
+            tenant: 2,
+            session_id: sid,
+            content: "订单 12345".into(),
+            ..Default::default()
+        };
+        let mid = e.apply(&WriteOp::AppendMessage(m), None).unwrap();
+        assert!(e.check().unwrap().ok);
+        assert_eq!(e.info().unwrap().format, NO_TEXT_INDEX_FORMAT);
+        e.data
+            .insert(crate::keys::text(2, "订单", mid, sid), &[][..])
+            .unwrap();
+        let report = e.check().unwrap();
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v.contains("in a store without the text index")),
+            "{:?}",
+            report.violations
+        );
     }
 
     #[test]
