@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
-use crate::engine::Engine;
 use crate::error::Result;
 use crate::keys::{self, Counter, Field};
 use crate::model::Account;
+use crate::query::Snap;
 use crate::search;
+use crate::storage::Bytes;
 use crate::write;
 
 /// The outcome of [`Store::check`].
@@ -48,20 +49,20 @@ struct Tally {
     text_counted: std::collections::HashSet<String>,
 }
 
-struct Checker<'a> {
-    store: &'a Engine,
+struct Checker<'a, 't> {
+    store: &'a Snap<'t>,
     report: CheckReport,
     /// Gram whose postings are being counted: (tenant, field, gram key prefix).
     run: Option<(Vec<u8>, u64, u64)>,
 }
 
-impl Checker<'_> {
+impl<'t> Checker<'_, 't> {
     fn bad(&mut self, msg: String) {
         self.report.violations.push(msg);
     }
 
-    fn exists(&self, k: impl AsRef<[u8]>) -> Result<Option<sled::IVec>> {
-        Ok(self.store.data.get(k)?)
+    fn exists(&self, k: impl AsRef<[u8]>) -> Result<Option<Bytes<'t>>> {
+        self.store.data.get(k)
     }
 
     fn expect_value(&mut self, k: keys::Key, want: &[u8], what: String) -> Result<()> {
@@ -406,12 +407,11 @@ impl Checker<'_> {
     }
 }
 
-impl Engine {
+impl Snap<'_> {
     /// Verifies every invariant: each index entry has its record and each
     /// record its index entries, counters equal real counts, n-grams match
     /// the stored text, denormalized last messages are right.
     pub fn check(&self) -> Result<CheckReport> {
-        self.live()?;
         let mut ck = Checker {
             store: self,
             report: CheckReport::default(),

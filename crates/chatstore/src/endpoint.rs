@@ -6,11 +6,11 @@ use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
 
 use crate::codec;
-use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::model::{Account, Member, Sender};
 use crate::options::RenderSettings;
+use crate::query::Snap;
 use crate::query::{resolve_paging, Cursor, HistoryPage, HistoryQuery, Order};
 
 /// hischat's answer when the hash is missing or empty.
@@ -413,7 +413,7 @@ fn to_text(v: &impl Serialize) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::corrupt(format!("rendering JSON: {e}")))
 }
 
-impl Engine {
+impl Snap<'_> {
     /// The history-list response as JSON text, rendered straight from the
     /// page (no intermediate `Value`).
     pub fn history_list_text(
@@ -443,7 +443,6 @@ impl Engine {
 
     /// An account by sso_id.
     pub fn get_account(&self, sso_id: u64) -> Result<Option<Account>> {
-        self.live()?;
         self.account(sso_id)
     }
 
@@ -454,7 +453,6 @@ impl Engine {
         hash: &str,
         page: i64,
     ) -> Result<Result<HistoryPage, &'static str>> {
-        self.live()?;
         if hash.is_empty() {
             return Ok(Err(HISCHAT_NO_HASH));
         }

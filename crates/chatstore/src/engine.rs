@@ -1,29 +1,35 @@
-//! The engine: one process's open sled store. Opening (lock, format
-//! marker), the write path (validation, one atomic batch per logical write,
-//! request ids that make a retried write apply once), durability, flush.
-//! Handles ([`crate::Store`]) reach it in process or through the owner's
-//! socket ([`crate::server`]).
+//! The engine: one process's open store. Opening (the backend, the format
+//! marker), the write path (validation, one atomic write transaction per
+//! logical write, request ids that make a retried write apply once),
+//! durability. Reads run in one read transaction each ([`Engine::read`]).
+//! Handles ([`crate::Store`]) reach it in process or, for a sled store
+//! another process owns, through the owner's socket ([`crate::server`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
+use crate::check::CheckReport;
 use crate::codec;
 use crate::commit::GroupCommit;
+use crate::endpoint::HistoryRequest;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::limits;
-use crate::model::Account;
-use crate::options::{Durability, Options};
+use crate::model::{Account, Agent, Member, SessionView};
+use crate::options::{Durability, Options, RenderSettings};
+use crate::query::{
+    HistoryPage, HistoryQuery, MessageHits, MessageSearch, MessagesPage, Snap, TenantStats,
+};
 use crate::rpc::WriteOp;
+use crate::storage::{self, Backend, Kv, Space, Tree, WriteTxn};
 use crate::write::{self, Tx, TxResult};
 
-/// The newest store layout (trees, key spaces) this build reads. Stored in
-/// the default tree, it also records the one choice fixed at creation: 1 is
-/// a store with the message-text index, [`NO_TEXT_INDEX_FORMAT`] one created
-/// without it (`Options::text_index` false), so that builds from before the
-/// choice, which would index new messages only and answer searches from a
-/// partial index, refuse it.
+/// The newest store layout (key spaces, key layout) this build reads.
+/// Stored in the meta space, it also records the one choice fixed at
+/// creation: 1 is a store with the message-text index,
+/// [`NO_TEXT_INDEX_FORMAT`] one created without it (`Options::text_index`
+/// false), so that builds from before the choice, which would index new
+/// messages only and answer searches from a partial index, refuse it.
 pub const STORE_FORMAT: u32 = 2;
 /// The format of a store created without the message-text index.
 const NO_TEXT_INDEX_FORMAT: u32 = 2;
@@ -38,14 +44,14 @@ pub struct StoreInfo {
     /// Whether the store keeps the message-text index (`Options::text_index`
     /// when it was created).
     pub text_index: bool,
+    /// The engine the store is made of.
+    pub backend: Backend,
 }
 
 /// An open chatstore. Share it between threads by reference or `Arc`; all
 /// methods take `&self`.
 pub struct Engine {
-    pub(crate) db: sled::Db,
-    pub(crate) data: sled::Tree,
-    pub(crate) accounts: sled::Tree,
+    pub(crate) kv: Box<dyn Kv>,
     pub(crate) options: Options,
     /// Whether this store keeps the message-text index: its format marker
     /// says (fixed when it was created; `Options::text_index` of later opens
@@ -54,8 +60,6 @@ pub struct Engine {
     path: PathBuf,
     commit: GroupCommit,
     closed: AtomicBool,
-    /// Serializes writers (readers never take it).
-    writer: Mutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -64,21 +68,23 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn is_lock_error(e: &sled::Error) -> bool {
-    match e {
-        sled::Error::Io(io) => {
-            io.kind() == std::io::ErrorKind::WouldBlock
-                || io.to_string().contains("could not acquire lock")
+/// Applies an overlay's writes to a write transaction.
+pub(crate) fn put_all(w: &mut dyn WriteTxn, writes: write::Writes) -> Result<()> {
+    for (k, v) in writes {
+        match v {
+            Some(v) => w.put(Space::Data, &k, &v)?,
+            None => w.delete(Space::Data, &k)?,
         }
-        _ => false,
     }
+    Ok(())
 }
 
 impl Engine {
-    /// Opens (creating when absent) the store at `path`.
+    /// Opens (creating when absent) the store at `path`, with the backend
+    /// it was made with (a new one: `options.backend`).
     ///
-    /// Fails with [`Error::Locked`] when another process (or another handle in
-    /// this one) holds it, and with [`Error::Format`] when it was written by a
+    /// Fails with [`Error::Locked`] when another process holds a sled
+    /// store, and with [`Error::Format`] when the store was written by a
     /// newer chatstore.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Engine> {
         let path = path.as_ref().to_path_buf();
@@ -88,63 +94,38 @@ impl Engine {
                 format!("{} is a file, not a store directory", path.display()),
             ));
         }
-        let flush_every_ms = match options.durability {
-            Durability::Buffered { flush_every_ms } => Some(flush_every_ms.max(1)),
-            Durability::Sync => Some(500),
-        };
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(options.cache_capacity)
-            .flush_every_ms(flush_every_ms)
-            .use_compression(options.compression)
-            .open()
-            .map_err(|e| {
-                if is_lock_error(&e) {
-                    Error::Locked { path: path.clone() }
-                } else {
-                    Error::Storage(e)
-                }
-            })?;
-        let format = match db.get(FORMAT_KEY)? {
+        let kv = storage::open(&path, &options)?;
+        let marker = kv.read()?.get(Space::Meta, FORMAT_KEY)?.map(|v| v.to_vec());
+        let format = match marker {
+            Some(v) => decode_format(&v)?,
             None => {
                 // A new store: its format, and so its text-index choice, is
-                // fixed now.
-                let format = if options.text_index {
-                    1
-                } else {
-                    NO_TEXT_INDEX_FORMAT
-                };
-                db.insert(FORMAT_KEY, &format.to_be_bytes())?;
-                format
-            }
-            Some(v) => {
-                let found = <[u8; 4]>::try_from(v.as_ref())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| Error::Format {
-                        reason: "format marker is not 4 bytes".into(),
-                    })?;
-                if found > STORE_FORMAT {
-                    return Err(Error::Format {
-                        reason: format!(
-                            "store format {found} is newer than this build's {STORE_FORMAT}"
-                        ),
-                    });
+                // fixed now (unless another process just did).
+                let mut w = kv.write(options.attach_timeout_ms)?;
+                let found = w.get(Space::Meta, FORMAT_KEY)?.map(|v| v.to_vec());
+                match found {
+                    Some(v) => decode_format(&v)?,
+                    None => {
+                        let format = if options.text_index {
+                            1
+                        } else {
+                            NO_TEXT_INDEX_FORMAT
+                        };
+                        w.put(Space::Meta, FORMAT_KEY, &format.to_be_bytes())?;
+                        w.commit()?;
+                        kv.sync()?;
+                        format
+                    }
                 }
-                found
             }
         };
-        let data = db.open_tree("data")?;
-        let accounts = db.open_tree("accounts")?;
         Ok(Engine {
-            db,
-            accounts,
+            kv,
             options,
             text_index: format != NO_TEXT_INDEX_FORMAT,
             path,
             commit: GroupCommit::default(),
             closed: AtomicBool::new(false),
-            writer: Mutex::new(()),
-            data,
         })
     }
 
@@ -158,6 +139,7 @@ impl Engine {
                 NO_TEXT_INDEX_FORMAT
             },
             text_index: self.text_index,
+            backend: self.kv.backend(),
         })
     }
 
@@ -169,11 +151,18 @@ impl Engine {
         }
     }
 
+    /// Runs a query in one read transaction: on LMDB everything it reads
+    /// (a page, its total, its joined rows) is one snapshot.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Snap<'_>) -> Result<T>) -> Result<T> {
+        self.live()?;
+        let txn = self.kv.read()?;
+        f(&Snap::new(&*txn, self.text_index))
+    }
+
     /// Makes every write so far durable.
     pub fn flush(&self) -> Result<()> {
         self.live()?;
-        self.db.flush()?;
-        Ok(())
+        self.kv.sync()
     }
 
     /// Flushes and refuses every later call with [`Error::Closed`] (the
@@ -182,45 +171,45 @@ impl Engine {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.db.flush()?;
-        Ok(())
+        self.kv.sync()
     }
 
-    /// Takes the writer lock. A writer that panicked left no partial
-    /// write behind (its overlay was never applied), so a poisoned lock is
-    /// simply taken over.
-    pub(crate) fn lock_writer(&self) -> MutexGuard<'_, ()> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    /// Starts a write transaction (waiting for other writers at most
+    /// `attach_timeout_ms`).
+    pub(crate) fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>> {
+        self.live()?;
+        self.kv.write(self.options.attach_timeout_ms)
     }
 
-    /// Runs one logical write of `tenant`: builds its overlay under the
-    /// writer lock and applies it as one atomic batch. With a request id
-    /// (`once`), a write already applied under that id is not applied again:
-    /// its recorded result is returned, and a new one records its id in the
-    /// same batch.
+    /// Runs one logical write of `tenant` in one write transaction. With a
+    /// request id (`once`), a write already applied under that id is not
+    /// applied again: its recorded result is returned, and a new one
+    /// records its id in the same transaction.
     fn write(
         &self,
         tenant: u64,
         once: Option<u128>,
         f: impl FnOnce(&Tx) -> TxResult<u64>,
     ) -> Result<u64> {
-        self.live()?;
-        let guard = self.lock_writer();
-        let tx = Tx::new(&self.data, self.text_index);
-        let key = once.map(|id| keys::request(tenant, id));
-        if let Some(k) = &key {
-            if let Some(v) = tx.get_raw(k)? {
-                return Ok(keys::u64_at(&v, 8));
+        let mut w = self.begin_write()?;
+        let (v, writes) = {
+            let tx = Tx::new(w.as_read(), self.text_index);
+            let key = once.map(|id| keys::request(tenant, id));
+            if let Some(k) = &key {
+                if let Some(v) = tx.get_raw(k)? {
+                    return Ok(keys::u64_at(&v, 8));
+                }
             }
-        }
-        let v = f(&tx)?;
-        if let Some(k) = key {
-            let mut rec = unix_now().to_be_bytes().to_vec();
-            rec.extend_from_slice(&v.to_be_bytes());
-            tx.insert_raw(k, &rec)?;
-        }
-        self.apply_batch(tx.into_batch())?;
-        drop(guard);
+            let v = f(&tx)?;
+            if let Some(k) = key {
+                let mut rec = unix_now().to_be_bytes().to_vec();
+                rec.extend_from_slice(&v.to_be_bytes());
+                tx.insert_raw(k, &rec)?;
+            }
+            (v, tx.into_writes())
+        };
+        put_all(&mut *w, writes)?;
+        w.commit()?;
         Ok(v)
     }
 
@@ -247,15 +236,15 @@ impl Engine {
                 self.write(m.tenant, once, |tx| write::append_message(tx, m))
             }
             &WriteOp::DeleteSession { tenant, id } => self.write(tenant, once, |tx| {
-                let msgs = self.message_ids(tenant, id)?;
+                let msgs = message_ids(tx.data(), tenant, id)?;
                 write::delete_session(tx, tenant, id, &msgs).map(|_| 0)
             }),
             &WriteOp::DeleteMember { tenant, uid } => self.write(tenant, once, |tx| {
                 let mut sessions = Vec::new();
-                for item in self.data.scan_prefix(keys::sessions_of_member(tenant, uid)) {
+                for item in tx.data().scan_prefix(keys::sessions_of_member(tenant, uid)) {
                     let (k, _) = item?;
                     let sid = keys::last_u64(&k);
-                    sessions.push((sid, self.message_ids(tenant, sid)?));
+                    sessions.push((sid, message_ids(tx.data(), tenant, sid)?));
                 }
                 write::delete_member(tx, tenant, uid, &sessions).map(|_| 0)
             }),
@@ -290,30 +279,22 @@ impl Engine {
                 self.upsert_account(a).map(|_| 0)
             }
             &WriteOp::DeleteAccount(sso_id) => {
-                self.live()?;
-                let guard = self.lock_writer();
-                if self.accounts.remove(sso_id.to_be_bytes())?.is_none() {
+                let mut w = self.begin_write()?;
+                let key = sso_id.to_be_bytes();
+                if w.get(Space::Accounts, &key)?.is_none() {
                     return Err(Error::not_found(format!("account {sso_id}")));
                 }
-                drop(guard);
+                w.delete(Space::Accounts, &key)?;
+                w.commit()?;
                 Ok(0)
             }
         }
     }
 
-    /// Applies a batch to the data tree.
-    pub(crate) fn apply_batch(&self, batch: sled::Batch) -> Result<()> {
-        self.data.apply_batch(batch)?;
-        Ok(())
-    }
-
     /// Waits until every write so far is durable; concurrent callers share
-    /// one flush (group commit).
+    /// one sync (group commit).
     pub(crate) fn sync(&self) -> Result<()> {
-        self.commit.wait_durable(|| {
-            self.db.flush()?;
-            Ok(())
-        })
+        self.commit.wait_durable(|| self.kv.sync())
     }
 
     /// [`Engine::sync`] when the store was opened with `Durability::Sync`
@@ -325,15 +306,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Inserts or replaces an account (accounts live in their own tree,
+    /// Inserts or replaces an account (accounts live in their own space,
     /// keyed by sso_id). Validated by the caller.
     pub(crate) fn upsert_account(&self, a: &Account) -> Result<()> {
-        self.live()?;
-        let guard = self.lock_writer();
-        self.accounts
-            .insert(a.sso_id.to_be_bytes(), codec::encode(a))?;
-        drop(guard);
-        Ok(())
+        let mut w = self.begin_write()?;
+        w.put(Space::Accounts, &a.sso_id.to_be_bytes(), &codec::encode(a))?;
+        w.commit()
     }
 
     /// Removes the records of writes applied more than `max_age_secs` ago
@@ -342,33 +320,142 @@ impl Engine {
         let cutoff = unix_now().saturating_sub(max_age_secs);
         let mut n = 0;
         for t in self.tenants()? {
-            let mut batch = sled::Batch::default();
-            for item in self.data.scan_prefix(keys::Key::new(t, keys::REQUEST)) {
-                let (k, v) = item?;
-                if v.len() >= 8 && keys::u64_at(&v, 0) < cutoff {
-                    batch.remove(k);
-                    n += 1;
-                }
+            let mut w = self.begin_write()?;
+            let old: Vec<Vec<u8>> = Tree::new(w.as_read(), Space::Data)
+                .scan_prefix(keys::Key::new(t, keys::REQUEST))
+                .filter_map(|item| match item {
+                    Ok((k, v)) => {
+                        (v.len() >= 8 && keys::u64_at(&v, 0) < cutoff).then(|| Ok(k.to_vec()))
+                    }
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<_>>()?;
+            for k in &old {
+                w.delete(Space::Data, k)?;
             }
-            let _guard = self.lock_writer();
-            self.apply_batch(batch)?;
+            n += old.len() as u64;
+            w.commit()?;
         }
         Ok(n)
     }
 
-    fn message_ids(&self, tenant: u64, sid: u64) -> Result<write::SessionMessages> {
-        let ids = |prefix: keys::Key| -> Result<Vec<u64>> {
-            self.data
-                .scan_prefix(prefix)
-                .keys()
-                .map(|k| Ok(keys::last_desc(&k?)))
-                .collect()
-        };
-        Ok(write::SessionMessages {
-            visible: ids(keys::messages_of(tenant, sid))?,
-            deleted: ids(keys::deleted_of(tenant, sid))?,
-        })
+    /// Writes a consistent, compact copy of the store into `dir` (a new
+    /// directory), with the same backend, while others keep reading and
+    /// writing.
+    pub fn backup(&self, dir: &Path) -> Result<()> {
+        self.live()?;
+        if dir.exists() {
+            return Err(Error::invalid(
+                "backup",
+                format!("{} exists: a backup goes to a new directory", dir.display()),
+            ));
+        }
+        storage::create_dir(dir, false)?;
+        self.kv.copy_to(dir)
     }
+
+    /// Bytes of the store's files.
+    #[allow(dead_code)]
+    pub(crate) fn disk_bytes(&self) -> Result<u64> {
+        Ok(self.kv.stats()?.disk_bytes)
+    }
+}
+
+/// The read API: each call one read transaction (see [`Engine::read`]).
+impl Engine {
+    /// A member by uid.
+    pub fn get_member(&self, tenant: u64, uid: u64) -> Result<Option<Member>> {
+        self.read(|s| s.get_member(tenant, uid))
+    }
+    /// An agent by id.
+    pub fn get_agent(&self, tenant: u64, id: u64) -> Result<Option<Agent>> {
+        self.read(|s| s.get_agent(tenant, id))
+    }
+    /// A session with its member, agent and last message.
+    pub fn get_session(&self, tenant: u64, sid: u64) -> Result<Option<SessionView>> {
+        self.read(|s| s.get_session(tenant, sid))
+    }
+    /// One page of sessions.
+    pub fn history_list(&self, q: &HistoryQuery) -> Result<HistoryPage> {
+        self.read(|s| s.history_list(q))
+    }
+    /// Members whose nickname or mobile matches `q`.
+    pub fn search_members(&self, tenant: u64, q: &str) -> Result<Vec<Member>> {
+        self.read(|s| s.search_members(tenant, q))
+    }
+    /// A session's messages, newest first.
+    pub fn messages(
+        &self,
+        tenant: u64,
+        session: u64,
+        page: u64,
+        pagesize: u64,
+    ) -> Result<MessagesPage> {
+        self.read(|s| s.messages(tenant, session, page, pagesize))
+    }
+    /// A tenant's counters.
+    pub fn tenant_stats(&self, tenant: u64) -> Result<TenantStats> {
+        self.read(|s| s.tenant_stats(tenant))
+    }
+    /// The tenants that hold any data, ascending.
+    pub fn tenants(&self) -> Result<Vec<u64>> {
+        self.read(|s| s.tenants())
+    }
+    /// Searches message text.
+    pub fn search_messages(&self, q: &MessageSearch) -> Result<MessageHits> {
+        self.read(|s| s.search_messages(q))
+    }
+    /// Verifies every invariant, over one snapshot.
+    pub fn check(&self) -> Result<CheckReport> {
+        self.read(|s| s.check())
+    }
+    /// The history-list response as JSON text.
+    pub fn history_list_text(
+        &self,
+        req: &HistoryRequest,
+        render: &RenderSettings,
+    ) -> Result<String> {
+        self.read(|s| s.history_list_text(req, render))
+    }
+    /// A tenant's sessions by activity, 30 a page.
+    pub fn conversations(&self, tenant: u64, page: u64) -> Result<HistoryPage> {
+        self.read(|s| s.conversations(tenant, page))
+    }
+    /// An account by sso_id.
+    pub fn get_account(&self, sso_id: u64) -> Result<Option<Account>> {
+        self.read(|s| s.get_account(sso_id))
+    }
+    /// The hischat response as JSON text.
+    pub fn hischat_text(&self, sso_id: u64, hash: &str, page: i64) -> Result<String> {
+        self.read(|s| s.hischat_text(sso_id, hash, page))
+    }
+}
+
+fn decode_format(v: &[u8]) -> Result<u32> {
+    let found = <[u8; 4]>::try_from(v)
+        .map(u32::from_be_bytes)
+        .map_err(|_| Error::Format {
+            reason: "format marker is not 4 bytes".into(),
+        })?;
+    if found > STORE_FORMAT {
+        return Err(Error::Format {
+            reason: format!("store format {found} is newer than this build's {STORE_FORMAT}"),
+        });
+    }
+    Ok(found)
+}
+
+/// A session's message ids, visible and deleted, read by key.
+fn message_ids(data: Tree<'_>, tenant: u64, sid: u64) -> Result<write::SessionMessages> {
+    let ids = |prefix: keys::Key| -> Result<Vec<u64>> {
+        data.scan_prefix(prefix)
+            .map(|item| Ok(keys::last_desc(&item?.0)))
+            .collect()
+    };
+    Ok(write::SessionMessages {
+        visible: ids(keys::messages_of(tenant, sid))?,
+        deleted: ids(keys::deleted_of(tenant, sid))?,
+    })
 }
 
 fn unix_now() -> u64 {
@@ -383,13 +470,6 @@ pub fn new_session_hash() -> Result<String> {
     getrandom::getrandom(&mut b)
         .map_err(|e| Error::Io(std::io::Error::other(format!("random source: {e}"))))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        // Dropping the last sled handle flushes too; do it explicitly anyway.
-        let _ = self.db.flush();
-    }
 }
 
 #[cfg(test)]
@@ -495,17 +575,17 @@ mod tests {
         let with_offsets = answers(&e);
         assert_eq!(with_offsets[0].0, 3, "{with_offsets:?}");
         assert_eq!(with_offsets[1], (2, vec![2, 1]));
-        let postings: Vec<sled::IVec> = e
-            .data
+        let mut w = e.begin_write().unwrap();
+        let postings: Vec<Vec<u8>> = Tree::new(w.as_read(), Space::Data)
             .iter()
-            .keys()
-            .map(Result::unwrap)
+            .map(|r| r.unwrap().0.to_vec())
             .filter(|k| k.len() > 8 && k[8] == crate::keys::TEXT)
             .collect();
         assert!(postings.len() > 20);
         for k in postings {
-            e.data.insert(k, &[][..]).unwrap();
+            w.put(Space::Data, &k, &[]).unwrap();
         }
+        w.commit().unwrap();
         assert_eq!(answers(&e), with_offsets);
         assert!(e.check().unwrap().ok);
     }
@@ -529,9 +609,14 @@ mod tests {
         let mid = e.apply(&WriteOp::AppendMessage(m), None).unwrap();
         assert!(e.check().unwrap().ok);
         assert_eq!(e.info().unwrap().format, NO_TEXT_INDEX_FORMAT);
-        e.data
-            .insert(crate::keys::text(2, "订单", mid, sid), &[][..])
-            .unwrap();
+        let mut w = e.begin_write().unwrap();
+        w.put(
+            Space::Data,
+            crate::keys::text(2, "订单", mid, sid).as_ref(),
+            &[],
+        )
+        .unwrap();
+        w.commit().unwrap();
         let report = e.check().unwrap();
         assert!(
             report

@@ -9,10 +9,14 @@ use std::path::PathBuf;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The store directory is held by another process (or another open handle).
+    /// The store is held by another process for longer than the caller's
+    /// deadline (`Options::attach_timeout_ms`): a sled store's lock with
+    /// nobody serving it, or an LMDB store's write lock.
     Locked {
         /// The store's path.
         path: PathBuf,
+        /// Who holds what, as far as is known.
+        reason: String,
     },
     /// A record that a write or query refers to does not exist.
     NotFound {
@@ -62,9 +66,9 @@ pub enum Error {
         /// Its message.
         message: String,
     },
-    /// An error of sled, the storage layer.
-    Storage(sled::Error),
-    /// An I/O error outside sled (import or export files).
+    /// An error of the storage engine (LMDB or sled), with the store's path.
+    Storage(String),
+    /// An I/O error outside the storage engine (import or export files).
     Io(std::io::Error),
 }
 
@@ -142,9 +146,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Locked { path } => write!(
+            Error::Locked { path, reason } => write!(
                 f,
-                "store {} is locked by another process (one process owns a store)",
+                "store {} is locked by another process: {reason}",
                 path.display()
             ),
             Error::NotFound { what } => write!(f, "{what} not found"),
@@ -165,16 +169,9 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Import { source, .. } => Some(source.as_ref()),
-            Error::Storage(e) => Some(e),
             Error::Io(e) => Some(e),
             _ => None,
         }
-    }
-}
-
-impl From<sled::Error> for Error {
-    fn from(e: sled::Error) -> Self {
-        Error::Storage(e)
     }
 }
 

@@ -6,15 +6,17 @@
 //! upserts by key, so re-running an interrupted import is safe.
 
 use std::io::BufRead;
+use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
-use crate::engine::{new_session_hash, Engine};
+use crate::engine::{new_session_hash, put_all, Engine};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::limits;
 use crate::model::{Account, Agent, Member, Message, Reader, Session};
+use crate::storage::{Space, Tree};
 use crate::write::{self, Tx};
 
 /// Records per import transaction.
@@ -235,23 +237,26 @@ impl Engine {
         Ok(summary)
     }
 
-    /// Applies a batch as one atomic sled batch. When a record is refused,
+    /// Applies a batch in one write transaction. When a record is refused,
     /// the records before it are committed and the error names its line.
     fn commit_batch(&self, batch: &mut Vec<Pending>, summary: &mut ImportSummary) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let failed = {
-            let guard = self.lock_writer();
-            let tx = Tx::new(&self.data, self.text_index);
-            let failed = batch
-                .iter()
-                .enumerate()
-                .find_map(|(i, p)| apply(&tx, p).err().map(|e| (i, e)));
+            let mut w = self.begin_write()?;
+            let (failed, writes) = {
+                let tx = Tx::new(w.as_read(), self.text_index);
+                let failed = batch
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, p)| apply(&tx, p).err().map(|e| (i, e)));
+                (failed, tx.into_writes())
+            };
             if failed.is_none() {
-                self.apply_batch(tx.into_batch())?;
+                put_all(&mut *w, writes)?;
+                w.commit()?;
             }
-            drop(guard);
             failed
         };
         match failed {
@@ -277,15 +282,38 @@ impl Engine {
 
     /// Every record of the store in export order: accounts by sso_id, then
     /// per tenant its members, agents, sessions and messages, each by key.
-    pub fn export_records(&self) -> Result<LocalExport> {
+    pub fn export_records(&self) -> Result<LocalExport<'_>> {
         self.live()?;
-        Ok(LocalExport {
-            accounts: self.accounts.iter(),
-            data: self.data.iter(),
-            pending: None,
-        })
+        Ok(LocalExport::new(Box::new(move |space, after| {
+            self.export_chunk(space, after)
+        })))
+    }
+
+    /// Up to [`EXPORT_CHUNK`] entries of a space after key `after` (from
+    /// the start when `None`), in one read transaction.
+    pub(crate) fn export_chunk(&self, space: Space, after: Option<&[u8]>) -> Result<Vec<Raw>> {
+        self.live()?;
+        let txn = self.kv.read()?;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Tree::new(&*txn, space)
+            .range(from, Bound::Unbounded)
+            .take(EXPORT_CHUNK)
+            .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect()
     }
 }
+
+/// Entries an export reads per read transaction: a long export never
+/// holds one snapshot (which on LMDB would keep every page it replaced
+/// alive), so records written while it runs may or may not be in it;
+/// `chatstore backup` is the consistent copy.
+pub(crate) const EXPORT_CHUNK: usize = 1000;
+
+/// A key and value read for export.
+pub(crate) type Raw = (Vec<u8>, Vec<u8>);
+
+/// Reads the next chunk of a space after a key.
+pub(crate) type Fetch<'e> = Box<dyn FnMut(Space, Option<&[u8]>) -> Result<Vec<Raw>> + Send + 'e>;
 
 /// Iterator over the records of a store (see
 /// [`crate::Store::export_records`]), read in this process or streamed by
@@ -295,7 +323,7 @@ pub struct ExportIter(pub(crate) ExportSource);
 
 #[derive(Debug)]
 pub(crate) enum ExportSource {
-    Local(Box<LocalExport>),
+    Local(Box<LocalExport<'static>>),
     Remote(crate::client::RemoteExport),
 }
 
@@ -310,38 +338,69 @@ impl Iterator for ExportIter {
     }
 }
 
-/// The records of this process's engine, read by key.
-pub(crate) struct LocalExport {
-    accounts: sled::Iter,
-    data: sled::Iter,
+/// The records of this process's engine, read by key in chunks.
+pub(crate) struct LocalExport<'e> {
+    fetch: Fetch<'e>,
+    /// The space being read: accounts, then data.
+    space: Space,
+    buf: std::collections::VecDeque<Raw>,
+    /// The last key read of `space`.
+    after: Option<Vec<u8>>,
     /// The read record of the session just returned, next.
     pending: Option<Record>,
 }
 
-impl std::fmt::Debug for LocalExport {
+impl std::fmt::Debug for LocalExport<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("LocalExport")
     }
 }
 
-impl Iterator for LocalExport {
+impl<'e> LocalExport<'e> {
+    pub(crate) fn new(fetch: Fetch<'e>) -> Self {
+        LocalExport {
+            fetch,
+            space: Space::Accounts,
+            buf: Default::default(),
+            after: None,
+            pending: None,
+        }
+    }
+
+    /// The next entry of the current space, `None` at its end.
+    fn entry(&mut self) -> Result<Option<Raw>> {
+        if self.buf.is_empty() {
+            let chunk = (self.fetch)(self.space, self.after.as_deref())?;
+            if let Some((k, _)) = chunk.last() {
+                self.after = Some(k.clone());
+            }
+            self.buf.extend(chunk);
+        }
+        Ok(self.buf.pop_front())
+    }
+}
+
+impl Iterator for LocalExport<'_> {
     type Item = Result<Record>;
 
     fn next(&mut self) -> Option<Result<Record>> {
         if let Some(r) = self.pending.take() {
             return Some(Ok(r));
         }
-        if let Some(item) = self.accounts.next() {
-            return Some(
-                item.map_err(Error::from)
-                    .and_then(|(_, v)| codec::decode(&v, "account").map(Record::Account)),
-            );
-        }
         loop {
-            let (k, v) = match self.data.next()? {
-                Ok(kv) => kv,
-                Err(e) => return Some(Err(e.into())),
+            let (k, v) = match self.entry() {
+                Ok(Some(kv)) => kv,
+                Ok(None) if self.space == Space::Accounts => {
+                    self.space = Space::Data;
+                    self.after = None;
+                    continue;
+                }
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e)),
             };
+            if self.space == Space::Accounts {
+                return Some(codec::decode(&v, "account").map(Record::Account));
+            }
             if k.len() < 9 {
                 continue;
             }

@@ -1,6 +1,7 @@
 //! chatstore: an embedded storage engine for customer-service chat history.
 //!
-//! Tenants, members, agents, sessions and messages live in sled with the
+//! Tenants, members, agents, sessions and messages live in an ordered
+//! key-value store (LMDB by default, sled for older stores) with the
 //! indexes and counters that answer two platforms' history endpoints in
 //! microseconds and render their exact JSON. Start with [`Store::open`]; the
 //! key layout and the write and query paths are described in ARCHITECTURE.md.
@@ -36,6 +37,7 @@ mod query;
 mod rpc;
 pub mod search;
 mod server;
+mod storage;
 mod store;
 mod write;
 
@@ -53,4 +55,5 @@ pub use query::{
     MessagesPage, Order, TenantStats,
 };
 pub use server::SOCKET_NAME;
+pub use storage::Backend;
 pub use store::{Store, StoreInfo, STORE_FORMAT};

@@ -4,6 +4,7 @@ use serde_json::Value;
 use time::UtcOffset;
 
 use crate::error::{Error, Result};
+use crate::storage::Backend;
 
 /// When a write becomes durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +104,18 @@ pub struct Options {
     /// one session at a time (otherwise `Error::Conflict`). Fixed when a store is created; opening an
     /// existing store keeps the choice it was created with.
     pub text_index: bool,
+    /// The engine a new store is made of (default LMDB). An existing store
+    /// opens with the engine it was made with, whatever this says (its
+    /// files say which: ARCHITECTURE.md, "Storage").
+    pub backend: Backend,
+    /// LMDB: the largest the store may grow, in bytes (default 256 GiB of
+    /// address space; nothing of it is used until written). A write that
+    /// would pass it fails naming this option and changes nothing.
+    pub map_size: u64,
+    /// Create a new store's directory and files for its group too (0770 and
+    /// 0660 instead of 0700 and 0600), so that, say, a PHP-FPM pool running
+    /// as another user of the group can open it.
+    pub group_access: bool,
 }
 
 impl Default for Options {
@@ -117,6 +130,9 @@ impl Default for Options {
             linger_ms: 30_000,
             attach_timeout_ms: 10_000,
             text_index: true,
+            backend: Backend::Lmdb,
+            map_size: 256 << 30,
+            group_access: false,
         }
     }
 }
@@ -125,7 +141,8 @@ impl Options {
     /// Reads options from a JSON object, as the C ABI, PHP and Python pass
     /// them: `durability` (`"buffered"`/`"sync"`), `flush_every_ms`,
     /// `cache_capacity`, `media_base`, `default_avatar`, `utc_offset`,
-    /// `compression`, `linger_ms`, `attach_timeout_ms`, `text_index`.
+    /// `compression`, `linger_ms`, `attach_timeout_ms`, `text_index`,
+    /// `backend` (`"lmdb"`/`"sled"`), `map_size`, `group_access`.
     /// Unknown keys are refused so typos do not pass silently.
     pub fn from_json(v: &Value) -> Result<Options> {
         let mut o = Options::default();
@@ -170,6 +187,9 @@ impl Options {
                 "utc_offset" => o.render.set_utc_offset(&as_str()?)?,
                 "compression" => o.compression = as_bool()?,
                 "text_index" => o.text_index = as_bool()?,
+                "backend" => o.backend = Backend::parse(&as_str()?)?,
+                "map_size" => o.map_size = as_u64()?,
+                "group_access" => o.group_access = as_bool()?,
                 // The PHP binding's own option; the core ignores it.
                 "lib" => {}
                 other => {

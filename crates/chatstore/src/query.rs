@@ -7,12 +7,34 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 
 use crate::codec::{self, AgentRec, MemberRec, MsgBody, MsgBodyRef, SessionRec};
-use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::keys::{self, Counter, Field};
 use crate::limits;
 use crate::model::{Agent, Member, Message, SessionView};
 use crate::search::{self, Query};
+use crate::storage::{Bytes, ReadTxn, Space, Tree};
+
+/// One read transaction's view of a store: every query runs on one (see
+/// `Engine::read`), so a page, its total and its joined rows agree.
+pub(crate) struct Snap<'t> {
+    /// The data space.
+    pub(crate) data: Tree<'t>,
+    /// The accounts space.
+    pub(crate) accounts: Tree<'t>,
+    /// Whether the store keeps the message-text index.
+    pub(crate) text_index: bool,
+}
+
+impl<'t> Snap<'t> {
+    /// The view of a read transaction.
+    pub(crate) fn new(txn: &'t dyn ReadTxn, text_index: bool) -> Self {
+        Snap {
+            data: Tree::new(txn, Space::Data),
+            accounts: Tree::new(txn, Space::Accounts),
+            text_index,
+        }
+    }
+}
 
 /// Order of a session list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -193,7 +215,7 @@ struct Joins {
     agents: HashMap<u64, Option<Agent>>,
 }
 
-impl Engine {
+impl Snap<'_> {
     pub(crate) fn counter(&self, k: &keys::Key) -> Result<u64> {
         codec::decode_u64(self.data.get(k)?.as_deref())
     }
@@ -207,13 +229,11 @@ impl Engine {
 
     /// A member by uid.
     pub fn get_member(&self, tenant: u64, uid: u64) -> Result<Option<Member>> {
-        self.live()?;
         Ok(self.member_rec(tenant, uid)?.map(|r| r.member))
     }
 
     /// An agent by id.
     pub fn get_agent(&self, tenant: u64, id: u64) -> Result<Option<Agent>> {
-        self.live()?;
         match self.data.get(keys::agent(tenant, id))? {
             None => Ok(None),
             Some(v) => Ok(Some(codec::decode::<AgentRec>(&v, "agent")?.agent)),
@@ -229,7 +249,6 @@ impl Engine {
 
     /// A session with its member, agent and last message.
     pub fn get_session(&self, tenant: u64, sid: u64) -> Result<Option<SessionView>> {
-        self.live()?;
         self.view(tenant, sid, &mut Joins::default(), true)
     }
 
@@ -291,7 +310,6 @@ impl Engine {
     /// [`Store::history_list`], reading each row's last message only when
     /// `with_last` (the history-list endpoint does not show it).
     pub(crate) fn history_page(&self, q: &HistoryQuery, with_last: bool) -> Result<HistoryPage> {
-        self.live()?;
         let pagesize = q.pagesize.clamp(1, limits::MAX_PAGESIZE);
         let page = q.page.max(1);
         let offset = if q.after.is_some() {
@@ -386,8 +404,11 @@ impl Engine {
         let mut out = Vec::with_capacity(limit as usize);
         for k in self
             .data
-            .range::<Vec<u8>, _>((start, end))
-            .keys()
+            .range(
+                start.as_ref().map(Vec::as_slice),
+                end.as_ref().map(Vec::as_slice),
+            )
+            .map(|r| r.map(|e| e.0))
             .skip(offset.min(usize::MAX as u64) as usize)
             .take(limit as usize)
         {
@@ -507,7 +528,7 @@ impl Engine {
             for k in self
                 .data
                 .scan_prefix(keys::gram_prefix(t, field, &g))
-                .keys()
+                .map(|r| r.map(|e| e.0))
             {
                 let uid = keys::last_u64(&k?);
                 if !seen.insert(uid) {
@@ -528,7 +549,6 @@ impl Engine {
     /// Members of a tenant whose nickname or mobile matches `q` (CONTRACT §4),
     /// by uid. An empty query or one that normalizes to nothing finds nobody.
     pub fn search_members(&self, tenant: u64, q: &str) -> Result<Vec<Member>> {
-        self.live()?;
         limits::query(q)?;
         let Some(query) = Query::parse(q) else {
             return Ok(Vec::new());
@@ -548,7 +568,7 @@ impl Engine {
                 for v in self
                     .data
                     .scan_prefix(keys::Key::new(tenant, keys::MEMBER))
-                    .values()
+                    .map(|r| r.map(|e| e.1))
                 {
                     let m: MemberRec = codec::decode(&v?, "member")?;
                     if query.matches(&m.norm_nick, &m.phones) {
@@ -568,7 +588,6 @@ impl Engine {
         page: u64,
         pagesize: u64,
     ) -> Result<MessagesPage> {
-        self.live()?;
         let page = page.max(1);
         let pagesize = pagesize.clamp(1, limits::MAX_PAGESIZE);
         let Some(rec) = self.session_rec(tenant, session_id)? else {
@@ -597,7 +616,6 @@ impl Engine {
 
     /// The counters of one tenant.
     pub fn tenant_stats(&self, tenant: u64) -> Result<TenantStats> {
-        self.live()?;
         let c = |kind| self.counter(&keys::counter(tenant, kind));
         Ok(TenantStats {
             tenant,
@@ -610,11 +628,14 @@ impl Engine {
 
     /// The tenants that hold any data, ascending (walks one key per tenant).
     pub fn tenants(&self) -> Result<Vec<u64>> {
-        self.live()?;
         let mut out = Vec::new();
         let mut from: Option<Vec<u8>> = Some(Vec::new());
         while let Some(start) = from {
-            let Some(item) = self.data.range(start..).next() else {
+            let Some(item) = self
+                .data
+                .range(Bound::Included(&start), Bound::Unbounded)
+                .next()
+            else {
                 break;
             };
             let (k, _) = item?;
@@ -692,7 +713,7 @@ pub struct MessageHits {
     pub messages: Vec<Message>,
 }
 
-impl Engine {
+impl Snap<'_> {
     /// Searches message text: the postings of the query's rarest gram, newest
     /// first, each candidate verified against the normalized text (so the
     /// answer is exact) and filtered by session or agent. Costs the rarest
@@ -702,7 +723,6 @@ impl Engine {
     /// then read; so is any query on a store created without the text index
     /// ([`Error::Conflict`] when not narrowed to a session).
     pub fn search_messages(&self, s: &MessageSearch) -> Result<MessageHits> {
-        self.live()?;
         limits::message_query(&s.q)?;
         let (page, pagesize) = (s.page.max(1), s.pagesize.clamp(1, limits::MAX_PAGESIZE));
         let norm = search::normalize(s.q.trim());
@@ -826,7 +846,7 @@ impl Engine {
                 (i, postings.peekable())
             })
             .collect();
-        let mut at: Vec<Option<sled::IVec>> = vec![None; query.len()];
+        let mut at: Vec<Option<Bytes<'_>>> = vec![None; query.len()];
         'candidates: for item in self
             .data
             .scan_prefix(keys::text_prefix(s.tenant, &query[rarest].0))

@@ -1,4 +1,6 @@
-//! Many processes, one store. sled lets one process hold a store; that
+//! Many processes, one store. An LMDB store is opened by every process
+//! itself: [`attach`] only shares one engine between this process's
+//! handles. sled lets one process hold a store; that
 //! process, the *owner*, serves every other process over a Unix socket
 //! beside the store (`PATH/chatstore.sock`, mode 0600). [`attach`] is what
 //! `Store::open` does: use this process's engine when it has one, else take
@@ -88,7 +90,15 @@ pub fn attach(path: &Path, options: &Options) -> Result<Attached> {
             }
             match Engine::open(&key, options.clone()) {
                 Ok(engine) => {
-                    let owner = Owner::start(engine, key.clone(), &socket, options.linger_ms);
+                    // An LMDB store is opened by every process itself: no
+                    // socket, and released with its last handle here.
+                    let serve = engine.kv.needs_owner();
+                    let owner = Owner::start(
+                        engine,
+                        key.clone(),
+                        serve.then_some(socket.as_path()),
+                        if serve { options.linger_ms } else { 0 },
+                    );
                     map.insert(key, Arc::downgrade(&owner));
                     return Ok(Attached::Local(owner));
                 }
@@ -100,7 +110,15 @@ pub fn attach(path: &Path, options: &Options) -> Result<Attached> {
             return Ok(Attached::Remote(conn));
         }
         if Instant::now() >= deadline {
-            return Err(Error::Locked { path: key });
+            return Err(Error::Locked {
+                path: key,
+                reason: format!(
+                    "its sled lock is held and no process answered on {} for {} ms \
+                     (one process owns a sled store and serves the others)",
+                    socket.display(),
+                    options.attach_timeout_ms
+                ),
+            });
         }
         thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
@@ -120,23 +138,23 @@ fn bind(socket: &Path) -> std::io::Result<UnixListener> {
 }
 
 impl Owner {
-    fn start(engine: Engine, key: PathBuf, socket: &Path, linger_ms: u64) -> Arc<Owner> {
+    fn start(engine: Engine, key: PathBuf, socket: Option<&Path>, linger_ms: u64) -> Arc<Owner> {
         // A store whose socket cannot be bound (a path over the 107 bytes a
         // Unix socket address holds) still works in this process; other
         // processes then wait and report it locked.
-        let listener = bind(socket).ok();
+        let listener = socket.and_then(|s| bind(s).ok().map(|l| (l, s)));
         let owner = Arc::new(Owner {
             engine,
             pid: std::process::id(),
             key,
-            socket: listener.as_ref().map(|_| socket.to_path_buf()),
+            socket: listener.as_ref().map(|(_, s)| s.to_path_buf()),
             linger: Duration::from_millis(linger_ms),
             handles: AtomicUsize::new(1),
             connections: AtomicUsize::new(0),
             last_request: Mutex::new(Instant::now()),
             stopping: AtomicBool::new(false),
         });
-        if let Some(listener) = listener {
+        if let Some((listener, _)) = listener {
             let o = Arc::clone(&owner);
             thread::Builder::new()
                 .name("chatstore-accept".into())
@@ -344,9 +362,11 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
 
+    /// A sled store: the backend with an owner that serves other processes.
     fn options() -> Options {
         Options {
             linger_ms: 0,
+            backend: crate::Backend::Sled,
             ..Options::default()
         }
     }

@@ -16,7 +16,7 @@ use crate::check::CheckReport;
 use crate::client::{CallError, Conn, RemoteExport};
 use crate::endpoint::{hischat_params, HistoryRequest};
 use crate::error::{Error, Result};
-use crate::jsonl::{ExportIter, ExportSource, ImportSummary, IMPORT_BATCH};
+use crate::jsonl::{ExportIter, ExportSource, ImportSummary, LocalExport, IMPORT_BATCH};
 use crate::model::{Account, Agent, Member, Message, Reader, Session, SessionView};
 use crate::options::{Durability, Options};
 use crate::query::{
@@ -603,9 +603,15 @@ impl Store {
                 self.reattach(generation)?;
                 self.export_records()
             }
-            Backend::Local(owner) => Ok(ExportIter(ExportSource::Local(Box::new(
-                owner.engine.export_records()?,
-            )))),
+            Backend::Local(owner) => {
+                owner.engine.live()?;
+                let owner = Arc::clone(owner);
+                let fetch =
+                    move |space, after: Option<&[u8]>| owner.engine.export_chunk(space, after);
+                Ok(ExportIter(ExportSource::Local(Box::new(LocalExport::new(
+                    Box::new(fetch),
+                )))))
+            }
             Backend::Remote(_) => {
                 let conn = Conn::connect(&self.path.join(SOCKET_NAME))?;
                 Ok(ExportIter(ExportSource::Remote(RemoteExport::start(conn)?)))

@@ -1,17 +1,20 @@
 //! The write path: every logical write as one function over a [`Tx`], an
-//! overlay of the `data` tree that collects the write's inserts and removes
-//! and serves its own reads. The store applies a finished overlay with one
-//! `Tree::apply_batch`, which sled makes atomic (readers never see part of it,
-//! recovery replays all of it or none), under the store's writer lock, so
-//! writes are serialized and everything a write reads is current. The
-//! record, every index entry, every counter and the session's denormalized
-//! message state change together or not at all.
+//! overlay of the data space that collects the write's inserts and removes
+//! and serves its own reads, over the storage layer's write transaction.
+//! The engine puts a finished overlay into that transaction and commits it
+//! (atomic in every backend: readers never see part of it, a crash keeps
+//! all of it or none); writers are serialized, so everything a write reads
+//! is current. A write that fails leaves its overlay unapplied, so an
+//! import batch can drop a refused record and keep the rest. The record,
+//! every index entry, every counter and the session's denormalized message
+//! state change together or not at all.
 //!
 //! Everything a write must undo (old n-grams, old index keys) is read from
 //! the primary record, never found by scanning.
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -20,6 +23,7 @@ use crate::error::Error;
 use crate::keys::{self, Counter, Field};
 use crate::model::{Agent, Member, Message, Reader, Session};
 use crate::search;
+use crate::storage::{ReadTxn, Space, Tree};
 
 /// Result of a step of a write.
 pub type TxResult<T> = Result<T, Error>;
@@ -28,10 +32,13 @@ fn fail<T>(e: Error) -> TxResult<T> {
     Err(e)
 }
 
+/// An overlay's writes in key order: a value to put, or `None` to delete.
+pub type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// The pending writes of one logical write (or one import batch) over the
-/// committed tree.
+/// write transaction.
 pub struct Tx<'a> {
-    tree: &'a sled::Tree,
+    txn: &'a dyn ReadTxn,
     /// Whether the store keeps the message-text index (fixed per store).
     text_index: bool,
     writes: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
@@ -40,38 +47,41 @@ pub struct Tx<'a> {
 impl<'a> Tx<'a> {
     /// An empty overlay; `text_index`: whether message writes maintain the
     /// message-text index (the store's choice, see `Options::text_index`).
-    pub fn new(tree: &'a sled::Tree, text_index: bool) -> Tx<'a> {
+    pub fn new(txn: &'a dyn ReadTxn, text_index: bool) -> Tx<'a> {
         Tx {
-            tree,
+            txn,
             text_index,
             writes: RefCell::new(HashMap::new()),
         }
     }
 
-    /// The collected writes as one sled batch.
-    pub fn into_batch(self) -> sled::Batch {
-        let mut b = sled::Batch::default();
-        for (k, v) in self.writes.into_inner() {
-            match v {
-                Some(v) => b.insert(k, v),
-                None => b.remove(k),
-            }
-        }
-        b
+    /// The collected writes, in key order (LMDB inserts sorted keys
+    /// fastest).
+    pub fn into_writes(self) -> Writes {
+        let mut w: Writes = self.writes.into_inner().into_iter().collect();
+        w.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        w
+    }
+
+    /// The data space as committed before this overlay (what earlier
+    /// writes of the same transaction left), for scans a write makes before
+    /// it changes anything.
+    pub fn data(&self) -> Tree<'a> {
+        Tree::new(self.txn, Space::Data)
     }
 
     fn raw(&self, k: &[u8]) -> TxResult<Option<Vec<u8>>> {
         if let Some(v) = self.writes.borrow().get(k) {
             return Ok(v.clone());
         }
-        Ok(self.tree.get(k)?.map(|v| v.to_vec()))
+        Ok(self.data().get(k)?.map(|v| v.to_vec()))
     }
     fn exists(&self, k: impl AsRef<[u8]>) -> TxResult<bool> {
         let k = k.as_ref();
         if let Some(v) = self.writes.borrow().get(k) {
             return Ok(v.is_some());
         }
-        Ok(self.tree.contains_key(k)?)
+        self.data().contains_key(k)
     }
     fn get<T: DeserializeOwned>(&self, k: &keys::Key, what: &str) -> TxResult<Option<T>> {
         match self.raw(k.as_ref())? {
@@ -97,7 +107,11 @@ impl<'a> Tx<'a> {
         let mut merged = std::collections::BTreeMap::new();
         // Pending removes may hide committed keys: read past them.
         let hidden = pending.values().filter(|v| v.is_none()).count();
-        for item in self.tree.range(from..to).take(limit + hidden) {
+        for item in self
+            .data()
+            .range(Bound::Included(from), Bound::Excluded(to))
+            .take(limit + hidden)
+        {
             let (k, v) = item?;
             merged.insert(k.to_vec(), Some(v.to_vec()));
         }
@@ -115,8 +129,8 @@ impl<'a> Tx<'a> {
     /// batch).
     pub fn range_values(&self, from: &[u8], to: &[u8]) -> TxResult<Vec<Vec<u8>>> {
         let mut merged: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
-            .tree
-            .range(from..to)
+            .data()
+            .range(Bound::Included(from), Bound::Excluded(to))
             .map(|item| item.map(|(k, v)| (k.to_vec(), Some(v.to_vec()))))
             .collect::<Result<_, _>>()?;
         for (k, v) in self.writes.borrow().iter() {

@@ -1,0 +1,520 @@
+//! The LMDB backend (through heed): the default for new stores.
+//!
+//! - **Many processes.** Every process opens the store itself. Readers
+//!   never wait. Writers serialize: first on an in-process mutex, then on an
+//!   `flock` of `writer.lock` taken with a deadline (the kernel releases it
+//!   when a process dies, so a writer killed mid-transaction never blocks
+//!   the others; LMDB's own robust mutex is then never contended across
+//!   processes, which avoids its lost wake-up after a SIGKILL), then on
+//!   LMDB's write transaction. A writer killed mid-transaction leaves
+//!   nothing: its transaction never committed.
+//! - **One environment per path per process**, shared by every handle
+//!   (heed refuses a second one); a child forked after open is refused
+//!   with an error rather than using its parent's map.
+//! - **Durability.** The environment runs with `MDB_NOMETASYNC`: a commit
+//!   writes and fsyncs its data pages, then writes the meta page without
+//!   fsync. A commit is in the page cache when it returns (a kill -9 loses
+//!   nothing); a power loss may undo the last commits but never breaks the
+//!   store (lmdb.h: "maintains database integrity"). [`Kv::sync`]
+//!   (`mdb_env_sync`) makes everything committed durable: the Sync mode
+//!   calls it once per group of concurrent writers (`crate::commit`).
+//!   `MDB_NOSYNC` and `MDB_WRITEMAP` are not used: with them a system crash
+//!   can corrupt the store.
+//! - **Files** are created 0600 in a 0700 directory (0660/0770 with group
+//!   access). Stale reader slots of killed processes are cleared at open.
+//! - **Map size** is `Options::map_size` (default 256 GiB of address
+//!   space, nothing of it used until written). A full map is an error naming
+//!   the option; the store stays usable. A map grown by another process is
+//!   adopted (`MDB_MAP_RESIZED`) once this process's transactions end.
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read as _, Seek as _, Write as _};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, Weak};
+use std::time::{Duration, Instant};
+
+use heed::types::Bytes as Raw;
+use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+
+use super::{Backend, Bytes, Dir, Iter, Kv, KvStats, ReadTxn, Space, WriteTxn};
+use crate::error::{Error, Result};
+use crate::options::Options;
+
+/// LMDB's data file, the mark of an LMDB store.
+pub(crate) const DATA_FILE: &str = "data.mdb";
+/// LMDB's lock file.
+const LOCK_FILE: &str = "lock.mdb";
+/// The file whose `flock` serializes writers across processes.
+pub(crate) const WRITER_LOCK: &str = "writer.lock";
+
+type Db = Database<'static, Raw, Raw>;
+
+/// The environment of one store, shared by every handle of this process.
+struct Shared {
+    env: Env<WithoutTls>,
+    dbs: [Db; 3],
+    path: PathBuf,
+    /// Serializes this process's writers.
+    writer: Mutex<()>,
+    /// Serializes writers across processes (`flock`, taken while holding
+    /// `writer`); holds the pid of the process holding it, for the error of
+    /// one that waits too long.
+    writer_file: File,
+    /// Held (read) by every transaction of this process, (write) to adopt
+    /// a map another process grew.
+    resize: RwLock<()>,
+    map_size: u64,
+    /// The process that opened the environment.
+    pid: u32,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("lmdb").field("path", &self.path).finish()
+    }
+}
+
+/// This process's environments by canonical path.
+static ENVS: Mutex<Option<HashMap<PathBuf, Weak<Shared>>>> = Mutex::new(None);
+
+/// An open LMDB store.
+#[derive(Debug)]
+pub(crate) struct LmdbKv {
+    shared: Arc<Shared>,
+}
+
+fn storage(e: heed::Error, path: &Path, map_size: u64) -> Error {
+    match e {
+        heed::Error::Mdb(heed::MdbError::MapFull) => Error::Storage(format!(
+            "{} is full: it reached its map size of {map_size} bytes; open it with a larger \
+             `map_size` option (nothing was written)",
+            path.display()
+        )),
+        heed::Error::Mdb(heed::MdbError::Invalid) | heed::Error::Mdb(heed::MdbError::Corrupted) => {
+            Error::corrupt(format!("{}: {e}", path.join(DATA_FILE).display()))
+        }
+        heed::Error::Mdb(heed::MdbError::VersionMismatch) => Error::Format {
+            reason: format!("{}: {e}", path.join(DATA_FILE).display()),
+        },
+        e => Error::Storage(format!("{}: {e}", path.display())),
+    }
+}
+
+impl LmdbKv {
+    /// Opens (creating when absent) the store in directory `path`.
+    pub(crate) fn open(path: &Path, options: &Options) -> Result<LmdbKv> {
+        let key = std::fs::canonicalize(path)?;
+        let mut envs = ENVS.lock().unwrap_or_else(|e| e.into_inner());
+        let map = envs.get_or_insert_with(HashMap::new);
+        if let Some(shared) = map.get(&key).and_then(Weak::upgrade) {
+            if shared.pid != std::process::id() {
+                // Keep the parent's environment alive and untouched.
+                std::mem::forget(shared);
+                return Err(Error::Storage(format!(
+                    "{} was opened by the process this one was forked from; an LMDB store \
+                     cannot be used across fork(): open it after forking",
+                    path.display()
+                )));
+            }
+            return Ok(LmdbKv { shared });
+        }
+        let shared = Arc::new(Shared::open(&key, options)?);
+        map.insert(key, Arc::downgrade(&shared));
+        Ok(LmdbKv { shared })
+    }
+}
+
+impl Shared {
+    fn open(path: &Path, options: &Options) -> Result<Shared> {
+        let map_size = options.map_size;
+        let fail = |e| storage(e, path, map_size);
+        let is_new = !path.join(DATA_FILE).exists();
+        let writer_path = path.join(WRITER_LOCK);
+        let writer_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&writer_path)
+            .map_err(|e| {
+                Error::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", writer_path.display()),
+                ))
+            })?;
+        let mut o = EnvOpenOptions::new().read_txn_without_tls();
+        o.map_size(usize::try_from(map_size).unwrap_or(usize::MAX))
+            .max_dbs(4)
+            .max_readers(1022);
+        // SAFETY: NO_META_SYNC keeps the store's integrity across a system
+        // crash (lmdb.h: only the last commit may be undone); NO_READ_AHEAD
+        // changes nothing but the kernel's read-ahead. Neither is NO_SYNC,
+        // WRITEMAP or NO_LOCK, the flags heed calls unsafe.
+        unsafe {
+            o.flags(EnvFlags::NO_META_SYNC | EnvFlags::NO_READ_AHEAD);
+        }
+        // SAFETY: the map's file is only ever changed through LMDB (by this
+        // and other chatstore processes, coordinated by LMDB's lock file);
+        // this process opens one environment per path (the ENVS registry,
+        // held while opening), and never uses one across fork().
+        let env = unsafe { o.open(path) }.map_err(fail)?;
+        env.clear_stale_readers().map_err(fail)?;
+        for f in [DATA_FILE, LOCK_FILE, WRITER_LOCK] {
+            let p = path.join(f);
+            if is_new || f == WRITER_LOCK {
+                // Only files this process created, or may own: another
+                // user's files are not ours to change.
+                let _ = super::set_file_mode(&p, options.group_access);
+            }
+        }
+        let dbs = open_dbs(
+            &env,
+            path,
+            &writer_file,
+            options.attach_timeout_ms,
+            map_size,
+        )?;
+        Ok(Shared {
+            env,
+            dbs,
+            path: path.to_path_buf(),
+            writer: Mutex::new(()),
+            writer_file,
+            resize: RwLock::new(()),
+            map_size,
+            pid: std::process::id(),
+        })
+    }
+
+    fn db(&self, space: Space) -> &Db {
+        &self.dbs[space as usize]
+    }
+
+    fn fail(&self, e: heed::Error) -> Error {
+        storage(e, &self.path, self.map_size)
+    }
+
+    /// Runs `start` (a transaction's beginning) holding the resize lock;
+    /// when another process grew the map, adopts its size and retries.
+    fn begin<'a, T>(
+        &'a self,
+        start: impl Fn() -> heed::Result<T>,
+    ) -> Result<(RwLockReadGuard<'a, ()>, T)> {
+        for _ in 0..3 {
+            let guard = self.resize.read().unwrap_or_else(|e| e.into_inner());
+            match start() {
+                Ok(t) => return Ok((guard, t)),
+                Err(heed::Error::Mdb(heed::MdbError::MapResized)) => {
+                    drop(guard);
+                    let _all = self.resize.write().unwrap_or_else(|e| e.into_inner());
+                    // SAFETY: the write lock of `resize` is held, so no
+                    // transaction of this process is open (each holds its
+                    // read lock for its whole life).
+                    unsafe { self.env.resize(0) }.map_err(|e| self.fail(e))?;
+                }
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+        Err(Error::Storage(format!(
+            "{}: the map kept being resized by other processes",
+            self.path.display()
+        )))
+    }
+}
+
+/// Opens the three databases, creating them in a new store.
+fn open_dbs(
+    env: &Env<WithoutTls>,
+    path: &Path,
+    writer_file: &File,
+    timeout_ms: u64,
+    map_size: u64,
+) -> Result<[Db; 3]> {
+    let fail = |e| storage(e, path, map_size);
+    let names = [Some("meta"), Some("data"), Some("accounts")];
+    let rtxn = env.read_txn().map_err(fail)?;
+    let found = env
+        .open_databases_and_commit(rtxn, |dbo, rtxn| -> heed::Result<_> {
+            let mut out = Vec::new();
+            for n in names {
+                match dbo.open_database::<Raw, Raw>(rtxn, n)? {
+                    Some(db) => out.push(db),
+                    None => return Ok(CommitOrAbort::Abort(())),
+                }
+            }
+            Ok(CommitOrAbort::Commit([out[0], out[1], out[2]]))
+        })
+        .map_err(fail)?;
+    if let CommitOrAbort::Commit(dbs) = found {
+        return Ok(dbs);
+    }
+    let _flock = FileLock::take(writer_file, path, timeout_ms)?;
+    let wtxn = env.write_txn().map_err(fail)?;
+    let made = env
+        .create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
+            let a = dbo.create_database::<Raw, Raw>(wtxn, names[0])?;
+            let b = dbo.create_database::<Raw, Raw>(wtxn, names[1])?;
+            let c = dbo.create_database::<Raw, Raw>(wtxn, names[2])?;
+            Ok(CommitOrAbort::<_, ()>::Commit([a, b, c]))
+        })
+        .map_err(fail)?;
+    env.force_sync().map_err(fail)?;
+    match made {
+        CommitOrAbort::Commit(dbs) => Ok(dbs),
+        CommitOrAbort::Abort(()) => Err(Error::Storage("creating the databases".into())),
+    }
+}
+
+/// An exclusive `flock` of the writer lock file, released on drop.
+struct FileLock<'a> {
+    file: &'a File,
+}
+
+impl<'a> FileLock<'a> {
+    /// Takes the lock, waiting at most `timeout_ms`; then records this
+    /// process as its holder.
+    fn take(file: &'a File, path: &Path, timeout_ms: u64) -> Result<Self> {
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        let mut pause = Duration::from_micros(20);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+            }
+            if Instant::now() >= deadline {
+                let holder =
+                    holder_of(file).map_or_else(String::new, |p| format!(" (process {p})"));
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "another process{holder} has held its write lock ({}) for more than \
+                         {timeout_ms} ms",
+                        path.join(WRITER_LOCK).display()
+                    ),
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+        let mut f = file;
+        let pid = format!("{:<10}\n", std::process::id());
+        let _ = f
+            .seek(std::io::SeekFrom::Start(0))
+            .and_then(|_| f.write_all(pid.as_bytes()));
+        Ok(FileLock { file })
+    }
+}
+
+/// The pid the holder of the writer lock wrote into it.
+fn holder_of(file: &File) -> Option<u32> {
+    let mut f = file;
+    let mut s = String::new();
+    f.seek(std::io::SeekFrom::Start(0)).ok()?;
+    f.take(16).read_to_string(&mut s).ok()?;
+    s.trim().parse().ok()
+}
+
+impl Drop for FileLock<'_> {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+struct Reader<'a> {
+    txn: RoTxn<'a, WithoutTls>,
+    shared: &'a Shared,
+    _resize: RwLockReadGuard<'a, ()>,
+}
+
+/// A write transaction; fields drop in order: the transaction (aborted
+/// unless committed) before the locks.
+struct Writer<'a> {
+    txn: Option<RwTxn<'a>>,
+    shared: &'a Shared,
+    _resize: RwLockReadGuard<'a, ()>,
+    _flock: FileLock<'a>,
+    _writer: MutexGuard<'a, ()>,
+}
+
+fn get<'t>(shared: &Shared, txn: &'t RoTxn, space: Space, key: &[u8]) -> Result<Option<Bytes<'t>>> {
+    Ok(shared
+        .db(space)
+        .get(txn, key)
+        .map_err(|e| shared.fail(e))?
+        .map(Bytes::borrowed))
+}
+
+fn range<'t>(
+    shared: &'t Shared,
+    txn: &'t RoTxn,
+    space: Space,
+    from: Bound<&[u8]>,
+    to: Bound<&[u8]>,
+    dir: Dir,
+) -> Result<Iter<'t>> {
+    // LMDB keys are never empty: an empty bound is the space's edge.
+    let from = match from {
+        Bound::Included([]) | Bound::Excluded([]) => Bound::Unbounded,
+        b => b,
+    };
+    if matches!(to, Bound::Included([]) | Bound::Excluded([])) {
+        return Ok(Box::new(std::iter::empty()));
+    }
+    let bounds = (from, to);
+    let db = shared.db(space);
+    let wrap = move |r: heed::Result<(&'t [u8], &'t [u8])>| match r {
+        Ok((k, v)) => Ok((Bytes::borrowed(k), Bytes::borrowed(v))),
+        Err(e) => Err(shared.fail(e)),
+    };
+    Ok(match dir {
+        Dir::Forward => Box::new(
+            db.range(txn, &bounds)
+                .map_err(|e| shared.fail(e))?
+                .map(wrap),
+        ),
+        Dir::Backward => Box::new(
+            db.rev_range(txn, &bounds)
+                .map_err(|e| shared.fail(e))?
+                .map(wrap),
+        ),
+    })
+}
+
+impl ReadTxn for Reader<'_> {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Bytes<'_>>> {
+        get(self.shared, &self.txn, space, key)
+    }
+    fn range<'a>(
+        &'a self,
+        space: Space,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        dir: Dir,
+    ) -> Result<Iter<'a>> {
+        range(self.shared, &self.txn, space, from, to, dir)
+    }
+}
+
+impl Writer<'_> {
+    fn txn(&self) -> &RwTxn<'_> {
+        self.txn
+            .as_ref()
+            .expect("a write transaction is live until commit")
+    }
+}
+
+impl ReadTxn for Writer<'_> {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Bytes<'_>>> {
+        get(self.shared, self.txn(), space, key)
+    }
+    fn range<'a>(
+        &'a self,
+        space: Space,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        dir: Dir,
+    ) -> Result<Iter<'a>> {
+        range(self.shared, self.txn(), space, from, to, dir)
+    }
+}
+
+impl WriteTxn for Writer<'_> {
+    fn put(&mut self, space: Space, key: &[u8], value: &[u8]) -> Result<()> {
+        let shared = self.shared;
+        let txn = self
+            .txn
+            .as_mut()
+            .expect("a write transaction is live until commit");
+        shared
+            .db(space)
+            .put(txn, key, value)
+            .map_err(|e| shared.fail(e))
+    }
+    fn delete(&mut self, space: Space, key: &[u8]) -> Result<()> {
+        let shared = self.shared;
+        let txn = self
+            .txn
+            .as_mut()
+            .expect("a write transaction is live until commit");
+        shared
+            .db(space)
+            .delete(txn, key)
+            .map(drop)
+            .map_err(|e| shared.fail(e))
+    }
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let txn = self.txn.take().expect("a write transaction commits once");
+        txn.commit().map_err(|e| self.shared.fail(e))
+    }
+    fn as_read(&self) -> &dyn ReadTxn {
+        self
+    }
+}
+
+impl Kv for LmdbKv {
+    fn backend(&self) -> Backend {
+        Backend::Lmdb
+    }
+
+    fn read(&self) -> Result<Box<dyn ReadTxn + '_>> {
+        let s = &*self.shared;
+        let (guard, txn) = s.begin(|| s.env.read_txn())?;
+        Ok(Box::new(Reader {
+            txn,
+            shared: s,
+            _resize: guard,
+        }))
+    }
+
+    fn write(&self, timeout_ms: u64) -> Result<Box<dyn WriteTxn + '_>> {
+        let s = &*self.shared;
+        let writer = s.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let flock = FileLock::take(&s.writer_file, &s.path, timeout_ms)?;
+        let (guard, txn) = s.begin(|| s.env.write_txn())?;
+        Ok(Box::new(Writer {
+            txn: Some(txn),
+            shared: s,
+            _resize: guard,
+            _flock: flock,
+            _writer: writer,
+        }))
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.shared
+            .env
+            .force_sync()
+            .map_err(|e| self.shared.fail(e))
+    }
+
+    fn copy_to(&self, dir: &Path) -> Result<()> {
+        let s = &*self.shared;
+        let out = dir.join(DATA_FILE);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&out)
+            .map_err(|e| {
+                Error::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", out.display()),
+                ))
+            })?;
+        super::set_file_mode(&out, false)?;
+        s.env
+            .copy_to_file(&mut f, heed::CompactionOption::Enabled)
+            .map_err(|e| s.fail(e))?;
+        f.sync_all()?;
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<KvStats> {
+        Ok(KvStats {
+            disk_bytes: std::fs::metadata(self.shared.path.join(DATA_FILE))?.len(),
+        })
+    }
+}

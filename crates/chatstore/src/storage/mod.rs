@@ -1,0 +1,320 @@
+//! The storage layer: one boundary between chatstore and the ordered
+//! key-value engine underneath it.
+//!
+//! Everything chatstore stores goes through three traits: [`Kv`] (an open
+//! store: transactions, durability, copies, stats), [`ReadTxn`] (a read
+//! transaction: point reads and forward or backward range scans over one
+//! consistent snapshot where the engine has snapshots) and [`WriteTxn`] (a
+//! write transaction: puts and deletes that its own reads and scans see,
+//! committed atomically or not at all). Two engines sit behind them:
+//!
+//! - [`lmdb`] (the default for new stores): LMDB through heed. Any number of
+//!   processes open a store directly; reads are snapshots from a memory map;
+//!   a commit is atomic across every key space; no recovery step.
+//! - [`sled`]: sled 0.34.7, the engine the project started on. One process
+//!   holds a store (the owner serves the others, `crate::server`); a write
+//!   is an overlay applied as one batch; reads are not snapshots.
+//!
+//! Nothing outside this module names either engine. Keys are compared as
+//! bytes. Every key of [`Space::Data`] begins with its tenant.
+
+use std::ops::{Bound, Deref};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::options::Options;
+
+pub(crate) mod lmdb;
+pub(crate) mod sled;
+
+/// The key spaces of a store. Each is its own ordered map (an LMDB named
+/// database, a sled tree); a write transaction spans all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Space {
+    /// Store-wide markers (the format).
+    Meta,
+    /// Every tenant's records, indexes and counters (ARCHITECTURE.md).
+    Data,
+    /// hischat logins, keyed by sso_id.
+    Accounts,
+}
+
+impl Space {
+    pub(crate) const ALL: [Space; 3] = [Space::Meta, Space::Data, Space::Accounts];
+}
+
+/// The engine a store is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Backend {
+    /// LMDB (through heed): the default for new stores; every process opens
+    /// the store directly.
+    Lmdb,
+    /// sled 0.34.7: one process owns the store and serves the others.
+    Sled,
+}
+
+impl Backend {
+    /// Parses `"lmdb"` or `"sled"`.
+    pub fn parse(s: &str) -> Result<Backend> {
+        match s {
+            "lmdb" => Ok(Backend::Lmdb),
+            "sled" => Ok(Backend::Sled),
+            other => Err(Error::invalid(
+                "backend",
+                format!("{other:?} is neither \"lmdb\" nor \"sled\""),
+            )),
+        }
+    }
+
+    /// The name `parse` reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Lmdb => "lmdb",
+            Backend::Sled => "sled",
+        }
+    }
+
+    /// What the directory `path` already holds: a store of this backend, or
+    /// `None` when it holds no store yet (absent or empty).
+    pub fn of_existing(path: &Path) -> Option<Backend> {
+        if path.join(lmdb::DATA_FILE).exists() {
+            Some(Backend::Lmdb)
+        } else if path.join("conf").exists() || path.join("db").exists() {
+            Some(Backend::Sled)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Bytes read from a store: borrowed from an LMDB map for the life of the
+/// read transaction, or a sled value.
+#[derive(Clone)]
+pub(crate) struct Bytes<'a>(Repr<'a>);
+
+#[derive(Clone)]
+enum Repr<'a> {
+    Borrowed(&'a [u8]),
+    Sled(::sled::IVec),
+    Owned(Vec<u8>),
+}
+
+impl<'a> Bytes<'a> {
+    pub(crate) fn borrowed(b: &'a [u8]) -> Self {
+        Bytes(Repr::Borrowed(b))
+    }
+    pub(crate) fn owned(v: Vec<u8>) -> Self {
+        Bytes(Repr::Owned(v))
+    }
+    fn sled(v: ::sled::IVec) -> Self {
+        Bytes(Repr::Sled(v))
+    }
+}
+
+impl Deref for Bytes<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Borrowed(b) => b,
+            Repr::Sled(v) => v,
+            Repr::Owned(v) => v,
+        }
+    }
+}
+
+impl AsRef<[u8]> for Bytes<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::fmt::Debug for Bytes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", &**self)
+    }
+}
+
+/// A key and its value.
+pub(crate) type Entry<'a> = (Bytes<'a>, Bytes<'a>);
+/// A range scan.
+pub(crate) type Iter<'a> = Box<dyn Iterator<Item = Result<Entry<'a>>> + 'a>;
+
+/// Which way a range scan goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Forward,
+    Backward,
+}
+
+/// A read transaction. On LMDB it is one snapshot: everything read through
+/// it is as of its start, whatever commits meanwhile.
+pub(crate) trait ReadTxn {
+    /// The value under `key`.
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Bytes<'_>>>;
+    /// The entries with keys in `(from, to)`, in key order or reversed.
+    fn range<'a>(
+        &'a self,
+        space: Space,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        dir: Dir,
+    ) -> Result<Iter<'a>>;
+}
+
+/// A write transaction: its reads and scans see its own writes; nothing of
+/// it is visible to others before [`WriteTxn::commit`], and a transaction
+/// dropped without commit leaves nothing. Writers are serialized (in this
+/// process and across processes), with a deadline.
+pub(crate) trait WriteTxn: ReadTxn {
+    /// Inserts or replaces.
+    fn put(&mut self, space: Space, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Removes (absent keys are fine).
+    fn delete(&mut self, space: Space, key: &[u8]) -> Result<()>;
+    /// Makes every write of the transaction visible at once. Durable against
+    /// a process kill when it returns; against a power loss after
+    /// [`Kv::sync`].
+    fn commit(self: Box<Self>) -> Result<()>;
+    /// The transaction as a read transaction.
+    fn as_read(&self) -> &dyn ReadTxn;
+}
+
+/// What a store occupies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct KvStats {
+    /// Bytes of the store's files on disk.
+    pub disk_bytes: u64,
+}
+
+/// An open store of one backend.
+pub(crate) trait Kv: Send + Sync + std::fmt::Debug {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+    /// Whether other processes reach this store through an owner process
+    /// (sled) rather than opening it themselves (LMDB).
+    fn needs_owner(&self) -> bool {
+        self.backend() == Backend::Sled
+    }
+    /// Starts a read transaction.
+    fn read(&self) -> Result<Box<dyn ReadTxn + '_>>;
+    /// Starts a write transaction, waiting at most `timeout_ms` for other
+    /// writers (then [`Error::Locked`]).
+    fn write(&self, timeout_ms: u64) -> Result<Box<dyn WriteTxn + '_>>;
+    /// Makes every committed write durable against a power loss.
+    fn sync(&self) -> Result<()>;
+    /// Writes a consistent, compact copy of the store into the new
+    /// directory `dir` (same backend).
+    fn copy_to(&self, dir: &Path) -> Result<()>;
+    /// Sizes.
+    fn stats(&self) -> Result<KvStats>;
+}
+
+/// Opens (creating when absent) the store at `path`: the backend it was
+/// made with, or for a new store `options.backend`.
+pub(crate) fn open(path: &Path, options: &Options) -> Result<Box<dyn Kv>> {
+    let backend = Backend::of_existing(path).unwrap_or(options.backend);
+    if !path.exists() {
+        create_dir(path, options.group_access)?;
+    }
+    match backend {
+        Backend::Lmdb => Ok(Box::new(lmdb::LmdbKv::open(path, options)?)),
+        Backend::Sled => Ok(Box::new(sled::SledKv::open(path, options)?)),
+    }
+}
+
+/// Creates a store directory: 0700, or 0770 with group access, whatever
+/// the umask.
+pub(crate) fn create_dir(path: &Path, group_access: bool) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let mode = if group_access { 0o770 } else { 0o700 };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.display()),
+            ))
+        })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// Gives a file the store's mode: 0600, or 0660 with group access.
+pub(crate) fn set_file_mode(path: &Path, group_access: bool) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = if group_access { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// Bytes under a directory (files, recursively).
+pub(crate) fn dir_bytes(path: &Path) -> Result<u64> {
+    let mut n = 0;
+    for e in std::fs::read_dir(path)? {
+        let e = e?;
+        let md = e.metadata()?;
+        n += if md.is_dir() {
+            dir_bytes(&e.path())?
+        } else {
+            md.len()
+        };
+    }
+    Ok(n)
+}
+
+/// One key space of a read transaction, with the conveniences the query
+/// and check code reads through.
+#[derive(Clone, Copy)]
+pub(crate) struct Tree<'t> {
+    txn: &'t dyn ReadTxn,
+    space: Space,
+}
+
+impl<'t> Tree<'t> {
+    pub(crate) fn new(txn: &'t dyn ReadTxn, space: Space) -> Self {
+        Tree { txn, space }
+    }
+    /// The value under a key.
+    pub(crate) fn get(&self, k: impl AsRef<[u8]>) -> Result<Option<Bytes<'t>>> {
+        self.txn.get(self.space, k.as_ref())
+    }
+    /// Whether a key is present.
+    pub(crate) fn contains_key(&self, k: impl AsRef<[u8]>) -> Result<bool> {
+        Ok(self.get(k)?.is_some())
+    }
+    /// The entries in `(from, to)`, forward.
+    pub(crate) fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Iter<'t> {
+        self.scan(from, to, Dir::Forward)
+    }
+    /// The entries in `(from, to)` in either direction.
+    pub(crate) fn scan(&self, from: Bound<&[u8]>, to: Bound<&[u8]>, dir: Dir) -> Iter<'t> {
+        match self.txn.range(self.space, from, to, dir) {
+            Ok(it) => it,
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+    /// The entries whose keys start with `prefix`, forward.
+    pub(crate) fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Iter<'t> {
+        let p = prefix.as_ref();
+        match crate::keys::prefix_end(p) {
+            Some(end) => self.range(Bound::Included(p), Bound::Excluded(&end)),
+            None => self.range(Bound::Included(p), Bound::Unbounded),
+        }
+    }
+    /// Every entry, forward.
+    pub(crate) fn iter(&self) -> Iter<'t> {
+        self.range(Bound::Unbounded, Bound::Unbounded)
+    }
+}
+
+#[cfg(test)]
+mod tests;
