@@ -57,6 +57,24 @@ pub struct MessageArgs {
     pub message: u64,
 }
 
+/// A storage engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// LMDB: every process opens the store itself (the default).
+    Lmdb,
+    /// sled: one process owns the store and serves the others.
+    Sled,
+}
+
+impl From<BackendArg> for chatstore::Backend {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Lmdb => chatstore::Backend::Lmdb,
+            BackendArg::Sled => chatstore::Backend::Sled,
+        }
+    }
+}
+
 /// Who reads.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ReaderArg {
@@ -89,6 +107,33 @@ pub enum Command {
         /// creates the store; an existing store keeps its choice.
         #[arg(long)]
         no_text_index: bool,
+        /// The engine of a store the import creates (an existing store keeps
+        /// its own): lmdb unless `CHATSTORE_BACKEND` says sled.
+        #[arg(long, value_enum)]
+        backend: Option<BackendArg>,
+    },
+    /// Write a consistent, compact copy of a store into a new directory
+    /// while others keep reading and writing.
+    Backup {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+        /// The new directory.
+        #[arg(value_name = "OUT")]
+        out: PathBuf,
+    },
+    /// Copy a store into a new one of the given backend (its export is
+    /// byte-identical to the original's).
+    Migrate {
+        /// The store to copy.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+        /// The new store's directory.
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// The new store's engine.
+        #[arg(long, value_enum, default_value_t = BackendArg::Lmdb)]
+        backend: BackendArg,
     },
     /// Export every record as JSON Lines.
     Export {

@@ -59,7 +59,38 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             db,
             file,
             no_text_index,
-        } => import(&db, &file, attach, !no_text_index),
+            backend,
+        } => import(&db, &file, attach, !no_text_index, backend.map(Into::into)),
+        Command::Backup { db, out } => {
+            let store = open(&db, &Render::default(), attach)?;
+            let started = Instant::now();
+            store.backup(&out)?;
+            eprintln!(
+                "backed up {} to {} in {:.2}s",
+                db.display(),
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { db, to, backend } => {
+            let store = open(&db, &Render::default(), attach)?;
+            let started = Instant::now();
+            let o = Options {
+                backend: backend.into(),
+                linger_ms: 0,
+                ..options(&Render::default(), attach)?
+            };
+            let s = store.copy_into(&to, o)?;
+            eprintln!(
+                "copied {} lines into {} ({}) in {:.2}s",
+                s.lines,
+                to.display(),
+                chatstore::Backend::from(backend),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export { db, file } => export(&db, file.as_deref(), attach),
         Command::HistoryList {
             db,
@@ -201,6 +232,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 "path": db.display().to_string(),
                 "format": info.format,
                 "text_index": info.text_index,
+                "backend": info.backend,
                 "disk_bytes": disk,
                 "tenants": tenants
             }))?;
@@ -223,12 +255,20 @@ fn dir_size(p: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn import(db: &Path, file: &str, attach: u64, text_index: bool) -> Result<ExitCode> {
+fn import(
+    db: &Path,
+    file: &str,
+    attach: u64,
+    text_index: bool,
+    backend: Option<chatstore::Backend>,
+) -> Result<ExitCode> {
+    let defaults = options(&Render::default(), attach)?;
     let o = Options {
         text_index,
+        backend: backend.unwrap_or(defaults.backend),
         // Released as soon as the import is done, so it can be reopened.
         linger_ms: 0,
-        ..options(&Render::default(), attach)?
+        ..defaults
     };
     let store = Store::open(db, o.clone())?;
     let started = Instant::now();
@@ -274,7 +314,7 @@ fn import(db: &Path, file: &str, attach: u64, text_index: bool) -> Result<ExitCo
         s.sessions,
         s.messages
     );
-    if store.is_owner() {
+    if store.is_owner() && store.info()?.backend == chatstore::Backend::Sled {
         // The first open after a large import replays sled's whole log
         // (minutes at millions of messages) and then records where the
         // replay ended. Paying it here spares the first server or PHP

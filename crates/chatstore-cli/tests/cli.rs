@@ -202,9 +202,12 @@ fn commands_work_while_another_process_holds_the_store() {
         .spawn()
         .unwrap();
     let mut stdin = holder.stdin.take().unwrap();
+    // A sled store's holder serves the others over its socket; an LMDB
+    // store is opened by every process itself, holder or not.
     let socket = Path::new(db).join(chatstore::SOCKET_NAME);
+    let sled = Path::new(db).join("db").exists();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !socket.exists() {
+    while sled && !socket.exists() {
         assert!(
             std::time::Instant::now() < deadline,
             "the holder never served"
@@ -357,19 +360,27 @@ fn bad_input_rows_of_reliability_md() {
 }
 
 /// A store locked by something that does not serve it (here a plain `flock`
-/// on its file, as sled takes): one line naming the path, after
+/// on its file: sled's `db`, which blocks every open, or an LMDB store's
+/// `writer.lock`, which blocks writes): one line naming the path, after
 /// `--attach-timeout-ms`.
 #[test]
 fn a_lock_nobody_serves_is_one_line_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     let db_s = db.to_str().unwrap();
-    assert!(run(&["import", "--db", db_s, &seeds_file(dir.path())])
-        .status
-        .success());
-    let file = std::fs::File::open(db.join("db")).unwrap();
+    let seeds = seeds_file(dir.path());
+    assert!(run(&["import", "--db", db_s, &seeds]).status.success());
+    let lmdb = db.join("writer.lock").exists();
+    let file = std::fs::File::open(db.join(if lmdb { "writer.lock" } else { "db" })).unwrap();
     file.lock().unwrap();
-    let o = run(&["stats", "--db", db_s, "--attach-timeout-ms", "200"]);
+    let o = if lmdb {
+        // Reads never wait on an LMDB store; a write does.
+        let o = run(&["stats", "--db", db_s, "--attach-timeout-ms", "200"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        run(&["import", "--db", db_s, &seeds, "--attach-timeout-ms", "200"])
+    } else {
+        run(&["stats", "--db", db_s, "--attach-timeout-ms", "200"])
+    };
     drop(file);
     assert!(!o.status.success());
     let err = stderr(&o);
@@ -509,9 +520,11 @@ fn import_without_the_text_index_then_search_a_session() {
     let file = seeds_file(dir.path());
     let o = run(&["import", "--db", db, "--no-text-index", &file]);
     assert!(o.status.success(), "{}", stderr(&o));
-    // The import reopened the store, so its first opener does not replay
-    // sled's log.
-    assert!(stderr(&o).contains("reopened in"), "{}", stderr(&o));
+    // The import reopened a sled store, so its first opener does not
+    // replay sled's log (an LMDB store has no log to replay).
+    if Path::new(db).join("db").exists() {
+        assert!(stderr(&o).contains("reopened in"), "{}", stderr(&o));
+    }
     let o = search_messages(db, &["订单"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("text_index"), "{}", stderr(&o));
@@ -529,4 +542,51 @@ fn import_without_the_text_index_then_search_a_session() {
         (&2.into(), &false.into()),
         "{v}"
     );
+}
+
+/// `backup` writes a consistent copy; `migrate` moves a store between
+/// backends: every copy checks clean and exports byte for byte the same.
+#[test]
+fn backup_and_migrate_between_backends_keep_the_export() {
+    let (dir, db) = seeded();
+    let export = |db: &str| {
+        let o = run(&["export", "--db", db]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        o.stdout
+    };
+    let original = export(&db);
+    assert!(original.len() > 1000);
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let backup = path("backup");
+    let o = run(&["backup", "--db", &db, &backup]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sled = path("sled");
+    let o = run(&["migrate", "--db", &db, "--to", &sled, "--backend", "sled"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lmdb = path("lmdb");
+    let o = run(&["migrate", "--db", &sled, "--to", &lmdb, "--backend", "lmdb"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (copy, backend) in [
+        (&backup, None),
+        (&sled, Some("sled")),
+        (&lmdb, Some("lmdb")),
+    ] {
+        assert_eq!(export(copy), original, "{copy}");
+        assert!(run(&["check", "--db", copy]).status.success(), "{copy}");
+        let stats = stdout_json(&run(&["stats", "--db", copy]));
+        if let Some(b) = backend {
+            assert_eq!(stats["backend"], b, "{stats}");
+        }
+    }
+    // Neither writes over an existing store or directory.
+    let o = run(&["migrate", "--db", &db, "--to", &sled, "--backend", "lmdb"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("holds a store already"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["backup", "--db", &db, &backup]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("exists"), "{}", stderr(&o));
 }

@@ -104,7 +104,9 @@ pub struct Options {
     /// one session at a time (otherwise `Error::Conflict`). Fixed when a store is created; opening an
     /// existing store keeps the choice it was created with.
     pub text_index: bool,
-    /// The engine a new store is made of (default LMDB). An existing store
+    /// The engine a new store is made of (default LMDB, or what the
+    /// environment variable `CHATSTORE_BACKEND` names: `lmdb` or `sled`;
+    /// the test suites run once per backend that way). An existing store
     /// opens with the engine it was made with, whatever this says (its
     /// files say which: ARCHITECTURE.md, "Storage").
     pub backend: Backend,
@@ -130,7 +132,7 @@ impl Default for Options {
             linger_ms: 30_000,
             attach_timeout_ms: 10_000,
             text_index: true,
-            backend: Backend::Lmdb,
+            backend: Backend::default_for_new_stores(),
             map_size: 256 << 30,
             group_access: false,
         }

@@ -207,6 +207,11 @@ pub enum Request {
     /// [`crate::Store::info`]. (Requests are only ever added at the end, so
     /// the earlier ones keep their encoding.)
     Info,
+    /// [`crate::Store::backup`] into a new directory (an absolute path).
+    Backup {
+        /// The new directory.
+        dir: std::path::PathBuf,
+    },
 }
 
 /// The answer to a [`Request`]. (A page is large beside the other answers;
@@ -307,6 +312,10 @@ pub fn execute(engine: &Engine, req: Request) -> Result<Response> {
         }
         Request::Flush => {
             engine.flush()?;
+            Response::Unit
+        }
+        Request::Backup { dir } => {
+            engine.backup(&dir)?;
             Response::Unit
         }
         Request::Write { id, op } => Response::Id(engine.apply(&op, Some(id))?),

@@ -24,6 +24,7 @@ use crate::query::{
 };
 use crate::rpc::{self, Request, Response, WriteOp};
 use crate::server::{self, Attached, Owner, SOCKET_NAME};
+use crate::storage;
 
 pub use crate::engine::{StoreInfo, STORE_FORMAT};
 
@@ -619,6 +620,45 @@ impl Store {
         }
     }
 
+    /// Writes a consistent, compact copy of the store into `dir`, a new
+    /// directory, while others keep reading and writing: on LMDB a
+    /// compacting copy of one snapshot (`mdb_env_copy2`), on sled a copy
+    /// of every key made while writers wait. The copy opens like any store.
+    pub fn backup(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = std::path::absolute(dir.as_ref())?;
+        match self.call(Request::Backup { dir })? {
+            Response::Unit => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Copies every record into a new store at `to`, made as `options` say
+    /// (`options.backend`: this is how a store moves between backends),
+    /// by streaming the export into an import: the copy is compact, its
+    /// indexes are rebuilt, and its export equals this store's.
+    pub fn copy_into(&self, to: impl AsRef<Path>, options: Options) -> Result<ImportSummary> {
+        let to = to.as_ref();
+        if storage::Backend::of_existing(to).is_some() {
+            return Err(Error::invalid(
+                "to",
+                format!(
+                    "{} holds a store already: copy into a new directory",
+                    to.display()
+                ),
+            ));
+        }
+        let dest = Store::open(to, options)?;
+        let reader = std::io::BufReader::new(ExportReader {
+            records: self.export_records()?,
+            buf: Vec::new(),
+            at: 0,
+        });
+        let summary = dest.import_jsonl(reader, |_| {})?;
+        dest.flush()?;
+        dest.close()?;
+        Ok(summary)
+    }
+
     /// Writes every record as JSON Lines; returns the number of lines.
     pub fn export_jsonl<W: std::io::Write>(&self, mut w: W) -> Result<u64> {
         let mut n = 0;
@@ -637,6 +677,32 @@ fn attach(path: &Path, options: &Options) -> Result<Backend> {
         Attached::Local(owner) => Backend::Local(owner),
         Attached::Remote(conn) => Backend::Remote(Mutex::new(conn)),
     })
+}
+
+/// An export read as JSON Lines text.
+struct ExportReader {
+    records: ExportIter,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for ExportReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.buf.len() {
+            self.buf.clear();
+            self.at = 0;
+            while self.buf.len() < 1 << 16 {
+                let Some(r) = self.records.next() else { break };
+                let r = r.map_err(std::io::Error::other)?;
+                serde_json::to_writer(&mut self.buf, &r)?;
+                self.buf.push(b'\n');
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 fn parse(text: &str) -> Result<Value> {

@@ -222,7 +222,7 @@ fn a_lock_nobody_serves_is_reported_after_the_attach_timeout() {
         ..Options::default()
     };
     match Store::open(dir.path(), o) {
-        Err(Error::Locked { path }) => assert_eq!(path, dir.path()),
+        Err(Error::Locked { path, .. }) => assert_eq!(path, dir.path()),
         other => panic!("expected Locked, got {other:?}"),
     }
     drop(raw);

@@ -228,9 +228,11 @@ fn short_queries_need_a_session_and_search_json_works() {
 #[test]
 fn the_text_index_is_chosen_when_a_store_is_created() {
     let dir = tempfile::tempdir().unwrap();
+    // sled: the test reads the store with sled afterwards.
     let without = Options {
         text_index: false,
         linger_ms: 0,
+        backend: chatstore::Backend::Sled,
         ..Options::default()
     };
     let store = Store::open(dir.path(), without.clone()).unwrap();

@@ -249,7 +249,12 @@ fn a_stale_socket_is_replaced_and_the_socket_is_private() {
         std::os::unix::net::UnixStream::connect(&socket).is_err(),
         "stale"
     );
-    let store = Store::open(&dir, options()).unwrap();
+    // The owner's socket is sled's (an LMDB store has none).
+    let sled = Options {
+        backend: chatstore::Backend::Sled,
+        ..options()
+    };
+    let store = Store::open(&dir, sled).unwrap();
     assert!(store.is_owner());
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");

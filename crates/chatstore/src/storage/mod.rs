@@ -68,6 +68,15 @@ impl Backend {
         }
     }
 
+    /// LMDB, unless the environment variable `CHATSTORE_BACKEND` says
+    /// `sled` (anything else is LMDB).
+    pub fn default_for_new_stores() -> Backend {
+        match std::env::var("CHATSTORE_BACKEND").as_deref() {
+            Ok("sled") => Backend::Sled,
+            _ => Backend::Lmdb,
+        }
+    }
+
     /// The name `parse` reads.
     pub fn name(self) -> &'static str {
         match self {

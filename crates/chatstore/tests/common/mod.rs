@@ -18,11 +18,12 @@ pub fn seeded() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-/// A store released as soon as its last handle drops (no linger), for tests
-/// that open it with sled directly afterwards.
+/// A sled store released as soon as its last handle drops (no linger), for
+/// tests that open it with sled directly afterwards.
 pub fn open_unshared(dir: &tempfile::TempDir) -> Store {
     let mut o = Options {
         linger_ms: 0,
+        backend: chatstore::Backend::Sled,
         ..Options::default()
     };
     o.render.media_base = demo::SEED_MEDIA_BASE.into();
