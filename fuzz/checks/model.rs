@@ -714,7 +714,7 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
     store.export_jsonl(&mut first).map_err(|e| e.to_string())?;
     // The copy is created without the text index for every other sequence:
     // the same answers, searches confined to a session, the same export.
-    let text_index = ops.len() % 2 == 0;
+    let text_index = ops.len().is_multiple_of(2);
     let dir2 = tempfile::tempdir().map_err(|e| e.to_string())?;
     let copy = open(dir2.path(), text_index)?;
     copy.import_jsonl(first.as_slice(), |_| {})

@@ -866,7 +866,7 @@ impl Snap<'_> {
                         None => break 'candidates,
                         Some(Ok((k2, _))) => k2[k2.len() - 16..].cmp(suffix),
                         Some(Err(_)) => match postings.next() {
-                            Some(Err(e)) => return Err(e.into()),
+                            Some(Err(e)) => return Err(e),
                             _ => unreachable!("peeked an error"),
                         },
                     };

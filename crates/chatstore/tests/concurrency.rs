@@ -64,9 +64,13 @@ fn tolerate<T>(r: chatstore::Result<T>) -> Option<T> {
 
 fn read_once(store: &Store, t: u64, i: u64) {
     let mut q = HistoryQuery::new(t);
-    q.order = if i % 2 == 0 { Order::Id } else { Order::Recent };
-    q.employee = (i % 3 == 0).then_some(1);
-    q.user_name = (i % 5 == 0).then(|| "小龙1".to_string());
+    q.order = if i.is_multiple_of(2) {
+        Order::Id
+    } else {
+        Order::Recent
+    };
+    q.employee = i.is_multiple_of(3).then_some(1);
+    q.user_name = i.is_multiple_of(5).then(|| "小龙1".to_string());
     q.page = 1 + i % 3;
     if let Some(page) = tolerate(store.history_list(&q)) {
         assert!(page.rows.len() <= 10);

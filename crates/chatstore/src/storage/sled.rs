@@ -144,6 +144,8 @@ impl ReadTxn for Read<'_> {
 }
 
 type Pending = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+/// Pending writes of a range, in a scan's direction.
+type PendingIter<'a> = Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> + 'a>;
 
 struct Write<'a> {
     kv: &'a SledKv,
@@ -170,7 +172,7 @@ impl ReadTxn for Write<'_> {
     ) -> Result<Iter<'a>> {
         let committed = tree_range(self.kv, space, from, to, dir).peekable();
         let p = self.pending[space as usize].range::<[u8], _>((from, to));
-        let pending: Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> + 'a> = match dir {
+        let pending: PendingIter<'a> = match dir {
             Dir::Forward => Box::new(p),
             Dir::Backward => Box::new(p.rev()),
         };
@@ -186,7 +188,7 @@ impl ReadTxn for Write<'_> {
 /// pending delete hides), in the scan's direction.
 struct Merge<'a> {
     committed: Peekable<Iter<'a>>,
-    pending: Peekable<Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> + 'a>>,
+    pending: Peekable<PendingIter<'a>>,
     dir: Dir,
 }
 
