@@ -95,6 +95,7 @@ pub fn chatstore(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan)
         "us",
         once(t.elapsed().as_secs_f64() * 1e6 / n as f64),
     );
+    measure::note_anon();
     drop(store);
     push(
         &mut r,
@@ -223,6 +224,12 @@ pub fn chatstore(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan)
         "peak_rss",
         "bytes",
         once(measure::peak_rss() as f64),
+    );
+    push(
+        &mut r,
+        "rss_anon",
+        "bytes",
+        once(measure::note_anon() as f64),
     );
     r
 }
@@ -673,6 +680,7 @@ pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) ->
         "us",
         once(t.elapsed().as_secs_f64() * 1e6 / n as f64),
     );
+    measure::note_anon();
     drop(c);
     push(
         &mut r,
@@ -816,6 +824,12 @@ pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) ->
         "peak_rss",
         "bytes",
         once(measure::peak_rss() as f64),
+    );
+    push(
+        &mut r,
+        "rss_anon",
+        "bytes",
+        once(measure::note_anon() as f64),
     );
     r
 }

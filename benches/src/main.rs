@@ -49,6 +49,9 @@ struct Args {
     /// disk of a store that never searches message text.
     #[arg(long)]
     no_text_index: bool,
+    /// chatstore's storage engine: lmdb (the default) or sled.
+    #[arg(long, default_value = "lmdb")]
+    backend: String,
     /// Internal: run one engine's workloads in this process.
     #[arg(long, hide = true)]
     engine: Option<String>,
@@ -90,6 +93,15 @@ fn run_engine(args: &Args, engine: &str, dir: &std::path::Path) {
 
 fn main() {
     let args = Args::parse();
+    if !matches!(args.backend.as_str(), "lmdb" | "sled") {
+        eprintln!(
+            "chatstore-bench: unknown backend {:?} (lmdb, sled)",
+            args.backend
+        );
+        std::process::exit(2);
+    }
+    // The children create the store; every later open (the agreement check,
+    // the cross-process measurement) finds its backend from its files.
     let Some(scale) = data::Scale::named(&args.scale) else {
         eprintln!(
             "chatstore-bench: unknown scale {:?} (tiny, small, medium, large)",
@@ -145,6 +157,7 @@ fn main() {
             ])
             .arg(&dir)
             .args(args.no_text_index.then_some("--no-text-index"))
+            .env("CHATSTORE_BACKEND", &args.backend)
             .status()
             .unwrap();
         assert!(status.success(), "{engine} run failed");
@@ -164,7 +177,7 @@ fn main() {
     let (c, s) = (load("chatstore"), load("sqlite"));
     let find = |rows: &[Value], name: &str| rows.iter().find(|r| r["workload"] == name).cloned();
     let mut results = Vec::new();
-    println!("scale {} ({} members, {} sessions, {} messages); ratio = sqlite / chatstore (higher favours chatstore)", scale.name, scale.members, scale.sessions, scale.messages);
+    println!("chatstore on {}; scale {} ({} members, {} sessions, {} messages); ratio = sqlite / chatstore (higher favours chatstore)", args.backend, scale.name, scale.members, scale.sessions, scale.messages);
     println!(
         "{:<30} {:>6} {:>14} {:>14} {:>14} {:>8} {:>8}",
         "workload", "unit", "chatstore", "sqlite", "sqlite_fts5", "ratio", "fts5"
@@ -202,6 +215,7 @@ fn main() {
     if let Some(p) = &args.json {
         let v = json!({"scale": scale.name, "members": scale.members, "sessions": scale.sessions, "messages": scale.messages,
             "seed": args.seed, "iterations": args.iterations, "text_index": !args.no_text_index,
+            "backend": args.backend,
             "queries": q, "results": results,
             "cross_process": cross});
         std::fs::write(p, serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();

@@ -31,6 +31,7 @@ pub fn time(n: usize, mut f: impl FnMut()) -> Stat {
         spent += us;
         t.push(us);
     }
+    note_anon();
     stat(&mut t)
 }
 
@@ -58,6 +59,30 @@ pub fn peak_rss() -> u64 {
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
+}
+
+/// Anonymous resident memory of this process now (`RssAnon`: the heap and
+/// stacks, not pages of mapped files such as an LMDB map), in bytes.
+pub fn rss_anon() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("RssAnon:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+static MAX_ANON: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Samples [`rss_anon`]; returns the largest sample so far.
+pub fn note_anon() -> u64 {
+    let now = rss_anon();
+    MAX_ANON
+        .fetch_max(now, std::sync::atomic::Ordering::Relaxed)
+        .max(now)
 }
 
 /// Bytes under a path.

@@ -26,7 +26,7 @@ vg=(valgrind --quiet --fair-sched=yes --leak-check=full --show-leak-kinds=defini
 grep -q '"total":3' "$out/example.out"
 # A copy of the newer-format fixture: opening a store may write to it.
 cp -r "$root/tests/fixtures/newer-format.db" "$out/newer.db"
-# A store nobody holds, for the test to lock from outside (the CLI's store,
-# released when it exits).
-"$libdir/chatstore" import --db "$out/closed.db" "$seeds" 2>/dev/null
+# A sled store nobody holds, for the test to lock from outside (the CLI's
+# store, released when it exits).
+"$libdir/chatstore" import --backend sled --db "$out/closed.db" "$seeds" 2>/dev/null
 "${vg[@]}" "$out/test_chatstore" "$out/test.db" "$seeds" "$out/newer.db" "$out/closed.db"

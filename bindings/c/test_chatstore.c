@@ -279,8 +279,8 @@ static void test_second_handle(cs_store *store, const char *dir) {
     cs_string_free(json);
 }
 
-/* A store locked by something that does not serve it (a plain flock on its
-   file, as sled takes): CS_STATUS_LOCKED naming the path, no handle. */
+/* A sled store locked by something that does not serve it (a plain flock on
+   its file, as sled takes): CS_STATUS_LOCKED naming the path, no handle. */
 static void test_locked_unserved(const char *dir) {
     char file[512];
     snprintf(file, sizeof file, "%s/db", dir);

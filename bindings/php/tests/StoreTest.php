@@ -276,11 +276,11 @@ final class StoreTest extends TestCase
         }
     }
 
-    /** A store locked by something that does not serve it (a plain flock on its file, as sled takes). */
+    /** A sled store locked by something that does not serve it (a plain flock on its file, as sled takes). */
     public function testALockNobodyServesIsLockedException(): void
     {
         $dir = $this->dir . '-closed';
-        Store::open($dir, ['linger_ms' => 0])->close();
+        Store::open($dir, ['linger_ms' => 0, 'backend' => 'sled'])->close();
         $fp = null;
         $deadline = microtime(true) + 10;
         // sled lets go of the file a moment after the close.

@@ -251,10 +251,10 @@ def test_newer_store_format_is_refused(tmp_path):
 
 
 def test_a_lock_nobody_serves_is_locked_error(tmp_path):
-    """A store locked by something that does not serve it (a plain flock on its file, as sled takes)."""
+    """A sled store locked by something that does not serve it (a plain flock on its file, as sled takes)."""
     import fcntl
 
-    chatstore.open(tmp_path / "closed", linger_ms=0).close()
+    chatstore.open(tmp_path / "closed", linger_ms=0, backend="sled").close()
     with open(tmp_path / "closed" / "db", "rb") as f:
         deadline = time.monotonic() + 10
         while True:  # sled lets go of the file a moment after the close
@@ -268,10 +268,53 @@ def test_a_lock_nobody_serves_is_locked_error(tmp_path):
             chatstore.open(tmp_path / "closed", attach_timeout_ms=100)
 
 
-def test_a_forked_child_reaches_the_store_through_its_parent(store, tmp_path):
+def test_an_lmdb_write_lock_held_elsewhere_is_locked_error_and_reads_go_on(store, tmp_path):
+    """An LMDB store's writers wait for its write lock at most attach_timeout_ms;
+    readers never wait."""
+    import fcntl
+
+    assert store.info()["backend"] == "lmdb"
+    with open(tmp_path / "db" / "writer.lock", "rb") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        other = chatstore.open(tmp_path / "db", attach_timeout_ms=100)
+        assert other.search_members(2, "小")  # a read
+        with pytest.raises(chatstore.LockedError, match="write lock"):
+            other.upsert_member({"tenant": 2, "uid": 9102, "nickname": "waits"})
+        fcntl.flock(f, fcntl.LOCK_UN)
+    other.upsert_member({"tenant": 2, "uid": 9102, "nickname": "waits"})
+
+
+def test_a_forked_child_may_not_use_an_lmdb_store_its_parent_opened(store, tmp_path):
+    """LMDB environments do not survive fork(): a child refuses the parent's
+    store with an error saying so, and the parent goes on."""
+    import os
+
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            with pytest.raises(chatstore.StorageError, match="fork"):
+                store.upsert_member({"tenant": 2, "uid": 9101, "nickname": "forked child"})
+            code = 0
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert store.search_members(2, "forked child") == []
+    assert store.check()["ok"]
+
+
+def test_a_forked_child_reaches_a_sled_store_through_its_parent(tmp_path):
     """A child forked after open must not use the parent's engine (its threads
     are not in the child): it goes through the parent's socket."""
     import os
+
+    store = chatstore.open(tmp_path / "db", media_base="http://localhost:82", backend="sled")
+    store.import_jsonl(SEEDS)
 
     pid = os.fork()
     if pid == 0:  # the child
@@ -294,6 +337,7 @@ def test_a_forked_child_reaches_the_store_through_its_parent(store, tmp_path):
     assert os.WEXITSTATUS(status) == 0
     assert store.search_members(2, "forked child")[0]["uid"] == 9101
     assert store.check()["ok"]
+    store.close()
 
 
 def test_read_state_and_live_sessions(store):

@@ -86,8 +86,9 @@ pub struct Options {
     pub cache_capacity: u64,
     /// Endpoint rendering settings.
     pub render: RenderSettings,
-    /// Compress pages on disk with zstd (sled's `use_compression`). Fixed
-    /// when a store is created; needs the crate feature `compression`.
+    /// Compress pages on disk with zstd (sled's `use_compression`; sled
+    /// stores only, refused for LMDB). Fixed when a store is created; needs
+    /// the crate feature `compression`.
     pub compression: bool,
     /// How long the process that owns a store keeps serving other processes
     /// after its own last handle closed, counted from the last request

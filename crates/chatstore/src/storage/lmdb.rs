@@ -106,6 +106,13 @@ fn storage(e: heed::Error, path: &Path, map_size: u64) -> Error {
 impl LmdbKv {
     /// Opens (creating when absent) the store in directory `path`.
     pub(crate) fn open(path: &Path, options: &Options) -> Result<LmdbKv> {
+        if options.compression {
+            return Err(Error::invalid(
+                "compression",
+                "is a sled option: an LMDB store's pages are not compressed (use backend \"sled\" \
+                 with the crate feature `compression`)",
+            ));
+        }
         let key = std::fs::canonicalize(path)?;
         let mut envs = ENVS.lock().unwrap_or_else(|e| e.into_inner());
         let map = envs.get_or_insert_with(HashMap::new);
