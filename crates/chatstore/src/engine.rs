@@ -13,6 +13,7 @@ use crate::codec;
 use crate::commit::GroupCommit;
 use crate::endpoint::HistoryRequest;
 use crate::error::{Error, Result};
+use crate::group::{Combiner, WriteFn};
 use crate::keys;
 use crate::limits;
 use crate::model::{Account, Agent, Member, SessionView};
@@ -21,7 +22,7 @@ use crate::query::{
     HistoryPage, HistoryQuery, MessageHits, MessageSearch, MessagesPage, Snap, TenantStats,
 };
 use crate::rpc::WriteOp;
-use crate::storage::{self, Backend, Kv, Space, Tree, WriteTxn};
+use crate::storage::{self, Backend, Kv, ReadTxn, Space, Tree, WriteTxn};
 use crate::write::{self, Tx, TxResult};
 
 /// The newest store layout (key spaces, key layout) this build reads.
@@ -59,6 +60,7 @@ pub struct Engine {
     pub(crate) text_index: bool,
     path: PathBuf,
     commit: GroupCommit,
+    group: Combiner,
     closed: AtomicBool,
 }
 
@@ -125,6 +127,7 @@ impl Engine {
             text_index: format != NO_TEXT_INDEX_FORMAT,
             path,
             commit: GroupCommit::default(),
+            group: Combiner::default(),
             closed: AtomicBool::new(false),
         })
     }
@@ -181,7 +184,8 @@ impl Engine {
         self.kv.write(self.options.attach_timeout_ms)
     }
 
-    /// Runs one logical write of `tenant` in one write transaction. With a
+    /// Runs one logical write of `tenant` in one write transaction, which
+    /// concurrent writes of this process share (`group.rs`). With a
     /// request id (`once`), a write already applied under that id is not
     /// applied again: its recorded result is returned, and a new one
     /// records its id in the same transaction.
@@ -189,28 +193,34 @@ impl Engine {
         &self,
         tenant: u64,
         once: Option<u128>,
-        f: impl FnOnce(&Tx) -> TxResult<u64>,
+        f: impl FnOnce(&Tx) -> TxResult<u64> + Send + 'static,
     ) -> Result<u64> {
-        let mut w = self.begin_write()?;
-        let (v, writes) = {
-            let tx = Tx::new(w.as_read(), self.text_index);
+        self.live()?;
+        // Everything of this write, its request id included, is in its own
+        // function: the leader of a shared transaction runs it as is.
+        let job = move |tx: &Tx| -> TxResult<u64> {
             let key = once.map(|id| keys::request(tenant, id));
             if let Some(k) = &key {
                 if let Some(v) = tx.get_raw(k)? {
                     return Ok(keys::u64_at(&v, 8));
                 }
             }
-            let v = f(&tx)?;
+            let v = f(tx)?;
             if let Some(k) = key {
                 let mut rec = unix_now().to_be_bytes().to_vec();
                 rec.extend_from_slice(&v.to_be_bytes());
                 tx.insert_raw(k, &rec)?;
             }
-            (v, tx.into_writes())
+            Ok(v)
         };
-        put_all(&mut *w, writes)?;
-        w.commit()?;
-        Ok(v)
+        let text_index = self.text_index;
+        let run = |txn: &dyn ReadTxn, f: WriteFn| -> Result<(u64, write::Writes)> {
+            let tx = Tx::new(txn, text_index);
+            let v = f(&tx)?;
+            Ok((v, tx.into_writes()))
+        };
+        self.group
+            .write(Box::new(job), &|| self.begin_write(), &run)
     }
 
     /// Applies one write (validated first); returns the id it assigned, or 0
@@ -220,26 +230,36 @@ impl Engine {
         match op {
             WriteOp::UpsertMember(m) => {
                 limits::member(m)?;
-                self.write(m.tenant, once, |tx| write::upsert_member(tx, m).map(|_| 0))
+                let m = m.clone();
+                self.write(m.tenant, once, move |tx| {
+                    write::upsert_member(tx, &m).map(|_| 0)
+                })
             }
             WriteOp::UpsertAgent(a) => {
                 limits::agent(a)?;
-                self.write(a.tenant, once, |tx| write::upsert_agent(tx, a).map(|_| 0))
+                let a = a.clone();
+                self.write(a.tenant, once, move |tx| {
+                    write::upsert_agent(tx, &a).map(|_| 0)
+                })
             }
             WriteOp::UpsertSession(s) => {
                 limits::session(s)?;
                 let hash = new_session_hash()?;
-                self.write(s.tenant, once, |tx| write::upsert_session(tx, s, &hash))
+                let s = s.clone();
+                self.write(s.tenant, once, move |tx| {
+                    write::upsert_session(tx, &s, &hash)
+                })
             }
             WriteOp::AppendMessage(m) => {
                 limits::message(m)?;
-                self.write(m.tenant, once, |tx| write::append_message(tx, m))
+                let m = m.clone();
+                self.write(m.tenant, once, move |tx| write::append_message(tx, &m))
             }
-            &WriteOp::DeleteSession { tenant, id } => self.write(tenant, once, |tx| {
+            &WriteOp::DeleteSession { tenant, id } => self.write(tenant, once, move |tx| {
                 let msgs = message_ids(tx.data(), tenant, id)?;
                 write::delete_session(tx, tenant, id, &msgs).map(|_| 0)
             }),
-            &WriteOp::DeleteMember { tenant, uid } => self.write(tenant, once, |tx| {
+            &WriteOp::DeleteMember { tenant, uid } => self.write(tenant, once, move |tx| {
                 let mut sessions = Vec::new();
                 for item in tx.data().scan_prefix(keys::sessions_of_member(tenant, uid)) {
                     let (k, _) = item?;
@@ -253,14 +273,14 @@ impl Engine {
                 session,
                 reader,
                 up_to,
-            } => self.write(tenant, once, |tx| {
+            } => self.write(tenant, once, move |tx| {
                 write::mark_read(tx, tenant, session, reader, up_to)
             }),
             &WriteOp::RecallMessage {
                 tenant,
                 session,
                 id,
-            } => self.write(tenant, once, |tx| {
+            } => self.write(tenant, once, move |tx| {
                 write::recall_message(tx, tenant, session, id).map(|_| 0)
             }),
             &WriteOp::DeleteMessage {
@@ -268,10 +288,10 @@ impl Engine {
                 session,
                 id,
                 at,
-            } => self.write(tenant, once, |tx| {
+            } => self.write(tenant, once, move |tx| {
                 write::delete_message(tx, tenant, session, id, at).map(|_| 0)
             }),
-            &WriteOp::DeleteAgent { tenant, id } => self.write(tenant, once, |tx| {
+            &WriteOp::DeleteAgent { tenant, id } => self.write(tenant, once, move |tx| {
                 write::delete_agent(tx, tenant, id).map(|_| 0)
             }),
             WriteOp::UpsertAccount(a) => {
@@ -626,6 +646,50 @@ mod tests {
             "{:?}",
             report.violations
         );
+    }
+
+    /// Concurrent writes share transactions (group.rs): each lands once,
+    /// a refused one among them leaves nothing and costs the others nothing.
+    #[test]
+    fn concurrent_writes_share_commits_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, sid) = engine_with_a_session(dir.path());
+        let e = std::sync::Arc::new(e);
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let e = std::sync::Arc::clone(&e);
+                std::thread::spawn(move || {
+                    let mut ids = Vec::new();
+                    for i in 0..40u64 {
+                        let session_id = if i % 10 == 9 { 999_999 } else { sid };
+                        let m = Message {
+                            tenant: 2,
+                            session_id,
+                            content: format!("t{t} m{i}"),
+                            ..Default::default()
+                        };
+                        match e.apply(&WriteOp::AppendMessage(m), Some(u128::from(t * 1000 + i))) {
+                            Ok(id) => ids.push(id),
+                            Err(err) => {
+                                assert_eq!(session_id, 999_999, "{err}");
+                                assert!(matches!(err, Error::NotFound { .. }), "{err}");
+                            }
+                        }
+                    }
+                    ids
+                })
+            })
+            .collect();
+        let mut ids: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 8 * 36, "every accepted append has its own id");
+        assert_eq!(e.tenant_stats(2).unwrap().messages, 8 * 36);
+        assert_eq!(e.messages(2, sid, 1, 100).unwrap().total, 8 * 36);
+        assert!(e.check().unwrap().ok);
     }
 
     #[test]

@@ -134,6 +134,38 @@ impl Error {
         }
     }
 
+    /// The same error again, for each of several callers a failure hit
+    /// (a shared commit): the variant and message are kept; an I/O error
+    /// becomes [`Error::Storage`] with its message.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Locked { path, reason } => Error::Locked {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::NotFound { what } => Error::NotFound { what: what.clone() },
+            Error::InvalidInput { field, reason } => Error::invalid(field.clone(), reason.clone()),
+            Error::Conflict { reason } => Error::Conflict {
+                reason: reason.clone(),
+            },
+            Error::Format { reason } => Error::Format {
+                reason: reason.clone(),
+            },
+            Error::Corrupt { reason } => Error::corrupt(reason.clone()),
+            Error::Import { line, source } => Error::Import {
+                line: *line,
+                source: Box::new(source.duplicate()),
+            },
+            Error::Closed => Error::Closed,
+            Error::Remote { kind, message } => Error::Remote {
+                kind: *kind,
+                message: message.clone(),
+            },
+            Error::Storage(m) => Error::Storage(m.clone()),
+            Error::Io(e) => Error::Storage(e.to_string()),
+        }
+    }
+
     /// The innermost error (through [`Error::Import`]).
     pub fn root(&self) -> &Error {
         match self {

@@ -28,6 +28,7 @@ pub mod demo;
 mod endpoint;
 mod engine;
 mod error;
+mod group;
 mod jsonl;
 mod keys;
 pub mod limits;

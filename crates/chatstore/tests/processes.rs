@@ -220,7 +220,11 @@ fn workers_opening_per_request_survive_the_owner_being_killed() {
                 continue;
             }
             let content = line.split(' ').nth(2).unwrap();
-            assert_eq!(seen.get(content), Some(&1), "acknowledged {content} lost");
+            assert_eq!(
+                seen.get(content),
+                Some(&1),
+                "acknowledged {content} lost: {line} (worker {w}, killed {killed})"
+            );
             checked += 1;
         }
     }

@@ -146,12 +146,7 @@ impl Shared {
             .create(true)
             .truncate(false)
             .open(&writer_path)
-            .map_err(|e| {
-                Error::Io(std::io::Error::new(
-                    e.kind(),
-                    format!("{}: {e}", writer_path.display()),
-                ))
-            })?;
+            .map_err(|e| super::io_error(&writer_path, e))?;
         let mut o = EnvOpenOptions::new().read_txn_without_tls();
         o.map_size(usize::try_from(map_size).unwrap_or(usize::MAX))
             .max_dbs(4)
@@ -505,12 +500,7 @@ impl Kv for LmdbKv {
             .write(true)
             .create_new(true)
             .open(&out)
-            .map_err(|e| {
-                Error::Io(std::io::Error::new(
-                    e.kind(),
-                    format!("{}: {e}", out.display()),
-                ))
-            })?;
+            .map_err(|e| super::io_error(&out, e))?;
         super::set_file_mode(&out, false)?;
         s.env
             .copy_to_file(&mut f, heed::CompactionOption::Enabled)

@@ -247,14 +247,17 @@ pub(crate) fn create_dir(path: &Path, group_access: bool) -> Result<()> {
         .recursive(true)
         .mode(mode)
         .create(path)
-        .map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("{}: {e}", path.display()),
-            ))
-        })?;
+        .map_err(|e| io_error(path, e))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     Ok(())
+}
+
+/// An I/O error on `path`, naming it.
+pub(crate) fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Io(std::io::Error::new(
+        e.kind(),
+        format!("{}: {e}", path.display()),
+    ))
 }
 
 /// Gives a file the store's mode: 0600, or 0660 with group access.
