@@ -13,7 +13,7 @@ use crate::codec;
 use crate::commit::GroupCommit;
 use crate::endpoint::HistoryRequest;
 use crate::error::{Error, Result};
-use crate::group::{Combiner, WriteFn};
+use crate::group::Combiner;
 use crate::keys;
 use crate::limits;
 use crate::model::{Account, Agent, Member, SessionView};
@@ -22,7 +22,7 @@ use crate::query::{
     HistoryPage, HistoryQuery, MessageHits, MessageSearch, MessagesPage, Snap, TenantStats,
 };
 use crate::rpc::WriteOp;
-use crate::storage::{self, Backend, Kv, ReadTxn, Space, Tree, WriteTxn};
+use crate::storage::{self, Backend, Kv, Space, Tree, WriteTxn};
 use crate::write::{self, Tx, TxResult};
 
 /// The newest store layout (key spaces, key layout) this build reads.
@@ -213,14 +213,8 @@ impl Engine {
             }
             Ok(v)
         };
-        let text_index = self.text_index;
-        let run = |txn: &dyn ReadTxn, f: WriteFn| -> Result<(u64, write::Writes)> {
-            let tx = Tx::new(txn, text_index);
-            let v = f(&tx)?;
-            Ok((v, tx.into_writes()))
-        };
         self.group
-            .write(Box::new(job), &|| self.begin_write(), &run)
+            .write(Box::new(job), &|| self.begin_write(), self.text_index)
     }
 
     /// Applies one write (validated first); returns the id it assigned, or 0

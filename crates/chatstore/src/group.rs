@@ -39,13 +39,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Combiner {
     /// Runs `f` in a transaction shared with the writes queued beside it.
-    /// `begin` starts a write transaction; `run` runs one job's function
-    /// over a transaction and returns its result and overlay.
+    /// `begin` starts a write transaction; `text_index` is the store's
+    /// (see [`Tx::new`]).
     pub(crate) fn write<'e>(
         &self,
         f: WriteFn,
         begin: &dyn Fn() -> Result<Box<dyn WriteTxn + 'e>>,
-        run: &dyn Fn(&dyn ReadTxn, WriteFn) -> Result<(u64, Writes)>,
+        text_index: bool,
     ) -> Result<u64> {
         let job = Arc::new(Job {
             f: Mutex::new(Some(f)),
@@ -58,10 +58,10 @@ impl Combiner {
                 return r;
             }
             match self.leader.try_lock() {
-                Ok(_lead) => self.lead(begin, run),
+                Ok(_lead) => self.lead(begin, text_index),
                 Err(TryLockError::Poisoned(p)) => {
                     let _lead = p.into_inner();
-                    self.lead(begin, run)
+                    self.lead(begin, text_index)
                 }
                 Err(TryLockError::WouldBlock) => {
                     let done = lock(&job.done);
@@ -74,17 +74,13 @@ impl Combiner {
     }
 
     /// Commits every queued job, a transaction per round, until none is left.
-    fn lead<'e>(
-        &self,
-        begin: &dyn Fn() -> Result<Box<dyn WriteTxn + 'e>>,
-        run: &dyn Fn(&dyn ReadTxn, WriteFn) -> Result<(u64, Writes)>,
-    ) {
+    fn lead<'e>(&self, begin: &dyn Fn() -> Result<Box<dyn WriteTxn + 'e>>, text_index: bool) {
         loop {
             let jobs = std::mem::take(&mut *lock(&self.queue));
             if jobs.is_empty() {
                 return;
             }
-            let results = commit(&jobs, begin, run);
+            let results = commit(&jobs, begin, text_index);
             for (job, r) in jobs.iter().zip(results) {
                 *lock(&job.done) = Some(r);
                 job.ready.notify_all();
@@ -97,7 +93,7 @@ impl Combiner {
 fn commit<'e>(
     jobs: &[Arc<Job>],
     begin: &dyn Fn() -> Result<Box<dyn WriteTxn + 'e>>,
-    run: &dyn Fn(&dyn ReadTxn, WriteFn) -> Result<(u64, Writes)>,
+    text_index: bool,
 ) -> Vec<Result<u64>> {
     let all = |e: &Error| jobs.iter().map(|_| Err(e.duplicate())).collect();
     let mut w = match begin() {
@@ -111,7 +107,7 @@ fn commit<'e>(
             continue;
         };
         // A panic in one write is that write's error, not the others'.
-        let r = catch_unwind(AssertUnwindSafe(|| run(w.as_read(), f)))
+        let r = catch_unwind(AssertUnwindSafe(|| run(w.as_read(), f, text_index)))
             .unwrap_or_else(|_| Err(Error::corrupt("internal error in a write (it panicked)")));
         match r {
             Ok((v, writes)) => {
@@ -128,4 +124,12 @@ fn commit<'e>(
         Ok(()) => results,
         Err(e) => all(&e),
     }
+}
+
+/// Runs one job over its own overlay of the transaction: its result and
+/// the writes to put into the transaction.
+fn run(txn: &dyn ReadTxn, f: WriteFn, text_index: bool) -> Result<(u64, Writes)> {
+    let tx = Tx::new(txn, text_index);
+    let v = f(&tx)?;
+    Ok((v, tx.into_writes()))
 }

@@ -188,6 +188,7 @@ fn new_lmdb_files_are_private_whatever_the_umask() {
     let g = dir.path().join("shared");
     let options = Options {
         group_access: true,
+        backend: Backend::Lmdb,
         map_size: 64 << 20,
         ..Options::default()
     };
@@ -200,6 +201,7 @@ fn new_lmdb_files_are_private_whatever_the_umask() {
 fn a_full_lmdb_map_is_an_error_naming_the_option_and_the_store_stays_usable() {
     let dir = tempfile::tempdir().unwrap();
     let options = Options {
+        backend: Backend::Lmdb,
         map_size: 1 << 20,
         ..Options::default()
     };
