@@ -122,6 +122,13 @@ pub enum Command {
         #[arg(value_name = "OUT")]
         out: PathBuf,
     },
+    /// Rewrite an LMDB store compactly in place (no other process may have
+    /// it open meanwhile; `backup` works while it is in use).
+    Compact {
+        /// Store directory.
+        #[arg(long, value_name = "DIR")]
+        db: PathBuf,
+    },
     /// Copy a store into a new one of the given backend (its export is
     /// byte-identical to the original's).
     Migrate {

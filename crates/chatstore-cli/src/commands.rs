@@ -73,6 +73,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Compact { db } => {
+            let before = dir_size(&db);
+            let o = Options {
+                linger_ms: 0,
+                ..options(&Render::default(), attach)?
+            };
+            let started = Instant::now();
+            Store::open(&db, o)?.compact()?;
+            eprintln!(
+                "compacted {} from {before} to {} bytes in {:.2}s",
+                db.display(),
+                dir_size(&db),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate { db, to, backend } => {
             let store = open(&db, &Render::default(), attach)?;
             let started = Instant::now();

@@ -589,4 +589,45 @@ fn backup_and_migrate_between_backends_keep_the_export() {
     let o = run(&["backup", "--db", &db, &backup]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("exists"), "{}", stderr(&o));
+
+    // compact rewrites an LMDB store in place, only when no other process
+    // has it open.
+    let lmdb_db = if Path::new(&db).join("data.mdb").exists() {
+        &db
+    } else {
+        &lmdb
+    };
+    let mut holder = bin()
+        .args(["import", "--db", lmdb_db, "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = holder.stdin.take().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let refused = loop {
+        let o = run(&["compact", "--db", lmdb_db, "--attach-timeout-ms", "200"]);
+        assert!(
+            !o.status.success(),
+            "compacted a store another process has open"
+        );
+        if stderr(&o).contains("other processes have it open") {
+            break o;
+        }
+        // The holder has not opened the store yet.
+        assert!(std::time::Instant::now() < deadline, "{}", stderr(&o));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(stderr(&refused).trim().lines().count(), 1);
+    drop(stdin);
+    assert!(holder.wait().unwrap().success());
+    let o = run(&["compact", "--db", lmdb_db]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(export(lmdb_db), original);
+    assert!(run(&["check", "--db", lmdb_db]).status.success());
+    if !Path::new(&db).join("data.mdb").exists() {
+        // A sled store is compacted by migrate.
+        let o = run(&["compact", "--db", &db]);
+        assert!(stderr(&o).contains("migrate"), "{}", stderr(&o));
+    }
 }

@@ -62,6 +62,10 @@ pub struct Engine {
     commit: GroupCommit,
     group: Combiner,
     closed: AtomicBool,
+    /// A write committed since the last flush: a flush (and the
+    /// close of a handle, PHP's every request) of an engine that only read
+    /// costs no fsync.
+    dirty: AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -129,6 +133,7 @@ impl Engine {
             commit: GroupCommit::default(),
             group: Combiner::default(),
             closed: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
         })
     }
 
@@ -162,10 +167,21 @@ impl Engine {
         f(&Snap::new(&*txn, self.text_index))
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable (nothing to do when this engine
+    /// wrote nothing since the last flush).
     pub fn flush(&self) -> Result<()> {
         self.live()?;
-        self.kv.sync()
+        self.sync_if_dirty()
+    }
+
+    fn sync_if_dirty(&self) -> Result<()> {
+        if self.dirty.swap(false, Ordering::AcqRel) {
+            if let Err(e) = self.kv.sync() {
+                self.dirty.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Flushes and refuses every later call with [`Error::Closed`] (the
@@ -174,7 +190,7 @@ impl Engine {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.kv.sync()
+        self.sync_if_dirty()
     }
 
     /// Starts a write transaction (waiting for other writers at most
@@ -182,6 +198,14 @@ impl Engine {
     pub(crate) fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>> {
         self.live()?;
         self.kv.write(self.options.attach_timeout_ms)
+    }
+
+    /// Commits a write transaction begun with [`Engine::begin_write`] and
+    /// notes that a flush has something to sync.
+    pub(crate) fn commit_write(&self, w: Box<dyn WriteTxn + '_>) -> Result<()> {
+        w.commit()?;
+        self.dirty.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Runs one logical write of `tenant` in one write transaction, which
@@ -213,8 +237,11 @@ impl Engine {
             }
             Ok(v)
         };
-        self.group
-            .write(Box::new(job), &|| self.begin_write(), self.text_index)
+        let v = self
+            .group
+            .write(Box::new(job), &|| self.begin_write(), self.text_index)?;
+        self.dirty.store(true, Ordering::Release);
+        Ok(v)
     }
 
     /// Applies one write (validated first); returns the id it assigned, or 0
@@ -299,7 +326,7 @@ impl Engine {
                     return Err(Error::not_found(format!("account {sso_id}")));
                 }
                 w.delete(Space::Accounts, &key)?;
-                w.commit()?;
+                self.commit_write(w)?;
                 Ok(0)
             }
         }
@@ -325,7 +352,7 @@ impl Engine {
     pub(crate) fn upsert_account(&self, a: &Account) -> Result<()> {
         let mut w = self.begin_write()?;
         w.put(Space::Accounts, &a.sso_id.to_be_bytes(), &codec::encode(a))?;
-        w.commit()
+        self.commit_write(w)
     }
 
     /// Removes the records of writes applied more than `max_age_secs` ago
@@ -348,7 +375,7 @@ impl Engine {
                 w.delete(Space::Data, k)?;
             }
             n += old.len() as u64;
-            w.commit()?;
+            self.commit_write(w)?;
         }
         Ok(n)
     }
@@ -366,6 +393,16 @@ impl Engine {
         }
         storage::create_dir(dir, false)?;
         self.kv.copy_to(dir)
+    }
+
+    /// Rewrites an LMDB store compactly in place; it must not be open in
+    /// any other process. The engine is closed after (its map shows the
+    /// old file).
+    pub fn compact(&self) -> Result<()> {
+        self.live()?;
+        self.kv.compact()?;
+        self.closed.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Bytes of the store's files.

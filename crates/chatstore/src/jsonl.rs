@@ -255,7 +255,7 @@ impl Engine {
             };
             if failed.is_none() {
                 put_all(&mut *w, writes)?;
-                w.commit()?;
+                self.commit_write(w)?;
             }
             failed
         };

@@ -111,9 +111,10 @@ pub struct Options {
     /// opens with the engine it was made with, whatever this says (its
     /// files say which: ARCHITECTURE.md, "Storage").
     pub backend: Backend,
-    /// LMDB: the largest the store may grow, in bytes (default 256 GiB of
-    /// address space; nothing of it is used until written). A write that
-    /// would pass it fails naming this option and changes nothing.
+    /// LMDB: the largest the store may grow, in bytes (default 256 GiB). The
+    /// memory map starts at twice the file (at least 64 MiB) and doubles as
+    /// the store grows, up to this. A write that would pass it fails naming
+    /// this option and changes nothing.
     pub map_size: u64,
     /// Create a new store's directory and files for its group too (0770 and
     /// 0660 instead of 0700 and 0600), so that, say, a PHP-FPM pool running

@@ -212,6 +212,8 @@ pub enum Request {
         /// The new directory.
         dir: std::path::PathBuf,
     },
+    /// [`crate::Store::compact`].
+    Compact,
 }
 
 /// The answer to a [`Request`]. (A page is large beside the other answers;
@@ -316,6 +318,10 @@ pub fn execute(engine: &Engine, req: Request) -> Result<Response> {
         }
         Request::Backup { dir } => {
             engine.backup(&dir)?;
+            Response::Unit
+        }
+        Request::Compact => {
+            engine.compact()?;
             Response::Unit
         }
         Request::Write { id, op } => Response::Id(engine.apply(&op, Some(id))?),

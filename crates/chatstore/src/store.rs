@@ -328,7 +328,11 @@ impl Store {
                 Ok(())
             }
             Some(Backend::Local(owner)) => {
-                let flushed = owner.engine.flush();
+                // An engine closed already (compacted) has nothing to flush.
+                let flushed = match owner.engine.flush() {
+                    Err(Error::Closed) => Ok(()),
+                    r => r,
+                };
                 owner.release_handle();
                 flushed
             }
@@ -628,6 +632,19 @@ impl Store {
         let dir = std::path::absolute(dir.as_ref())?;
         match self.call(Request::Backup { dir })? {
             Response::Unit => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Rewrites an LMDB store compactly in place (its file never shrinks
+    /// by itself), then closes this handle. Refused with [`Error::Locked`]
+    /// while another process has the store open (use [`Store::backup`]
+    /// then), and with [`Error::Conflict`] for a sled store (use
+    /// [`Store::copy_into`]). Drop every other handle of this process on
+    /// the store before, and open it anew after.
+    pub fn compact(&self) -> Result<()> {
+        match self.call(Request::Compact)? {
+            Response::Unit => self.close(),
             other => Err(unexpected(other)),
         }
     }

@@ -22,10 +22,14 @@
 //!   can corrupt the store.
 //! - **Files** are created 0600 in a 0700 directory (0660/0770 with group
 //!   access). Stale reader slots of killed processes are cleared at open.
-//! - **Map size** is `Options::map_size` (default 256 GiB of address
-//!   space, nothing of it used until written). A full map is an error naming
-//!   the option; the store stays usable. A map grown by another process is
-//!   adopted (`MDB_MAP_RESIZED`) once this process's transactions end.
+//! - **Map size.** `Options::map_size` (default 256 GiB) is the most a
+//!   store may grow to. The map starts at twice the file (at least 64 MiB)
+//!   and doubles before a write transaction whenever the file passed half
+//!   of it, so a store never reserves much more address space than it needs
+//!   (valgrind and `ulimit -v` allow far less than 256 GiB). A write past
+//!   `map_size` is an error naming the option; the store stays usable. A
+//!   map grown by another process is adopted (`MDB_MAP_RESIZED`) once this
+//!   process's transactions end.
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
@@ -49,8 +53,28 @@ pub(crate) const DATA_FILE: &str = "data.mdb";
 const LOCK_FILE: &str = "lock.mdb";
 /// The file whose `flock` serializes writers across processes.
 pub(crate) const WRITER_LOCK: &str = "writer.lock";
+/// The file every process with the environment open holds a shared `flock`
+/// on; compaction takes it exclusively (it needs the store to itself).
+pub(crate) const USERS_LOCK: &str = "users.lock";
 
 type Db = Database<'static, Raw, Raw>;
+
+/// LMDB's page size on the platforms chatstore runs on (map sizes are
+/// multiples of it).
+const PAGE: u64 = 4096;
+/// The smallest map a store starts with.
+const MIN_MAP: u64 = 64 << 20;
+
+fn round_up(n: u64) -> u64 {
+    n.div_ceil(PAGE) * PAGE
+}
+
+/// The map a store opens with: twice its file, at least [`MIN_MAP`], at
+/// most `max`.
+fn initial_map(file_len: u64, max: u64) -> usize {
+    let want = round_up(file_len.saturating_mul(2).max(MIN_MAP).min(max.max(PAGE)));
+    usize::try_from(want).unwrap_or(usize::MAX)
+}
 
 /// The environment of one store, shared by every handle of this process.
 struct Shared {
@@ -66,9 +90,13 @@ struct Shared {
     /// Held (read) by every transaction of this process, (write) to adopt
     /// a map another process grew.
     resize: RwLock<()>,
+    /// `Options::map_size`: the largest the map may grow to.
     map_size: u64,
     /// The process that opened the environment.
     pid: u32,
+    /// Holds a shared `flock` while the environment is open (declared after
+    /// `env`, so it is released after the environment closed).
+    users_file: File,
 }
 
 impl std::fmt::Debug for Shared {
@@ -147,8 +175,24 @@ impl Shared {
             .truncate(false)
             .open(&writer_path)
             .map_err(|e| super::io_error(&writer_path, e))?;
+        let users_path = path.join(USERS_LOCK);
+        let users_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&users_path)
+            .map_err(|e| super::io_error(&users_path, e))?;
+        let timeout_ms = options.attach_timeout_ms;
+        wait_for(
+            path,
+            timeout_ms,
+            || users_file.try_lock_shared(),
+            || format!("it stayed locked for compaction for more than {timeout_ms} ms"),
+        )?;
+        let file_len = std::fs::metadata(path.join(DATA_FILE)).map_or(0, |m| m.len());
         let mut o = EnvOpenOptions::new().read_txn_without_tls();
-        o.map_size(usize::try_from(map_size).unwrap_or(usize::MAX))
+        o.map_size(initial_map(file_len, map_size))
             .max_dbs(4)
             .max_readers(1022);
         // SAFETY: NO_META_SYNC keeps the store's integrity across a system
@@ -164,9 +208,9 @@ impl Shared {
         // held while opening), and never uses one across fork().
         let env = unsafe { o.open(path) }.map_err(fail)?;
         env.clear_stale_readers().map_err(fail)?;
-        for f in [DATA_FILE, LOCK_FILE, WRITER_LOCK] {
+        for f in [DATA_FILE, LOCK_FILE, WRITER_LOCK, USERS_LOCK] {
             let p = path.join(f);
-            if is_new || f == WRITER_LOCK {
+            if is_new || f == WRITER_LOCK || f == USERS_LOCK {
                 // Only files this process created, or may own: another
                 // user's files are not ours to change.
                 let _ = super::set_file_mode(&p, options.group_access);
@@ -188,7 +232,31 @@ impl Shared {
             resize: RwLock::new(()),
             map_size,
             pid: std::process::id(),
+            users_file,
         })
+    }
+
+    /// Doubles the map (up to `map_size`) when the file passed half of it,
+    /// so the transaction about to begin has room. Called by a writer
+    /// holding the in-process writer lock; waits for this process's read
+    /// transactions to end (LMDB resizes only with none open).
+    fn grow_if_needed(&self) -> Result<()> {
+        let info = self.env.info();
+        let used = (info.last_page_number as u64 + 1) * PAGE;
+        let mapped = info.map_size as u64;
+        if used * 2 <= mapped || mapped >= self.map_size {
+            return Ok(());
+        }
+        let _all = self.resize.write().unwrap_or_else(|e| e.into_inner());
+        let grown = round_up(mapped.saturating_mul(2).min(self.map_size));
+        // SAFETY: the write lock of `resize` is held, so no transaction of
+        // this process is open (each holds its read lock for its life); the
+        // size is a multiple of the page size.
+        unsafe {
+            self.env
+                .resize(usize::try_from(grown).unwrap_or(usize::MAX))
+        }
+        .map_err(|e| self.fail(e))
     }
 
     fn db(&self, space: Space) -> &Db {
@@ -279,35 +347,53 @@ impl<'a> FileLock<'a> {
     /// Takes the lock, waiting at most `timeout_ms`; then records this
     /// process as its holder.
     fn take(file: &'a File, path: &Path, timeout_ms: u64) -> Result<Self> {
-        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-        let mut pause = Duration::from_micros(20);
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(std::fs::TryLockError::WouldBlock) => {}
-                Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
-            }
-            if Instant::now() >= deadline {
+        wait_for(
+            path,
+            timeout_ms,
+            || file.try_lock(),
+            || {
                 let holder =
                     holder_of(file).map_or_else(String::new, |p| format!(" (process {p})"));
-                return Err(Error::Locked {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "another process{holder} has held its write lock ({}) for more than \
-                         {timeout_ms} ms",
-                        path.join(WRITER_LOCK).display()
-                    ),
-                });
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(5));
-        }
+                format!(
+                    "another process{holder} has held its write lock ({}) for more than \
+                     {timeout_ms} ms",
+                    path.join(WRITER_LOCK).display()
+                )
+            },
+        )?;
         let mut f = file;
         let pid = format!("{:<10}\n", std::process::id());
         let _ = f
             .seek(std::io::SeekFrom::Start(0))
             .and_then(|_| f.write_all(pid.as_bytes()));
         Ok(FileLock { file })
+    }
+}
+
+/// Polls `try_lock` (a non-blocking `flock`) until it succeeds or
+/// `timeout_ms` passes, then fails with [`Error::Locked`] giving `reason`.
+fn wait_for(
+    path: &Path,
+    timeout_ms: u64,
+    try_lock: impl Fn() -> std::result::Result<(), std::fs::TryLockError>,
+    reason: impl FnOnce() -> String,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+    let mut pause = Duration::from_micros(20);
+    loop {
+        match try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Locked {
+                path: path.to_path_buf(),
+                reason: reason(),
+            });
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
     }
 }
 
@@ -475,6 +561,7 @@ impl Kv for LmdbKv {
     fn write(&self, timeout_ms: u64) -> Result<Box<dyn WriteTxn + '_>> {
         let s = &*self.shared;
         let writer = s.writer.lock().unwrap_or_else(|e| e.into_inner());
+        s.grow_if_needed()?;
         let flock = FileLock::take(&s.writer_file, &s.path, timeout_ms)?;
         let (guard, txn) = s.begin(|| s.env.write_txn())?;
         Ok(Box::new(Writer {
@@ -513,5 +600,45 @@ impl Kv for LmdbKv {
         Ok(KvStats {
             disk_bytes: std::fs::metadata(self.shared.path.join(DATA_FILE))?.len(),
         })
+    }
+
+    fn compact(&self) -> Result<()> {
+        let s = &*self.shared;
+        let _writer = s.writer.lock().unwrap_or_else(|e| e.into_inner());
+        // Another process with the store open would go on writing to the
+        // file this one replaces: refuse while there is one.
+        match s.users_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: s.path.clone(),
+                    reason: "other processes have it open, and compacting needs it to itself \
+                             (`chatstore backup` writes a compact copy while it is in use)"
+                        .into(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        let tmp = s.path.join("compact.tmp");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| super::io_error(&tmp, e))?;
+        }
+        super::create_dir(&tmp, false)?;
+        self.copy_to(&tmp)?;
+        let mode = std::fs::metadata(s.path.join(DATA_FILE))?.permissions();
+        std::fs::set_permissions(tmp.join(DATA_FILE), mode)?;
+        std::fs::rename(tmp.join(DATA_FILE), s.path.join(DATA_FILE))
+            .map_err(|e| super::io_error(&s.path, e))?;
+        // The lock region described the old file: the next opener (the
+        // first, as nobody else has the store open) makes it anew.
+        let _ = std::fs::remove_file(s.path.join(LOCK_FILE));
+        File::open(&s.path)?.sync_all()?;
+        std::fs::remove_dir(&tmp).map_err(|e| super::io_error(&tmp, e))?;
+        // This environment maps the old file: it must not be used again.
+        let mut envs = ENVS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(map) = envs.as_mut() {
+            map.remove(&s.path);
+        }
+        Ok(())
     }
 }

@@ -223,6 +223,17 @@ pub(crate) trait Kv: Send + Sync + std::fmt::Debug {
     fn copy_to(&self, dir: &Path) -> Result<()>;
     /// Sizes.
     fn stats(&self) -> Result<KvStats>;
+    /// Rewrites the store compactly in place. Needs the store to itself
+    /// (no other process has it open); this handle is closed after.
+    fn compact(&self) -> Result<()> {
+        Err(Error::Conflict {
+            reason: format!(
+                "compact is for LMDB stores; a {} store is compacted by `chatstore migrate` \
+                 into a new store",
+                self.backend()
+            ),
+        })
+    }
 }
 
 /// Opens (creating when absent) the store at `path`: the backend it was

@@ -245,3 +245,41 @@ fn an_lmdb_writer_waits_for_the_write_lock_with_a_deadline() {
     other.unlock().unwrap();
     kv.write(50).unwrap().commit().unwrap();
 }
+
+#[test]
+fn the_lmdb_map_grows_with_the_store_up_to_map_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        backend: Backend::Lmdb,
+        map_size: 1 << 30,
+        ..Options::default()
+    };
+    let kv = open(dir.path(), &options).unwrap();
+    // 96 MiB in 24 transactions: past the 64 MiB the map starts with.
+    let value = vec![5u8; 64 << 10];
+    for t in 0..24u32 {
+        let mut w = kv.write(1000).unwrap();
+        for i in 0..64u32 {
+            w.put(
+                Space::Data,
+                &[t.to_be_bytes(), i.to_be_bytes()].concat(),
+                &value,
+            )
+            .unwrap();
+        }
+        w.commit().unwrap();
+    }
+    assert!(kv.stats().unwrap().disk_bytes > 96 << 20);
+    let r = kv.read().unwrap();
+    assert_eq!(
+        r.range(
+            Space::Data,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            Dir::Forward
+        )
+        .unwrap()
+        .count(),
+        24 * 64
+    );
+}
