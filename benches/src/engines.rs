@@ -62,7 +62,7 @@ pub fn chat_options(durable: bool) -> Options {
     o
 }
 
-fn new_message(sid: u64, i: u64) -> Message {
+pub fn new_message(sid: u64, i: u64) -> Message {
     Message {
         tenant: TENANT,
         session_id: sid,
@@ -219,6 +219,12 @@ pub fn chatstore(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan)
             .unwrap();
     });
     push(&mut r, "append_message_durable", "us", samples);
+    let exe = std::env::current_exe().unwrap();
+    let reopen = crate::processes::open_after_kill(&exe, dir, "chatstore", || {
+        let s = Store::open(&db, chat_options(false)).unwrap();
+        std::hint::black_box(s.tenant_stats(TENANT).unwrap());
+    });
+    push(&mut r, "open_after_kill", "us", once(reopen));
     push(
         &mut r,
         "peak_rss",
@@ -279,7 +285,7 @@ CREATE TABLE messages (id INTEGER PRIMARY KEY, uniacid INTEGER NOT NULL, session
 CREATE INDEX messages_session ON messages (session_id, id);
 ";
 
-fn sqlite_open(path: &Path) -> Connection {
+pub fn sqlite_open(path: &Path) -> Connection {
     let c = Connection::open(path).unwrap();
     c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
     c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
@@ -650,7 +656,7 @@ fn live_list_schema(c: &Connection) {
     .unwrap();
 }
 
-fn sqlite_append(c: &Connection, m: &Message) {
+pub fn sqlite_append(c: &Connection, m: &Message) {
     let tx = c.unchecked_transaction().unwrap();
     tx.prepare_cached("INSERT INTO messages (uniacid, session_id, sender, sender_id, content, content_type, link, time, ip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)").unwrap()
         .execute(params![m.tenant, m.session_id, m.sender.as_str(), m.sender_id, m.content, m.content_type, m.link, m.time, m.ip]).unwrap();
@@ -819,6 +825,19 @@ pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) ->
         });
     });
     push(&mut r, "append_message_durable", "us", samples);
+    let exe = std::env::current_exe().unwrap();
+    let reopen = crate::processes::open_after_kill(&exe, dir, "sqlite", || {
+        let c = sqlite_open(&db);
+        let n: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sessions WHERE uniacid = ?1",
+                [TENANT],
+                |row| row.get(0),
+            )
+            .unwrap();
+        std::hint::black_box(n);
+    });
+    push(&mut r, "open_after_kill", "us", once(reopen));
     push(
         &mut r,
         "peak_rss",

@@ -123,6 +123,8 @@ fn main() {
     if let Some(engine) = &args.engine {
         if engine == "owner" {
             processes::own(&dir);
+        } else if let Some(e) = engine.strip_prefix("writer-") {
+            processes::write_until_killed(&dir, e);
         } else {
             run_engine(&args, engine, &dir);
         }

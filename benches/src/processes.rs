@@ -98,3 +98,85 @@ pub fn measure(exe: &Path, dir: &Path, q: &Queries, iterations: usize) -> Value 
     );
     row
 }
+
+/// A tenant of its own for [`write_until_killed`], so what it writes
+/// changes nothing the engines' agreement check reads afterwards.
+const KILLED_TENANT: u64 = 9;
+
+/// Its session: an id no session of the dataset has (SQLite's append
+/// updates the session by id alone).
+const KILLED_SESSION: u64 = 9_999_999;
+
+/// The child of [`open_after_kill`]'s message `i`.
+fn killed_message(i: u64) -> chatstore::Message {
+    chatstore::Message {
+        tenant: KILLED_TENANT,
+        ..crate::engines::new_message(KILLED_SESSION, 5_000_000 + i)
+    }
+}
+
+/// The child of [`open_after_kill`]: appends to the engine's store until it
+/// is killed, saying "ready" after its first append.
+pub fn write_until_killed(dir: &Path, engine: &str) {
+    let mut i = 0u64;
+    let ready = |i: u64| {
+        if i == 1 {
+            println!("ready");
+            std::io::stdout().flush().unwrap();
+        }
+    };
+    if engine == "chatstore" {
+        let store = Store::open(dir.join("chatstore.db"), chat_options(false)).unwrap();
+        let (tenant, uid) = (KILLED_TENANT, 1);
+        store
+            .upsert_member(&chatstore::Member {
+                tenant,
+                uid,
+                ..Default::default()
+            })
+            .unwrap();
+        let sid = store
+            .upsert_session(&chatstore::Session {
+                tenant,
+                id: KILLED_SESSION,
+                uid,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(sid, KILLED_SESSION);
+        loop {
+            i += 1;
+            store.append_message(&killed_message(i)).unwrap();
+            ready(i);
+        }
+    } else {
+        let c = crate::engines::sqlite_open(&dir.join("sqlite.db"));
+        loop {
+            i += 1;
+            crate::engines::sqlite_append(&c, &killed_message(i));
+            ready(i);
+        }
+    }
+}
+
+/// Kills (SIGKILL) a process writing to the engine's store 200 ms into its
+/// writes; returns how long the next open takes (recovery included).
+pub fn open_after_kill(exe: &Path, dir: &Path, engine: &str, open: impl FnOnce()) -> f64 {
+    let mut child = Command::new(exe)
+        .args(["--engine", &format!("writer-{engine}"), "--workdir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let t = std::time::Instant::now();
+    open();
+    t.elapsed().as_secs_f64() * 1e6
+}
