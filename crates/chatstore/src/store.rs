@@ -1,6 +1,7 @@
 //! The store handle every interface uses. A handle is attached either to
-//! this process's engine or, when another process owns the store, to that
-//! process over its socket ([`crate::server`]); either way every call is one
+//! this process's engine (always, for an LMDB store) or, when another
+//! process owns a sled store, to that process over its socket
+//! ([`crate::server`]); either way every call is one
 //! [`Request`] and the answer the same. A handle whose owner went away
 //! attaches again (taking the store over when nobody else did) and retries;
 //! a retried write carries its request id and is applied once.
@@ -77,12 +78,14 @@ macro_rules! answer {
 }
 
 impl Store {
-    /// Opens (creating when absent) the store at `path`. The first process
-    /// to open a store owns it and serves the others; handles in other
-    /// processes (and later handles in this one) share it. Fails with
+    /// Opens (creating when absent) the store at `path`: a new store with
+    /// `Options::backend` (LMDB by default), an existing one with the
+    /// backend it was made with. Handles of one process share one engine.
+    /// An LMDB store is opened by every process itself; of a sled store, the
+    /// first process to open it owns it and serves the others. Fails with
     /// [`Error::Format`] when the store was written by a newer chatstore,
-    /// and with [`Error::Locked`] only when the store's lock stays held with
-    /// nobody serving it for `Options::attach_timeout_ms` (10 s).
+    /// and with [`Error::Locked`] only when a sled store's lock stays held
+    /// with nobody serving it for `Options::attach_timeout_ms` (10 s).
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
         let backend = attach(&path, &options)?;
