@@ -604,20 +604,28 @@ fn backup_and_migrate_between_backends_keep_the_export() {
         .spawn()
         .unwrap();
     let stdin = holder.stdin.take().unwrap();
+    // Wait until the holder has the store open: it holds a shared lock of
+    // users.lock for as long as it does.
+    let users = std::fs::File::open(Path::new(lmdb_db).join("users.lock")).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let refused = loop {
-        let o = run(&["compact", "--db", lmdb_db, "--attach-timeout-ms", "200"]);
+    while users.try_lock().is_ok() {
+        users.unlock().unwrap();
         assert!(
-            !o.status.success(),
-            "compacted a store another process has open"
+            std::time::Instant::now() < deadline,
+            "the holder never opened the store"
         );
-        if stderr(&o).contains("other processes have it open") {
-            break o;
-        }
-        // The holder has not opened the store yet.
-        assert!(std::time::Instant::now() < deadline, "{}", stderr(&o));
         std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    }
+    let refused = run(&["compact", "--db", lmdb_db, "--attach-timeout-ms", "200"]);
+    assert!(
+        !refused.status.success(),
+        "compacted a store another process has open"
+    );
+    assert!(
+        stderr(&refused).contains("other processes have it open"),
+        "{}",
+        stderr(&refused)
+    );
     assert_eq!(stderr(&refused).trim().lines().count(), 1);
     drop(stdin);
     assert!(holder.wait().unwrap().success());

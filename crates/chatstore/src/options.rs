@@ -231,4 +231,25 @@ mod tests {
         assert!(e.to_string().contains("medya_base"));
         assert!(Options::from_json(&serde_json::json!({"utc_offset": "8"})).is_err());
     }
+
+    #[test]
+    fn storage_options_from_json() {
+        let o = Options::from_json(&serde_json::json!({
+            "backend": "sled", "map_size": 1u64 << 30, "group_access": true
+        }))
+        .unwrap();
+        assert_eq!(
+            (o.backend, o.map_size, o.group_access),
+            (Backend::Sled, 1 << 30, true)
+        );
+        let e = Options::from_json(&serde_json::json!({"backend": "rocksdb"})).unwrap_err();
+        assert!(
+            e.to_string().contains("backend") && e.to_string().contains("rocksdb"),
+            "{e}"
+        );
+        let e = Options::from_json(&serde_json::json!({"map_size": "big"})).unwrap_err();
+        assert!(e.to_string().contains("map_size"), "{e}");
+        let e = Options::from_json(&serde_json::json!({"group_access": 1})).unwrap_err();
+        assert!(e.to_string().contains("group_access"), "{e}");
+    }
 }
