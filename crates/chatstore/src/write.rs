@@ -13,7 +13,7 @@
 //! the primary record, never found by scanning.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use serde::{de::DeserializeOwned, Serialize};
@@ -41,7 +41,7 @@ pub struct Tx<'a> {
     txn: &'a dyn ReadTxn,
     /// Whether the store keeps the message-text index (fixed per store).
     text_index: bool,
-    writes: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    writes: RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
 }
 
 impl<'a> Tx<'a> {
@@ -51,16 +51,14 @@ impl<'a> Tx<'a> {
         Tx {
             txn,
             text_index,
-            writes: RefCell::new(HashMap::new()),
+            writes: RefCell::new(BTreeMap::new()),
         }
     }
 
     /// The collected writes, in key order (LMDB inserts sorted keys
     /// fastest).
     pub fn into_writes(self) -> Writes {
-        let mut w: Writes = self.writes.into_inner().into_iter().collect();
-        w.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        w
+        self.writes.into_inner().into_iter().collect()
     }
 
     /// The data space as committed before this overlay (what earlier
@@ -97,14 +95,13 @@ impl<'a> Tx<'a> {
         to: &[u8],
         limit: usize,
     ) -> TxResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        let pending: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+        let pending: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
             .writes
             .borrow()
-            .iter()
-            .filter(|(k, _)| k.as_slice() >= from && k.as_slice() < to)
+            .range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let mut merged = std::collections::BTreeMap::new();
+        let mut merged = BTreeMap::new();
         // Pending removes may hide committed keys: read past them.
         let hidden = pending.values().filter(|v| v.is_none()).count();
         for item in self
@@ -125,18 +122,19 @@ impl<'a> Tx<'a> {
 
     /// The values under keys in `[from, to)`, committed merged with pending
     /// (a pending write wins, a pending remove hides), in key order. Costs a
-    /// range scan plus a pass over the pending writes (at most an import
-    /// batch).
+    /// range scan of the transaction and of the pending writes.
     pub fn range_values(&self, from: &[u8], to: &[u8]) -> TxResult<Vec<Vec<u8>>> {
-        let mut merged: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
             .data()
             .range(Bound::Included(from), Bound::Excluded(to))
             .map(|item| item.map(|(k, v)| (k.to_vec(), Some(v.to_vec()))))
             .collect::<Result<_, _>>()?;
-        for (k, v) in self.writes.borrow().iter() {
-            if k.as_slice() >= from && k.as_slice() < to {
-                merged.insert(k.clone(), v.clone());
-            }
+        for (k, v) in self
+            .writes
+            .borrow()
+            .range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)))
+        {
+            merged.insert(k.clone(), v.clone());
         }
         Ok(merged.into_values().flatten().collect())
     }
