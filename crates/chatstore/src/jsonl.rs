@@ -20,10 +20,11 @@ use crate::storage::{Space, Tree};
 use crate::write::{self, Tx};
 
 /// Records per import transaction. A commit writes every page the batch
-/// touched once (and on LMDB fsyncs once), so larger batches write less:
-/// at the medium scale 2,000-record batches cost LMDB 99 µs a message.
-/// The batch's overlay is in memory: about 15 MB at this size.
-pub const IMPORT_BATCH: usize = 10_000;
+/// touched once (and on LMDB fsyncs once), so larger batches write less;
+/// the batch and its overlay are in memory. At the medium scale on LMDB
+/// (BENCHMARKS.md): 2,000 records cost 99 µs a message with 31 MB of
+/// anonymous memory, 10,000 records 43 µs with 127 MB.
+pub const IMPORT_BATCH: usize = 5_000;
 /// Message text per import transaction, in bytes, in a store with the
 /// message-text index: every gram of a message's text is a key, so a batch
 /// is also cut by text (about 40k keys).
