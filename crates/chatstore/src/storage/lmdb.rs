@@ -195,17 +195,15 @@ impl Shared {
         o.map_size(initial_map(file_len, map_size))
             .max_dbs(4)
             .max_readers(1022);
-        // SAFETY: NO_META_SYNC keeps the store's integrity across a system
-        // crash (lmdb.h: only the last commit may be undone); NO_READ_AHEAD
-        // changes nothing but the kernel's read-ahead. Neither is NO_SYNC,
-        // WRITEMAP or NO_LOCK, the flags heed calls unsafe.
+        // NO_META_SYNC keeps integrity after a system crash (lmdb.h: only the
+        // last commit may be undone); NO_READ_AHEAD only changes read-ahead.
+        // SAFETY: neither is NO_SYNC, WRITEMAP or NO_LOCK (why heed says unsafe).
         unsafe {
             o.flags(EnvFlags::NO_META_SYNC | EnvFlags::NO_READ_AHEAD);
         }
-        // SAFETY: the map's file is only ever changed through LMDB (by this
-        // and other chatstore processes, coordinated by LMDB's lock file);
-        // this process opens one environment per path (the ENVS registry,
-        // held while opening), and never uses one across fork().
+        // The file is only changed through LMDB (processes coordinate on its
+        // lock file); one environment per path per process (ENVS, held now).
+        // SAFETY: as above; an environment is never used across fork() (pid).
         let env = unsafe { o.open(path) }.map_err(fail)?;
         env.clear_stale_readers().map_err(fail)?;
         for f in [DATA_FILE, LOCK_FILE, WRITER_LOCK, USERS_LOCK] {
@@ -249,9 +247,8 @@ impl Shared {
         }
         let _all = self.resize.write().unwrap_or_else(|e| e.into_inner());
         let grown = round_up(mapped.saturating_mul(2).min(self.map_size));
-        // SAFETY: the write lock of `resize` is held, so no transaction of
-        // this process is open (each holds its read lock for its life); the
-        // size is a multiple of the page size.
+        // Every transaction holds `resize` read-locked for its life.
+        // SAFETY: its write lock is held: none is open; the size is page-sized.
         unsafe {
             self.env
                 .resize(usize::try_from(grown).unwrap_or(usize::MAX))
@@ -280,9 +277,8 @@ impl Shared {
                 Err(heed::Error::Mdb(heed::MdbError::MapResized)) => {
                     drop(guard);
                     let _all = self.resize.write().unwrap_or_else(|e| e.into_inner());
-                    // SAFETY: the write lock of `resize` is held, so no
-                    // transaction of this process is open (each holds its
-                    // read lock for its whole life).
+                    // SAFETY: `resize` is write-locked, so no transaction of
+                    // this process is open (each holds it read-locked).
                     unsafe { self.env.resize(0) }.map_err(|e| self.fail(e))?;
                 }
                 Err(e) => return Err(self.fail(e)),
