@@ -404,12 +404,6 @@ impl Engine {
         self.closed.store(true, Ordering::Release);
         Ok(())
     }
-
-    /// Bytes of the store's files.
-    #[allow(dead_code)]
-    pub(crate) fn disk_bytes(&self) -> Result<u64> {
-        Ok(self.kv.stats()?.disk_bytes)
-    }
 }
 
 /// The read API: each call one read transaction (see [`Engine::read`]).

@@ -29,6 +29,10 @@ pub const IMPORT_BATCH: usize = 5_000;
 /// message-text index: every gram of a message's text is a key, so a batch
 /// is also cut by text (about 40k keys).
 pub const IMPORT_BATCH_TEXT: usize = 64 * 1024;
+/// Message text per import transaction without the text index: the bound
+/// in bytes that keeps a batch of long messages (up to 64 KB each) from
+/// holding hundreds of MB in memory or in one transaction.
+pub const IMPORT_BATCH_BYTES: usize = 4 << 20;
 
 /// One line of the JSON Lines format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,7 +235,12 @@ impl Engine {
                 record,
                 hash,
             });
-            if batch.len() >= IMPORT_BATCH || (self.text_index && batch_text >= IMPORT_BATCH_TEXT) {
+            let text_limit = if self.text_index {
+                IMPORT_BATCH_TEXT
+            } else {
+                IMPORT_BATCH_BYTES
+            };
+            if batch.len() >= IMPORT_BATCH || batch_text >= text_limit {
                 batch_text = 0;
                 self.commit_batch(&mut batch, &mut summary)?;
                 progress(bytes);

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use heed::types::Bytes as Raw;
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 
-use super::{Backend, Bytes, Dir, Iter, Kv, KvStats, ReadTxn, Space, WriteTxn};
+use super::{Backend, Bytes, Dir, Iter, Kv, ReadTxn, Space, WriteTxn};
 use crate::error::{Error, Result};
 use crate::options::Options;
 
@@ -590,12 +590,6 @@ impl Kv for LmdbKv {
             .map_err(|e| s.fail(e))?;
         f.sync_all()?;
         Ok(())
-    }
-
-    fn stats(&self) -> Result<KvStats> {
-        Ok(KvStats {
-            disk_bytes: std::fs::metadata(self.shared.path.join(DATA_FILE))?.len(),
-        })
     }
 
     fn compact(&self) -> Result<()> {

@@ -2,7 +2,7 @@
 //! key-value engine underneath it.
 //!
 //! Everything chatstore stores goes through three traits: [`Kv`] (an open
-//! store: transactions, durability, copies, stats), [`ReadTxn`] (a read
+//! store: transactions, durability, copies, compaction), [`ReadTxn`] (a read
 //! transaction: point reads and forward or backward range scans over one
 //! consistent snapshot where the engine has snapshots) and [`WriteTxn`] (a
 //! write transaction: puts and deletes that its own reads and scans see,
@@ -113,15 +113,11 @@ pub(crate) struct Bytes<'a>(Repr<'a>);
 enum Repr<'a> {
     Borrowed(&'a [u8]),
     Sled(::sled::IVec),
-    Owned(Vec<u8>),
 }
 
 impl<'a> Bytes<'a> {
     pub(crate) fn borrowed(b: &'a [u8]) -> Self {
         Bytes(Repr::Borrowed(b))
-    }
-    pub(crate) fn owned(v: Vec<u8>) -> Self {
-        Bytes(Repr::Owned(v))
     }
     fn sled(v: ::sled::IVec) -> Self {
         Bytes(Repr::Sled(v))
@@ -134,7 +130,6 @@ impl Deref for Bytes<'_> {
         match &self.0 {
             Repr::Borrowed(b) => b,
             Repr::Sled(v) => v,
-            Repr::Owned(v) => v,
         }
     }
 }
@@ -195,13 +190,6 @@ pub(crate) trait WriteTxn: ReadTxn {
     fn as_read(&self) -> &dyn ReadTxn;
 }
 
-/// What a store occupies.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct KvStats {
-    /// Bytes of the store's files on disk.
-    pub disk_bytes: u64,
-}
-
 /// An open store of one backend.
 pub(crate) trait Kv: Send + Sync + std::fmt::Debug {
     /// Which backend this is.
@@ -221,8 +209,6 @@ pub(crate) trait Kv: Send + Sync + std::fmt::Debug {
     /// Writes a consistent, compact copy of the store into the new
     /// directory `dir` (same backend).
     fn copy_to(&self, dir: &Path) -> Result<()>;
-    /// Sizes.
-    fn stats(&self) -> Result<KvStats>;
     /// Rewrites the store compactly in place. Needs the store to itself
     /// (no other process has it open); this handle is closed after.
     fn compact(&self) -> Result<()> {
@@ -277,21 +263,6 @@ pub(crate) fn set_file_mode(path: &Path, group_access: bool) -> Result<()> {
     let mode = if group_access { 0o660 } else { 0o600 };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     Ok(())
-}
-
-/// Bytes under a directory (files, recursively).
-pub(crate) fn dir_bytes(path: &Path) -> Result<u64> {
-    let mut n = 0;
-    for e in std::fs::read_dir(path)? {
-        let e = e?;
-        let md = e.metadata()?;
-        n += if md.is_dir() {
-            dir_bytes(&e.path())?
-        } else {
-            md.len()
-        };
-    }
-    Ok(n)
 }
 
 /// One key space of a read transaction, with the conveniences the query

@@ -19,7 +19,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Backend, Bytes, Dir, Iter, Kv, KvStats, ReadTxn, Space, WriteTxn};
+use super::{Backend, Bytes, Dir, Iter, Kv, ReadTxn, Space, WriteTxn};
 use crate::error::{Error, Result};
 use crate::options::{Durability, Options};
 
@@ -158,9 +158,12 @@ impl ReadTxn for Write<'_> {
         match self.pending[space as usize].get(key) {
             Some(Some(v)) => Ok(Some(Bytes::borrowed(v))),
             Some(None) => Ok(None),
-            None => Read { kv: self.kv }
-                .get(space, key)
-                .map(|o| o.map(|b| Bytes::owned(b.to_vec()))),
+            None => Ok(self
+                .kv
+                .tree(space)
+                .get(key)
+                .map_err(|e| self.kv.fail(e))?
+                .map(Bytes::sled)),
         }
     }
     fn range<'a>(
@@ -337,12 +340,6 @@ impl Kv for SledKv {
         }
         out.flush().map_err(fail)?;
         Ok(())
-    }
-
-    fn stats(&self) -> Result<KvStats> {
-        Ok(KvStats {
-            disk_bytes: super::dir_bytes(&self.path)?,
-        })
     }
 }
 
