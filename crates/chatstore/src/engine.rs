@@ -395,6 +395,26 @@ impl Engine {
         self.kv.copy_to(dir)
     }
 
+    /// Bytes the store takes on disk.
+    pub(crate) fn size_on_disk(&self) -> Result<u64> {
+        self.live()?;
+        self.kv.size_on_disk()
+    }
+
+    /// Whether an import that found the store at `before` bytes wrote most
+    /// of it, so that rewriting it in key order ([`Engine::compact`]) packs
+    /// it: an LMDB store that at least doubled, by [`PACK_MIN_GROWTH`] or
+    /// more. Random inserts leave LMDB's pages about half full, and a store
+    /// written by many transactions keeps free pages; a rewrite in key
+    /// order fills every page (ARCHITECTURE.md, "Bulk loads").
+    pub(crate) fn worth_packing(&self, before: u64) -> Result<bool> {
+        if self.kv.backend() != storage::Backend::Lmdb {
+            return Ok(false);
+        }
+        let after = self.size_on_disk()?;
+        Ok(after >= before.saturating_mul(2) && after - before >= PACK_MIN_GROWTH)
+    }
+
     /// Rewrites an LMDB store compactly in place; it must not be open in
     /// any other process. The engine is closed after (its map shows the
     /// old file).
@@ -502,6 +522,10 @@ fn message_ids(data: Tree<'_>, tenant: u64, sid: u64) -> Result<write::SessionMe
         deleted: ids(keys::deleted_of(tenant, sid))?,
     })
 }
+
+/// The least an import must grow an LMDB store by for the store to be
+/// packed after it (see [`Engine::worth_packing`]).
+pub(crate) const PACK_MIN_GROWTH: u64 = 4 << 20;
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()

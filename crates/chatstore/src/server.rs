@@ -179,6 +179,11 @@ impl Owner {
         *self.last_request.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
+    /// How many handles of this process are attached.
+    pub fn handle_count(&self) -> usize {
+        self.handles.load(Ordering::Acquire)
+    }
+
     /// A local handle closed. With no handle, no connection and no linger,
     /// the store is released now.
     pub fn release_handle(&self) {

@@ -512,14 +512,56 @@ impl Store {
                 self.reattach(generation)?;
                 return self.import_jsonl(reader, progress);
             }
+            let before = owner.engine.size_on_disk()?;
             let summary = owner.engine.import_jsonl(reader, 0, progress)?;
             if self.options.durability == Durability::Sync {
                 owner.engine.sync()?;
+            }
+            let pack = owner.engine.worth_packing(before)?;
+            drop(guard);
+            if pack {
+                self.pack()?;
             }
             return Ok(summary);
         }
         drop(guard);
         self.import_remote(reader, progress)
+    }
+
+    /// Packs an LMDB store an import just wrote most of (see
+    /// [`crate::engine::Engine::worth_packing`]) and attaches again. Left
+    /// as it is while another handle of this process or another process
+    /// has the store open: packing replaces its file.
+    fn pack(&self) -> Result<()> {
+        let mut guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let Some(att) = guard.as_mut() else {
+            return Err(Error::Closed);
+        };
+        let Backend::Local(owner) = &att.backend else {
+            return Ok(());
+        };
+        if !owner.is_ours() || owner.handle_count() != 1 {
+            return Ok(());
+        }
+        match owner.engine.compact() {
+            Ok(()) => {}
+            Err(Error::Locked { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let generation = att.generation;
+        if let Some(Attachment {
+            backend: Backend::Local(owner),
+            ..
+        }) = guard.take()
+        {
+            // Its engine is closed: releasing it frees the old file's map.
+            owner.release_handle();
+        }
+        *guard = Some(Attachment {
+            backend: attach(&self.path, &self.options)?,
+            generation: generation + 1,
+        });
+        Ok(())
     }
 
     /// Sends whole lines in chunks; line numbers and the stop at a refused

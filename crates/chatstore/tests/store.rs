@@ -552,3 +552,80 @@ fn recall_and_soft_delete_keep_the_session_right() {
     store.export_jsonl(&mut out).unwrap();
     assert!(!String::from_utf8(out).unwrap().contains("deleted_at"));
 }
+
+/// The seed and 30,000 messages spread over its sessions: an import that
+/// writes most of the store it goes into.
+fn bulk_jsonl() -> String {
+    let mut s = demo::SEED_JSONL.to_string();
+    for i in 0..30_000u64 {
+        let sid = 1 + i * 7 % 4;
+        s.push_str(&format!(
+            "{{\"kind\":\"message\",\"tenant\":2,\"session_id\":{sid},\"sender\":\"agent\",\
+             \"sender_id\":2,\"content\":\"第{i}条 订单 order {i} đã giao hàng, cảm ơn quý khách\",\
+             \"content_type\":0,\"link\":\"\",\"time\":{},\"ip\":\"\"}}\n",
+            1_614_300_000 + i
+        ));
+    }
+    s
+}
+
+fn data_file_len(dir: &tempfile::TempDir) -> u64 {
+    std::fs::metadata(dir.path().join("data.mdb"))
+        .unwrap()
+        .len()
+}
+
+/// An import that writes most of an LMDB store packs it (rewrites it in
+/// key order, every page full) and the handle goes on working; while
+/// another handle has the store open it is left as it is.
+#[test]
+fn a_bulk_load_packs_an_lmdb_store() {
+    let jsonl = bulk_jsonl();
+    let options = Options {
+        backend: chatstore::Backend::Lmdb,
+        text_index: false,
+        ..Options::default()
+    };
+    let packed_dir = tempfile::tempdir().unwrap();
+    let packed = Store::open(packed_dir.path(), options.clone()).unwrap();
+    let summary = packed.import_jsonl(jsonl.as_bytes(), |_| {}).unwrap();
+    assert_eq!(summary.messages, 30_005);
+
+    let shared_dir = tempfile::tempdir().unwrap();
+    let shared = Store::open(shared_dir.path(), options.clone()).unwrap();
+    let other = Store::open(shared_dir.path(), options.clone()).unwrap();
+    shared.import_jsonl(jsonl.as_bytes(), |_| {}).unwrap();
+    let (small, large) = (data_file_len(&packed_dir), data_file_len(&shared_dir));
+    assert!(small * 10 < large * 7, "packed {small} vs {large} bytes");
+
+    let export = |s: &Store| {
+        let mut out = Vec::new();
+        s.export_jsonl(&mut out).unwrap();
+        out
+    };
+    assert_eq!(export(&packed), export(&other));
+    assert!(packed.check().unwrap().ok);
+    // The packed handle reads and writes on the packed file.
+    let id = packed
+        .append_message(&Message {
+            tenant: 2,
+            session_id: 1,
+            content: "after the pack".into(),
+            time: 1_700_000_000,
+            ..Default::default()
+        })
+        .unwrap();
+    drop(packed);
+    let again = Store::open(packed_dir.path(), options).unwrap();
+    assert_eq!(
+        again
+            .get_session(2, 1)
+            .unwrap()
+            .unwrap()
+            .last_message
+            .unwrap()
+            .id,
+        id
+    );
+    assert!(again.check().unwrap().ok);
+}

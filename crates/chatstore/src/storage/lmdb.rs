@@ -239,9 +239,16 @@ impl Shared {
     /// holding the in-process writer lock; waits for this process's read
     /// transactions to end (LMDB resizes only with none open).
     fn grow_if_needed(&self) -> Result<()> {
-        let info = self.env.info();
-        let used = (info.last_page_number as u64 + 1) * PAGE;
-        let mapped = info.map_size as u64;
+        let (used, mapped) = {
+            // mdb_env_info reads the meta pages through the map, which
+            // another thread may be remapping (`begin`).
+            let _map = self.resize.read().unwrap_or_else(|e| e.into_inner());
+            let info = self.env.info();
+            (
+                (info.last_page_number as u64 + 1) * PAGE,
+                info.map_size as u64,
+            )
+        };
         if used * 2 <= mapped || mapped >= self.map_size {
             return Ok(());
         }
@@ -570,26 +577,25 @@ impl Kv for LmdbKv {
     }
 
     fn sync(&self) -> Result<()> {
+        // mdb_env_sync reads the meta pages through the map: a resize must
+        // not remap it meanwhile.
+        let _map = self.shared.resize.read().unwrap_or_else(|e| e.into_inner());
         self.shared
             .env
             .force_sync()
             .map_err(|e| self.shared.fail(e))
     }
 
+    fn size_on_disk(&self) -> Result<u64> {
+        // mdb_env_info reads the meta pages through the map (see `sync`).
+        let _map = self.shared.resize.read().unwrap_or_else(|e| e.into_inner());
+        Ok((self.shared.env.info().last_page_number as u64 + 1) * PAGE)
+    }
+
     fn copy_to(&self, dir: &Path) -> Result<()> {
         let s = &*self.shared;
-        let out = dir.join(DATA_FILE);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&out)
-            .map_err(|e| super::io_error(&out, e))?;
-        super::set_file_mode(&out, false)?;
-        s.env
-            .copy_to_file(&mut f, heed::CompactionOption::Enabled)
-            .map_err(|e| s.fail(e))?;
-        f.sync_all()?;
-        Ok(())
+        let (_resize, txn) = s.begin(|| s.env.read_txn())?;
+        rebuild(s, &txn, dir)
     }
 
     fn compact(&self) -> Result<()> {
@@ -614,7 +620,10 @@ impl Kv for LmdbKv {
             std::fs::remove_dir_all(&tmp).map_err(|e| super::io_error(&tmp, e))?;
         }
         super::create_dir(&tmp, false)?;
-        self.copy_to(&tmp)?;
+        {
+            let (_resize, txn) = s.begin(|| s.env.read_txn())?;
+            rebuild(s, &txn, &tmp)?;
+        }
         let mode = std::fs::metadata(s.path.join(DATA_FILE))?.permissions();
         std::fs::set_permissions(tmp.join(DATA_FILE), mode)?;
         std::fs::rename(tmp.join(DATA_FILE), s.path.join(DATA_FILE))
@@ -631,4 +640,67 @@ impl Kv for LmdbKv {
         }
         Ok(())
     }
+}
+
+/// Entries a rebuild writes per transaction.
+const REBUILD_TXN_ENTRIES: usize = 50_000;
+
+/// Writes every entry `txn` sees into a new environment in `dir`, in key
+/// order with `MDB_APPEND`: each page is filled before the next begins
+/// (random inserts leave pages about half full, and a store grown by many
+/// transactions keeps free pages), so the copy is as small as LMDB can
+/// make it. Synced before it returns; `dir` then holds `data.mdb` only.
+fn rebuild(s: &Shared, txn: &RoTxn<'_, WithoutTls>, dir: &Path) -> Result<()> {
+    let out = dir.join(DATA_FILE);
+    let fail = |e| storage(e, dir, s.map_size);
+    let used = (s.env.info().last_page_number as u64 + 1) * PAGE;
+    let mut o = EnvOpenOptions::new().read_txn_without_tls();
+    o.map_size(initial_map(used, s.map_size.max(used)))
+        .max_dbs(4)
+        .max_readers(4);
+    // The copy is nobody's store until it is synced below and renamed or
+    // handed over: a crash before that leaves a file no store uses.
+    // SAFETY: NO_SYNC only defers durability, which `force_sync` restores
+    // before the file is used; this process alone opens the new directory.
+    unsafe {
+        o.flags(EnvFlags::NO_SYNC | EnvFlags::NO_READ_AHEAD);
+    }
+    // SAFETY: a new directory of this process's own making, opened once.
+    let env = unsafe { o.open(dir) }.map_err(fail)?;
+    let copied = (|| -> Result<()> {
+        let wtxn = env.write_txn().map_err(fail)?;
+        let made = env
+            .create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
+                let a = dbo.create_database::<Raw, Raw>(wtxn, Some("meta"))?;
+                let b = dbo.create_database::<Raw, Raw>(wtxn, Some("data"))?;
+                let c = dbo.create_database::<Raw, Raw>(wtxn, Some("accounts"))?;
+                Ok(CommitOrAbort::<_, ()>::Commit([a, b, c]))
+            })
+            .map_err(fail)?;
+        let CommitOrAbort::Commit(dbs) = made else {
+            return Err(Error::Storage("creating the databases of the copy".into()));
+        };
+        for (from, to) in s.dbs.iter().zip(dbs.iter()) {
+            let mut w = env.write_txn().map_err(fail)?;
+            let mut n = 0;
+            for item in from.iter(txn).map_err(|e| s.fail(e))? {
+                let (k, v) = item.map_err(|e| s.fail(e))?;
+                to.put_with_flags(&mut w, heed::PutFlags::APPEND, k, v)
+                    .map_err(fail)?;
+                n += 1;
+                if n % REBUILD_TXN_ENTRIES == 0 {
+                    w.commit().map_err(fail)?;
+                    w = env.write_txn().map_err(fail)?;
+                }
+            }
+            w.commit().map_err(fail)?;
+        }
+        env.force_sync().map_err(fail)
+    })();
+    env.prepare_for_closing().wait();
+    copied?;
+    let _ = std::fs::remove_file(dir.join(LOCK_FILE));
+    super::set_file_mode(&out, false)?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
 }

@@ -206,6 +206,8 @@ pub(crate) trait Kv: Send + Sync + std::fmt::Debug {
     fn write(&self, timeout_ms: u64) -> Result<Box<dyn WriteTxn + '_>>;
     /// Makes every committed write durable against a power loss.
     fn sync(&self) -> Result<()>;
+    /// Bytes the store takes on disk.
+    fn size_on_disk(&self) -> Result<u64>;
     /// Writes a consistent, compact copy of the store into the new
     /// directory `dir` (same backend).
     fn copy_to(&self, dir: &Path) -> Result<()>;

@@ -311,6 +311,10 @@ impl Kv for SledKv {
         self.db.flush().map(drop).map_err(|e| self.fail(e))
     }
 
+    fn size_on_disk(&self) -> Result<u64> {
+        self.db.size_on_disk().map_err(|e| self.fail(e))
+    }
+
     fn copy_to(&self, dir: &Path) -> Result<()> {
         // Writers wait while the copy is made, so it is consistent.
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());

@@ -288,3 +288,86 @@ fn the_lmdb_map_grows_with_the_store_up_to_map_size() {
         24 * 64
     );
 }
+
+/// `sync` and `size_on_disk` read LMDB's meta pages through the map, which
+/// a writer of another thread remaps as it grows: they must wait for it
+/// (without the resize lock this crashed the durable-append benchmark).
+#[test]
+fn syncing_while_the_lmdb_map_grows_is_safe() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        backend: Backend::Lmdb,
+        map_size: 1 << 30,
+        ..Options::default()
+    };
+    let kv = open(dir.path(), &options).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                kv.sync().unwrap();
+                assert!(kv.size_on_disk().unwrap() > 0);
+            }
+        });
+        // 160 MiB: the map grows from 64 MiB to 128, 256 and 512 MiB.
+        let value = vec![7u8; 256 << 10];
+        for t in 0..40u32 {
+            let mut w = kv.write(1000).unwrap();
+            for i in 0..16u32 {
+                let key = [t.to_be_bytes(), i.to_be_bytes()].concat();
+                w.put(Space::Data, &key, &value).unwrap();
+            }
+            w.commit().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+    });
+    assert!(kv.size_on_disk().unwrap() > 160 << 20);
+}
+
+/// A copy (backup, compact) is rewritten in key order: its pages are full,
+/// where random inserts leave them about half full.
+#[test]
+fn an_lmdb_copy_fills_its_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        backend: Backend::Lmdb,
+        ..Options::default()
+    };
+    let kv = open(dir.path(), &options).unwrap();
+    let n = 1u64 << 14;
+    // Keys in a scrambled order (an odd multiplier permutes 0..2^14), 512
+    // per transaction.
+    let value = [3u8; 50];
+    for chunk in 0..n / 512 {
+        let mut w = kv.write(1000).unwrap();
+        for i in chunk * 512..(chunk + 1) * 512 {
+            let k = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % n).to_be_bytes();
+            w.put(Space::Data, &[k, k].concat(), &value).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let copy = dir.path().join("copy");
+    crate::storage::create_dir(&copy, false).unwrap();
+    kv.copy_to(&copy).unwrap();
+    let original = kv.size_on_disk().unwrap();
+    let copied = std::fs::metadata(copy.join(lmdb::DATA_FILE)).unwrap().len();
+    // A node is 8 bytes of header, 16 of key, 50 of value, 2 of pointer.
+    let full_pages = (n * 76).div_ceil(4096 - 16);
+    assert!(
+        copied <= (full_pages * 115 / 100 + 8) * 4096,
+        "copy of {copied} bytes for {full_pages} full pages (the original takes {original})"
+    );
+    assert!(copied * 3 < original * 2, "{copied} vs {original}");
+    let again = open(&copy, &options).unwrap();
+    let r = again.read().unwrap();
+    let rows = r
+        .range(
+            Space::Data,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            Dir::Forward,
+        )
+        .unwrap()
+        .count();
+    assert_eq!(rows as u64, n);
+}
