@@ -5,6 +5,7 @@
 //! Handles ([`crate::Store`]) reach it in process or, for a sled store
 //! another process owns, through the owner's socket ([`crate::server`]).
 
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -23,7 +24,7 @@ use crate::query::{
 };
 use crate::rpc::WriteOp;
 use crate::storage::{self, Backend, Kv, Space, Tree, WriteTxn};
-use crate::write::{self, Tx, TxResult};
+use crate::write::{self, Cascade, Tx, TxResult};
 
 /// The newest store layout (key spaces, key layout) this build reads.
 /// Stored in the meta space, it also records the one choice fixed at
@@ -76,10 +77,10 @@ impl std::fmt::Debug for Engine {
 
 /// Applies an overlay's writes to a write transaction.
 pub(crate) fn put_all(w: &mut dyn WriteTxn, writes: write::Writes) -> Result<()> {
-    for (k, v) in writes {
+    for (space, k, v) in writes {
         match v {
-            Some(v) => w.put(Space::Data, &k, &v)?,
-            None => w.delete(Space::Data, &k)?,
+            Some(v) => w.put(space, &k, &v)?,
+            None => w.delete(space, &k)?,
         }
     }
     Ok(())
@@ -125,7 +126,7 @@ impl Engine {
                 }
             }
         };
-        Ok(Engine {
+        let engine = Engine {
             kv,
             options,
             text_index: format != NO_TEXT_INDEX_FORMAT,
@@ -134,7 +135,14 @@ impl Engine {
             group: Combiner::default(),
             closed: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
-        })
+        };
+        match engine.finish_cascades() {
+            // Another process is writing (and may be finishing them): the
+            // next opener does what is left.
+            Ok(()) | Err(Error::Locked { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(engine)
     }
 
     /// What the store was created as.
@@ -244,6 +252,62 @@ impl Engine {
         Ok(v)
     }
 
+    /// Runs a cascading delete step by step, each step one write
+    /// ([`write::cascade_step`]), until it is complete; with a request id,
+    /// the step that completes it records the id. `first`: a missing
+    /// member or session is [`Error::NotFound`] (a new call), not a delete
+    /// finished meanwhile (finishing a marked one).
+    fn cascade(&self, tenant: u64, what: Cascade, once: Option<u128>, first: bool) -> Result<u64> {
+        let mut first = first;
+        loop {
+            let job = move |tx: &Tx| -> TxResult<u64> {
+                let key = once.map(|id| keys::request(tenant, id));
+                if let Some(k) = &key {
+                    if tx.get_raw(k)?.is_some() {
+                        return Ok(1);
+                    }
+                }
+                let done = write::cascade_step(tx, tenant, what, first)?;
+                if let (true, Some(k)) = (done, key) {
+                    let mut rec = unix_now().to_be_bytes().to_vec();
+                    rec.extend_from_slice(&0u64.to_be_bytes());
+                    tx.insert_raw(k, &rec)?;
+                }
+                Ok(u64::from(done))
+            };
+            self.live()?;
+            let done = self
+                .group
+                .write(Box::new(job), &|| self.begin_write(), self.text_index)?;
+            self.dirty.store(true, Ordering::Release);
+            if done == 1 {
+                return Ok(0);
+            }
+            first = false;
+        }
+    }
+
+    /// Finishes the cascading deletes a crash cut short (their markers are
+    /// in the meta space); called at open.
+    fn finish_cascades(&self) -> Result<()> {
+        let pending: Vec<(u64, Cascade)> = {
+            let txn = self.kv.read()?;
+            let meta = Tree::new(&*txn, Space::Meta);
+            let end = keys::prefix_end(keys::CASCADE_PREFIX).unwrap_or_default();
+            meta.range(
+                Bound::Included(keys::CASCADE_PREFIX),
+                Bound::Excluded(end.as_slice()),
+            )
+            .map(|item| item.map(|(k, _)| Cascade::from_marker(&k)))
+            .filter_map(|r| r.transpose())
+            .collect::<Result<_>>()?
+        };
+        for (tenant, what) in pending {
+            self.cascade(tenant, what, None, false)?;
+        }
+        Ok(())
+    }
+
     /// Applies one write (validated first); returns the id it assigned, or 0
     /// for writes that assign none. Durability is the caller's (see
     /// [`Engine::sync`]).
@@ -276,19 +340,12 @@ impl Engine {
                 let m = m.clone();
                 self.write(m.tenant, once, move |tx| write::append_message(tx, &m))
             }
-            &WriteOp::DeleteSession { tenant, id } => self.write(tenant, once, move |tx| {
-                let msgs = message_ids(tx.data(), tenant, id)?;
-                write::delete_session(tx, tenant, id, &msgs).map(|_| 0)
-            }),
-            &WriteOp::DeleteMember { tenant, uid } => self.write(tenant, once, move |tx| {
-                let mut sessions = Vec::new();
-                for item in tx.data().scan_prefix(keys::sessions_of_member(tenant, uid)) {
-                    let (k, _) = item?;
-                    let sid = keys::last_u64(&k);
-                    sessions.push((sid, message_ids(tx.data(), tenant, sid)?));
-                }
-                write::delete_member(tx, tenant, uid, &sessions).map(|_| 0)
-            }),
+            &WriteOp::DeleteSession { tenant, id } => {
+                self.cascade(tenant, Cascade::Session(id), once, true)
+            }
+            &WriteOp::DeleteMember { tenant, uid } => {
+                self.cascade(tenant, Cascade::Member(uid), once, true)
+            }
             &WriteOp::MarkRead {
                 tenant,
                 session,
@@ -510,19 +567,6 @@ fn decode_format(v: &[u8]) -> Result<u32> {
     Ok(found)
 }
 
-/// A session's message ids, visible and deleted, read by key.
-fn message_ids(data: Tree<'_>, tenant: u64, sid: u64) -> Result<write::SessionMessages> {
-    let ids = |prefix: keys::Key| -> Result<Vec<u64>> {
-        data.scan_prefix(prefix)
-            .map(|item| Ok(keys::last_desc(&item?.0)))
-            .collect()
-    };
-    Ok(write::SessionMessages {
-        visible: ids(keys::messages_of(tenant, sid))?,
-        deleted: ids(keys::deleted_of(tenant, sid))?,
-    })
-}
-
 /// The least an import must grow an LMDB store by for the store to be
 /// packed after it (see [`Engine::worth_packing`]).
 pub(crate) const PACK_MIN_GROWTH: u64 = 4 << 20;
@@ -566,6 +610,123 @@ mod tests {
         };
         let sid = e.apply(&WriteOp::UpsertSession(session), None).unwrap();
         (e, sid)
+    }
+
+    /// JSON Lines of `n` member messages in session `sid` of tenant 2.
+    fn messages_jsonl(sid: u64, n: u64) -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "{{\"kind\":\"message\",\"tenant\":2,\"session_id\":{sid},\
+                     \"sender\":\"member\",\"sender_id\":1,\"content\":\"消息 {i} order\",\
+                     \"content_type\":0,\"link\":\"\",\"time\":{},\"ip\":\"\"}}\n",
+                    1_700_000_000 + i
+                )
+            })
+            .collect()
+    }
+
+    fn pending_cascades(e: &Engine) -> usize {
+        let txn = e.kv.read().unwrap();
+        Tree::new(&*txn, Space::Meta)
+            .scan_prefix(keys::CASCADE_PREFIX)
+            .count()
+    }
+
+    /// A member whose sessions hold more messages than a step removes is
+    /// deleted in bounded steps: each leaves a store that checks clean, and
+    /// a delete cut short after a step is finished by the next open.
+    #[test]
+    fn a_large_delete_runs_in_bounded_steps_and_survives_a_crash_between_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, big) = engine_with_a_session(dir.path());
+        let second = Session {
+            tenant: 2,
+            uid: 1,
+            ..Default::default()
+        };
+        let mid = e
+            .apply(&WriteOp::UpsertSession(second.clone()), None)
+            .unwrap();
+        let small = e.apply(&WriteOp::UpsertSession(second), None).unwrap();
+        let step = write::CASCADE_STEP_MESSAGES;
+        for (sid, n) in [(big, step + step / 4), (mid, step * 3 / 4), (small, 10)] {
+            e.import_jsonl(messages_jsonl(sid, n).as_bytes(), 0, |_| {})
+                .unwrap();
+        }
+        // Unread counts and softly deleted messages move with the purge.
+        e.apply(
+            &WriteOp::MarkRead {
+                tenant: 2,
+                session: big,
+                reader: crate::model::Reader::Agent,
+                up_to: 5,
+            },
+            None,
+        )
+        .unwrap();
+        // Its messages were imported first: ids 1 and up.
+        let first_of_big = 1;
+        e.apply(
+            &WriteOp::DeleteMessage {
+                tenant: 2,
+                session: big,
+                id: first_of_big + 7,
+                at: 1_800_000_000,
+            },
+            None,
+        )
+        .unwrap();
+        assert!(e.check().unwrap().ok);
+
+        // One step, as a crashed delete would have left it.
+        let done = e
+            .write(2, None, |tx| {
+                write::cascade_step(tx, 2, Cascade::Member(1), true).map(u64::from)
+            })
+            .unwrap();
+        assert_eq!(done, 0);
+        assert!(e.get_member(2, 1).unwrap().is_some());
+        assert_eq!(pending_cascades(&e), 1);
+        let left = e.get_session(2, big).unwrap().unwrap().message_count;
+        // 2,499 visible and 1 deleted: the deleted one and 1,999 visible went.
+        assert_eq!(left, step + step / 4 - step, "the oldest {step} went");
+        let report = e.check().unwrap();
+        assert!(report.ok, "{report:?}");
+        assert_eq!(
+            e.tenant_stats(2).unwrap().messages,
+            left + step * 3 / 4 + 10
+        );
+        drop(e);
+
+        let e = Engine::open(dir.path(), Options::default()).unwrap();
+        assert!(e.get_member(2, 1).unwrap().is_none());
+        assert_eq!(pending_cascades(&e), 0);
+        let stats = e.tenant_stats(2).unwrap();
+        assert_eq!((stats.members, stats.sessions, stats.messages), (0, 0, 0));
+        assert!(e.check().unwrap().ok);
+    }
+
+    /// Through the write API the same delete runs every step before it
+    /// returns, and a retry under its request id applies nothing more.
+    #[test]
+    fn a_large_delete_completes_in_one_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, sid) = engine_with_a_session(dir.path());
+        let n = write::CASCADE_STEP_MESSAGES * 2 + 3;
+        e.import_jsonl(messages_jsonl(sid, n).as_bytes(), 0, |_| {})
+            .unwrap();
+        let delete = WriteOp::DeleteSession { tenant: 2, id: sid };
+        e.apply(&delete, Some(9)).unwrap();
+        assert!(e.get_session(2, sid).unwrap().is_none());
+        assert_eq!(e.tenant_stats(2).unwrap().messages, 0);
+        e.apply(&delete, Some(9)).unwrap();
+        assert!(matches!(
+            e.apply(&delete, None),
+            Err(Error::NotFound { .. })
+        ));
+        assert_eq!(pending_cascades(&e), 0);
+        assert!(e.check().unwrap().ok);
     }
 
     #[test]

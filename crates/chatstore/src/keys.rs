@@ -45,6 +45,28 @@ pub const COUNTER: u8 = 0x30;
 /// and is not applied twice; entries older than an hour are pruned.
 pub const REQUEST: u8 = 0x40;
 
+/// Meta-space prefix of the cascading deletes under way:
+/// `cascade/ T kind id` -> empty (see `write::cascade_step`).
+pub const CASCADE_PREFIX: &[u8] = b"cascade/";
+
+/// `cascade/ T kind id`: the marker of a cascading delete under way.
+pub fn cascade(t: u64, kind: u8, id: u64) -> Vec<u8> {
+    let mut k = CASCADE_PREFIX.to_vec();
+    k.extend_from_slice(&t.to_be_bytes());
+    k.push(kind);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// The tenant, kind and id of a [`cascade`] marker.
+pub fn parse_cascade(k: &[u8]) -> Option<(u64, u8, u64)> {
+    let rest = k.strip_prefix(CASCADE_PREFIX)?;
+    if rest.len() != 17 {
+        return None;
+    }
+    Some((u64_at(rest, 0), rest[8], u64_at(rest, 9)))
+}
+
 /// Which text an n-gram posting indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]

@@ -32,8 +32,9 @@ fn fail<T>(e: Error) -> TxResult<T> {
     Err(e)
 }
 
-/// An overlay's writes in key order: a value to put, or `None` to delete.
-pub type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+/// An overlay's writes, per space in key order: a value to put, or `None`
+/// to delete.
+pub type Writes = Vec<(Space, Vec<u8>, Option<Vec<u8>>)>;
 
 /// The pending writes of one logical write (or one import batch) over the
 /// write transaction.
@@ -42,6 +43,9 @@ pub struct Tx<'a> {
     /// Whether the store keeps the message-text index (fixed per store).
     text_index: bool,
     writes: RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Writes to the meta space (the store-wide records: pending
+    /// cascades).
+    meta: RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
 }
 
 impl<'a> Tx<'a> {
@@ -52,13 +56,34 @@ impl<'a> Tx<'a> {
             txn,
             text_index,
             writes: RefCell::new(BTreeMap::new()),
+            meta: RefCell::new(BTreeMap::new()),
         }
     }
 
     /// The collected writes, in key order (LMDB inserts sorted keys
     /// fastest).
     pub fn into_writes(self) -> Writes {
-        self.writes.into_inner().into_iter().collect()
+        let data = self.writes.into_inner().into_iter();
+        let meta = self.meta.into_inner().into_iter();
+        data.map(|(k, v)| (Space::Data, k, v))
+            .chain(meta.map(|(k, v)| (Space::Meta, k, v)))
+            .collect()
+    }
+
+    /// Whether the meta space holds `k` (pending writes included).
+    fn meta_exists(&self, k: &[u8]) -> TxResult<bool> {
+        if let Some(v) = self.meta.borrow().get(k) {
+            return Ok(v.is_some());
+        }
+        Tree::new(self.txn, Space::Meta).contains_key(k)
+    }
+    /// Puts `k` -> `v` into the meta space.
+    fn put_meta(&self, k: Vec<u8>, v: &[u8]) {
+        self.meta.borrow_mut().insert(k, Some(v.to_vec()));
+    }
+    /// Removes `k` from the meta space.
+    fn del_meta(&self, k: Vec<u8>) {
+        self.meta.borrow_mut().insert(k, None);
     }
 
     /// The data space as committed before this overlay (what earlier
@@ -575,7 +600,7 @@ pub struct SessionMessages {
 }
 
 /// Deletes a session with all its messages, visible and deleted.
-pub fn delete_session(tx: &Tx, tenant: u64, sid: u64, msgs: &SessionMessages) -> TxResult<()> {
+fn delete_session(tx: &Tx, tenant: u64, sid: u64, msgs: &SessionMessages) -> TxResult<()> {
     let msg_ids = &msgs.visible;
     let sk = keys::session(tenant, sid);
     let Some(rec) = tx.get::<SessionRec>(&sk, "session")? else {
@@ -612,27 +637,18 @@ pub fn delete_session(tx: &Tx, tenant: u64, sid: u64, msgs: &SessionMessages) ->
     Ok(())
 }
 
-/// Deletes a member and its sessions (`sessions`: each session id with its
-/// message ids, collected under the writer lock).
-pub fn delete_member(
-    tx: &Tx,
-    tenant: u64,
-    uid: u64,
-    sessions: &[(u64, SessionMessages)],
-) -> TxResult<()> {
+/// Deletes a member whose sessions are all deleted (the last step of its
+/// cascade, [`cascade_step`]).
+fn delete_member(tx: &Tx, tenant: u64, uid: u64) -> TxResult<()> {
     let k = keys::member(tenant, uid);
     let Some(rec) = tx.get::<MemberRec>(&k, "member")? else {
         return fail(Error::not_found(format!("member {uid} of tenant {tenant}")));
     };
-    if rec.session_count != sessions.len() as u64 {
+    if rec.session_count != 0 {
         return fail(Error::corrupt(format!(
-            "member {uid} of tenant {tenant} counts {} sessions but has {}",
-            rec.session_count,
-            sessions.len()
+            "member {uid} of tenant {tenant} counts {} sessions but has none",
+            rec.session_count
         )));
-    }
-    for (sid, msgs) in sessions {
-        delete_session(tx, tenant, *sid, msgs)?;
     }
     for (f, g) in grams_of(&rec) {
         tx.del(keys::gram(tenant, f, &g, uid))?;
@@ -658,4 +674,168 @@ pub fn delete_agent(tx: &Tx, tenant: u64, id: u64) -> TxResult<()> {
     tx.add(keys::counter(tenant, Counter::Agents), -1)?;
     tx.del(k)?;
     Ok(())
+}
+
+/// The most messages (visible and softly deleted) one step of a cascading
+/// delete removes, beside the records that hold them. A session with more
+/// is emptied oldest first over several steps.
+pub const CASCADE_STEP_MESSAGES: u64 = 2_000;
+
+/// What a cascading delete removes: a member with its sessions, or a
+/// session with its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cascade {
+    /// A member (by uid), its sessions and their messages.
+    Member(u64),
+    /// A session (by id) and its messages.
+    Session(u64),
+}
+
+impl Cascade {
+    /// The marker key of this delete under way in `tenant`.
+    pub fn marker(self, tenant: u64) -> Vec<u8> {
+        match self {
+            Cascade::Member(uid) => keys::cascade(tenant, keys::MEMBER, uid),
+            Cascade::Session(sid) => keys::cascade(tenant, keys::SESSION, sid),
+        }
+    }
+
+    /// The delete a marker key records.
+    pub fn from_marker(k: &[u8]) -> Option<(u64, Cascade)> {
+        match keys::parse_cascade(k)? {
+            (t, keys::MEMBER, uid) => Some((t, Cascade::Member(uid))),
+            (t, keys::SESSION, sid) => Some((t, Cascade::Session(sid))),
+            _ => None,
+        }
+    }
+}
+
+/// One step of a cascading delete, in one transaction; returns whether
+/// the delete is complete.
+///
+/// A step removes whole sessions (each with its messages, index entries
+/// and counters) until about [`CASCADE_STEP_MESSAGES`] messages are gone,
+/// or, when the next session holds more than that, that session's oldest
+/// messages. Every step leaves a consistent store (a member with fewer
+/// sessions, a session with fewer messages, its last message kept), and
+/// the step that removes the last of them removes the member or session
+/// itself. Until then a marker in the meta space records the delete under
+/// way, so that one cut short by a crash is finished by the next process
+/// that opens the store (`Engine::open`).
+///
+/// `first`: the call's first step, for which a missing member or session
+/// is [`Error::NotFound`]; on later steps (or when finishing a marked
+/// delete) it means another writer completed the delete.
+pub fn cascade_step(tx: &Tx, tenant: u64, what: Cascade, first: bool) -> TxResult<bool> {
+    let marker = what.marker(tenant);
+    let pending = tx.meta_exists(&marker)?;
+    let exists = match what {
+        Cascade::Member(uid) => tx.exists(keys::member(tenant, uid))?,
+        Cascade::Session(sid) => tx.exists(keys::session(tenant, sid))?,
+    };
+    if !exists {
+        if pending {
+            tx.del_meta(marker);
+            return Ok(true);
+        }
+        if first {
+            return fail(Error::not_found(match what {
+                Cascade::Member(uid) => format!("member {uid} of tenant {tenant}"),
+                Cascade::Session(sid) => format!("session {sid} of tenant {tenant}"),
+            }));
+        }
+        return Ok(true);
+    }
+    let mut budget = CASCADE_STEP_MESSAGES;
+    let sessions: Vec<u64> = match what {
+        Cascade::Session(sid) => vec![sid],
+        // Only as many as this step can reach: a session removes at least
+        // one message's worth of budget.
+        Cascade::Member(uid) => tx
+            .data()
+            .scan_prefix(keys::sessions_of_member(tenant, uid))
+            .take(CASCADE_STEP_MESSAGES as usize + 1)
+            .map(|item| Ok(keys::last_u64(&item?.0)))
+            .collect::<TxResult<_>>()?,
+    };
+    let mut remaining = sessions.len();
+    for sid in sessions {
+        let msgs = session_messages(tx, tenant, sid)?;
+        let count = (msgs.visible.len() + msgs.deleted.len()) as u64;
+        if count <= budget {
+            delete_session(tx, tenant, sid, &msgs)?;
+            remaining -= 1;
+            budget = budget.saturating_sub(count.max(1));
+        } else if budget == CASCADE_STEP_MESSAGES {
+            // Larger than a step: its oldest messages now, the rest later.
+            purge_oldest(tx, tenant, sid, &msgs, budget)?;
+            budget = 0;
+        } else {
+            break;
+        }
+        if budget == 0 {
+            break;
+        }
+    }
+    // The sessions read above are all there were unless the list was cut
+    // (then some remain, as each costs at least one message of budget).
+    let done = remaining == 0;
+    if let (true, Cascade::Member(uid)) = (done, what) {
+        delete_member(tx, tenant, uid)?;
+    }
+    if done && pending {
+        tx.del_meta(marker);
+    } else if !done && !pending {
+        tx.put_meta(marker, &[]);
+    }
+    Ok(done)
+}
+
+/// A session's stored message ids, visible and softly deleted, as the
+/// transaction sees them before this write changes them.
+pub fn session_messages(tx: &Tx, tenant: u64, sid: u64) -> TxResult<SessionMessages> {
+    let ids = |prefix: keys::Key| -> TxResult<Vec<u64>> {
+        tx.data()
+            .scan_prefix(prefix)
+            .map(|item| Ok(keys::last_desc(&item?.0)))
+            .collect()
+    };
+    Ok(SessionMessages {
+        visible: ids(keys::messages_of(tenant, sid))?,
+        deleted: ids(keys::deleted_of(tenant, sid))?,
+    })
+}
+
+/// Removes the `n` oldest messages of a session, softly deleted ones
+/// first, never its last message: one step of emptying a large session.
+fn purge_oldest(tx: &Tx, t: u64, sid: u64, msgs: &SessionMessages, n: u64) -> TxResult<()> {
+    let sk = keys::session(t, sid);
+    let Some(mut rec) = tx.get::<SessionRec>(&sk, "session")? else {
+        return fail(Error::not_found(format!("session {sid} of tenant {t}")));
+    };
+    let mut left = n as usize;
+    // Ids are stored inverted: the oldest are at the end of each list.
+    for &mid in msgs.deleted.iter().rev().take(left) {
+        tx.del(keys::deleted(t, sid, mid))?;
+        left -= 1;
+    }
+    let last = rec.last.map(|(id, _)| id);
+    let mut removed = 0i64;
+    for &mid in msgs.visible.iter().rev().take(left) {
+        if Some(mid) == last {
+            continue;
+        }
+        let k = keys::message(t, sid, mid);
+        if let Some(body) = tx.get::<MsgBody>(&k, "message")? {
+            if rec.counts_unread(&body, mid) {
+                rec.bump_unread(body.sender, -1);
+            }
+            index_text(tx, t, sid, mid, &body, -1)?;
+        }
+        tx.del(k)?;
+        removed += 1;
+    }
+    rec.msg_count = rec.msg_count.saturating_sub(removed as u64);
+    tx.add(keys::counter(t, Counter::Messages), -removed)?;
+    tx.put(sk, &rec)
 }
