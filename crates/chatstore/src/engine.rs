@@ -689,7 +689,7 @@ mod tests {
         assert!(e.get_member(2, 1).unwrap().is_some());
         assert_eq!(pending_cascades(&e), 1);
         let left = e.get_session(2, big).unwrap().unwrap().message_count;
-        // 2,499 visible and 1 deleted: the deleted one and 1,999 visible went.
+        // One of them softly deleted: it went first, then the oldest visible.
         assert_eq!(left, step + step / 4 - step, "the oldest {step} went");
         let report = e.check().unwrap();
         assert!(report.ok, "{report:?}");
