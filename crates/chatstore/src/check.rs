@@ -11,6 +11,7 @@ use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
 use crate::error::Result;
 use crate::keys::{self, Counter, Field};
 use crate::model::Account;
+use crate::postings;
 use crate::query::Snap;
 use crate::search;
 use crate::storage::Bytes;
@@ -44,9 +45,31 @@ struct Tally {
     max_session: u64,
     max_message: u64,
     agent_sessions: HashMap<u64, u64>,
-    /// Text postings seen per gram, and the grams whose count key was seen.
-    text: HashMap<String, u64>,
-    text_counted: std::collections::HashSet<String>,
+    /// Per message-text gram, the postings the visible messages call for:
+    /// how many, and the wrapping sum of a hash of each (message, session,
+    /// offsets). A multiset compared with [`Tally::text_found`] in linear
+    /// time: every posting present once, nothing else.
+    text_expected: HashMap<String, (u64, u64)>,
+    /// The same over the postings in the blocks.
+    text_found: HashMap<String, (u64, u64)>,
+    /// Per gram, the total its first block states.
+    text_totals: HashMap<String, u64>,
+    /// The gram and place of the last posting of the previous block.
+    text_last: Option<(String, postings::Order)>,
+}
+
+/// The hash a posting adds to its gram's multiset.
+fn posting_hash(mid: u64, sid: u64, offsets: &[u32]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (mid, sid, offsets).hash(&mut h);
+    h.finish()
+}
+
+fn add_posting(to: &mut HashMap<String, (u64, u64)>, g: &str, mid: u64, sid: u64, offsets: &[u32]) {
+    let e = to.entry(g.to_string()).or_default();
+    e.0 += 1;
+    e.1 = e.1.wrapping_add(posting_hash(mid, sid, offsets));
 }
 
 struct Checker<'a, 't> {
@@ -183,15 +206,6 @@ impl<'t> Checker<'_, 't> {
                     if unread.counts_unread(&b, mid) {
                         unread.bump_unread(b.sender, 1);
                     }
-                    if !b.recalled() && self.store.text_index {
-                        for g in search::message_grams(&search::normalize(&b.content)) {
-                            if self.exists(keys::text(t, &g, mid, sid))?.is_none() {
-                                self.bad(format!(
-                                    "message {mid} of {what}: text gram {g:?} not indexed"
-                                ));
-                            }
-                        }
-                    }
                 }
                 Err(e) => self.bad(format!("message {mid} of {what}: {e}")),
             }
@@ -308,50 +322,97 @@ impl<'t> Checker<'_, 't> {
         Ok(())
     }
 
-    /// A message text posting: its message is visible, not recalled, in the
-    /// session the posting names, and holds the gram.
-    fn text_posting(&mut self, t: u64, k: &[u8], v: &[u8], tally: &mut Tally) -> Result<()> {
+    /// The message-text postings a visible message calls for.
+    fn expect_text(&mut self, k: &[u8], v: &[u8], tally: &mut Tally) -> Result<()> {
+        if !self.store.text_index {
+            return Ok(());
+        }
+        let body = codec::decode::<MsgBody>(v, "message")?;
+        if body.recalled() {
+            return Ok(());
+        }
+        let (sid, mid) = (keys::u64_at(k, 9), keys::last_desc(k));
+        for (g, offsets) in search::message_gram_positions(&search::normalize(&body.content)) {
+            add_posting(&mut tally.text_expected, &g, mid, sid, &offsets);
+        }
+        Ok(())
+    }
+
+    /// A block of message-text postings: named by its last posting, in
+    /// order after the gram's previous block, within its size, the total
+    /// in the gram's first block only.
+    fn text_block(&mut self, t: u64, k: &[u8], v: &[u8], tally: &mut Tally) -> Result<()> {
         let g = key_gram(k);
-        let (mid, sid) = (!keys::u64_at(k, k.len() - 16), keys::last_u64(k));
-        *tally.text.entry(g.clone()).or_default() += 1;
-        let what = format!("text posting {g:?} of message {mid} of tenant {t}");
+        let what = format!("text posting block of gram {g:?} of tenant {t}");
         if !self.store.text_index {
             self.bad(format!("{what} in a store without the text index"));
         }
-        let body = match self.exists(keys::message(t, sid, mid))? {
-            None => {
-                self.bad(format!("{what}: no visible message {mid} in session {sid}"));
+        let (total, list) = match postings::decode(v) {
+            Ok(b) => b,
+            Err(e) => {
+                self.bad(format!("{what}: {e}"));
                 return Ok(());
             }
-            Some(b) => codec::decode::<MsgBody>(&b, "message")?,
         };
-        let grams = search::message_gram_positions(&search::normalize(&body.content));
-        match grams.iter().find(|(h, _)| *h == g) {
-            Some(_) if body.recalled() => self.bad(format!("{what}: the message is recalled")),
-            None => self.bad(format!("{what}: the message lacks the gram")),
-            // Empty: written before postings kept offsets.
-            Some(_) if v.is_empty() => {}
-            Some((_, want)) => match codec::decode::<Vec<u32>>(v, "text posting") {
-                Ok(offsets) if offsets == *want => {}
-                Ok(offsets) => self.bad(format!(
-                    "{what}: offsets {offsets:?}, the text has {want:?}"
-                )),
-                Err(e) => self.bad(format!("{what}: {e}")),
-            },
+        let Some(last) = list.last() else {
+            self.bad(format!("{what}: empty"));
+            return Ok(());
+        };
+        if postings::block_key(t, &g, last).as_ref() != k {
+            self.bad(format!("{what}: its key does not name its last posting"));
         }
+        if list.len() > 1 && v.len() > postings::BLOCK_BYTES + 20 {
+            self.bad(format!("{what}: {} bytes", v.len()));
+        }
+        let first_of_gram = tally.text_last.as_ref().is_none_or(|(pg, _)| *pg != g);
+        if !first_of_gram {
+            let (_, prev) = tally.text_last.as_ref().expect("checked above");
+            if postings::order(list[0].mid, list[0].sid) <= *prev {
+                self.bad(format!("{what}: overlaps the block before it"));
+            }
+        }
+        if first_of_gram {
+            tally.text_totals.insert(g.clone(), total);
+        } else if total != 0 {
+            self.bad(format!("{what}: states a total but is not the first"));
+        }
+        for p in &list {
+            add_posting(&mut tally.text_found, &g, p.mid, p.sid, &p.offsets);
+        }
+        tally.text_last = Some((g, postings::order(last.mid, last.sid)));
         Ok(())
     }
 
     fn finish_tenant(&mut self, t: u64, tally: &Tally) -> Result<()> {
         self.end_run()?;
-        for g in tally
-            .text
-            .keys()
-            .filter(|g| !tally.text_counted.contains(*g))
-        {
-            self.bad(format!(
-                "tenant {t}: message text gram {g:?} has postings but no count"
-            ));
+        let none = (0, 0);
+        for (g, want) in &tally.text_expected {
+            let found = tally.text_found.get(g).unwrap_or(&none);
+            if found != want {
+                self.bad(format!(
+                    "tenant {t}: message text gram {g:?}: {} visible messages hold it, its \
+                     postings name {}{}",
+                    want.0,
+                    found.0,
+                    if found.0 == want.0 { " others" } else { "" }
+                ));
+            }
+        }
+        for (g, found) in &tally.text_found {
+            if !tally.text_expected.contains_key(g) {
+                self.bad(format!(
+                    "tenant {t}: message text gram {g:?}: {} postings, no visible message holds it",
+                    found.0
+                ));
+            }
+        }
+        for (g, total) in &tally.text_totals {
+            let n = tally.text_found.get(g).map_or(0, |f| f.0);
+            if *total != n {
+                self.bad(format!(
+                    "tenant {t}: message text gram {g:?} states {total} postings but has {n}"
+                ));
+            }
         }
         let c = |s: &Self, kind| -> Result<u64> {
             codec::decode_u64(s.exists(keys::counter(t, kind))?.as_deref())
@@ -451,6 +512,7 @@ impl Snap<'_> {
                 }
                 keys::SESSION => ck.session(t, &k, &v, tally)?,
                 keys::MESSAGE => {
+                    ck.expect_text(&k, &v, tally)?;
                     tally.messages += 1;
                     tally.max_message = tally.max_message.max(keys::last_desc(&k));
                     let sid = keys::u64_at(&k, 9);
@@ -481,18 +543,12 @@ impl Snap<'_> {
                 }
                 keys::GRAM => ck.gram(t, &k)?,
                 keys::GRAM_COUNT => ck.gram_count(t, &k)?,
-                keys::TEXT => ck.text_posting(t, &k, &v, tally)?,
-                keys::TEXT_COUNT => {
-                    let g = key_gram(&k);
-                    let stored = codec::decode_u64(Some(&v))?;
-                    let real = tally.text.get(&g).copied().unwrap_or(0);
-                    if stored != real {
-                        ck.bad(format!(
-                            "tenant {t}: message text gram {g:?} counts {stored} postings but has {real}"
-                        ));
-                    }
-                    tally.text_counted.insert(g);
-                }
+                keys::TEXT_BLOCK => ck.text_block(t, &k, &v, tally)?,
+                keys::TEXT | keys::TEXT_COUNT => ck.bad(format!(
+                    "tenant {t}: a message-text posting of the old layout (format 1) in a store \
+                     of format {}",
+                    if ck.store.text_index { 3 } else { 2 }
+                )),
                 keys::COUNTER | keys::REQUEST => {}
                 other => ck.bad(format!("tenant {t}: unknown key space {other:#04x}")),
             }

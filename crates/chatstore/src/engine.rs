@@ -28,13 +28,22 @@ use crate::write::{self, Cascade, Tx, TxResult};
 
 /// The newest store layout (key spaces, key layout) this build reads.
 /// Stored in the meta space, it also records the one choice fixed at
-/// creation: 1 is a store with the message-text index,
-/// [`NO_TEXT_INDEX_FORMAT`] one created without it (`Options::text_index`
-/// false), so that builds from before the choice, which would index new
-/// messages only and answer searches from a partial index, refuse it.
-pub const STORE_FORMAT: u32 = 2;
+/// creation:
+/// - 3: a store with the message-text index, its postings in blocks
+///   (`postings.rs`);
+/// - [`NO_TEXT_INDEX_FORMAT`] (2): a store created without the index
+///   (`Options::text_index` false);
+/// - [`LEGACY_TEXT_FORMAT`] (1): a store with the index as builds before
+///   2026-12-03 kept it, a key per posting. This build reads it (reads,
+///   export, `chatstore migrate`) but refuses to write it or search its
+///   message text: `chatstore migrate` copies it into a store of format 3.
+///
+/// Builds older than a store's format refuse it.
+pub const STORE_FORMAT: u32 = 3;
 /// The format of a store created without the message-text index.
 const NO_TEXT_INDEX_FORMAT: u32 = 2;
+/// The format of a store whose text postings are a key each.
+const LEGACY_TEXT_FORMAT: u32 = 1;
 const FORMAT_KEY: &[u8] = b"chatstore.format";
 
 /// What a store was created as (fixed for its life).
@@ -59,6 +68,9 @@ pub struct Engine {
     /// says (fixed when it was created; `Options::text_index` of later opens
     /// does not change it).
     pub(crate) text_index: bool,
+    /// A store of format 1: its text postings are a key each (read, not
+    /// written or searched here; see [`STORE_FORMAT`]).
+    legacy_text: bool,
     path: PathBuf,
     commit: GroupCommit,
     group: Combiner,
@@ -114,7 +126,7 @@ impl Engine {
                     Some(v) => decode_format(&v)?,
                     None => {
                         let format = if options.text_index {
-                            1
+                            STORE_FORMAT
                         } else {
                             NO_TEXT_INDEX_FORMAT
                         };
@@ -130,12 +142,16 @@ impl Engine {
             kv,
             options,
             text_index: format != NO_TEXT_INDEX_FORMAT,
+            legacy_text: format == LEGACY_TEXT_FORMAT,
             path,
             commit: GroupCommit::default(),
             group: Combiner::default(),
             closed: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
         };
+        if engine.legacy_text {
+            return Ok(engine);
+        }
         match engine.finish_cascades() {
             // Another process is writing (and may be finishing them): the
             // next opener does what is left.
@@ -149,14 +165,31 @@ impl Engine {
     pub fn info(&self) -> Result<StoreInfo> {
         self.live()?;
         Ok(StoreInfo {
-            format: if self.text_index {
-                1
+            format: if self.legacy_text {
+                LEGACY_TEXT_FORMAT
+            } else if self.text_index {
+                STORE_FORMAT
             } else {
                 NO_TEXT_INDEX_FORMAT
             },
             text_index: self.text_index,
             backend: self.kv.backend(),
         })
+    }
+
+    /// Refuses what a store of the old posting layout cannot do here
+    /// (writes, message search, check) with how to move it on.
+    pub(crate) fn not_legacy(&self) -> Result<()> {
+        if self.legacy_text {
+            return Err(Error::Format {
+                reason: format!(
+                    "{} keeps its message-text index in the layout of builds before                      2026-12-03 (format 1), which this build reads but does not write or                      search: copy it into the new layout with `chatstore migrate --db {}                      --to NEW_DIR` (reads and export work meanwhile)",
+                    self.path.display(),
+                    self.path.display()
+                ),
+            });
+        }
+        Ok(())
     }
 
     pub(crate) fn live(&self) -> Result<()> {
@@ -205,6 +238,7 @@ impl Engine {
     /// `attach_timeout_ms`).
     pub(crate) fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>> {
         self.live()?;
+        self.not_legacy()?;
         self.kv.write(self.options.attach_timeout_ms)
     }
 
@@ -525,10 +559,12 @@ impl Engine {
     }
     /// Searches message text.
     pub fn search_messages(&self, q: &MessageSearch) -> Result<MessageHits> {
+        self.not_legacy()?;
         self.read(|s| s.search_messages(q))
     }
     /// Verifies every invariant, over one snapshot.
     pub fn check(&self) -> Result<CheckReport> {
+        self.not_legacy()?;
         self.read(|s| s.check())
     }
     /// The history-list response as JSON text.
@@ -768,56 +804,235 @@ mod tests {
         );
     }
 
-    /// Postings written before they held gram offsets (empty values) are
-    /// still answered exactly: their candidates are verified from the
-    /// message, and check() accepts them.
+    /// Postings of one gram over many blocks: appends (newest), messages
+    /// with old ids in another session (placed among older blocks),
+    /// deletes and recalls spread over the blocks; after each phase the
+    /// search answers what a scan does and check() passes.
     #[test]
-    fn postings_without_offsets_are_verified_from_the_message() {
+    fn postings_over_many_blocks_stay_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, first) = engine_with_a_session(dir.path());
+        let other = e
+            .apply(
+                &WriteOp::UpsertSession(Session {
+                    tenant: 2,
+                    uid: 1,
+                    ..Default::default()
+                }),
+                None,
+            )
+            .unwrap();
+        let append = |sid: u64, id: u64, i: u64| {
+            e.apply(
+                &WriteOp::AppendMessage(Message {
+                    tenant: 2,
+                    session_id: sid,
+                    id,
+                    content: format!("订单 {i} 已发货"),
+                    time: 1_700_000_000 + i as i64,
+                    ..Default::default()
+                }),
+                None,
+            )
+            .unwrap()
+        };
+        let expect = |e: &Engine, phase: &str| {
+            let report = e.check().unwrap();
+            assert!(report.ok, "{phase}: {:?}", report.violations);
+            let mut want: Vec<(u64, u64)> = Vec::new();
+            for sid in [first, other] {
+                let Ok(page) = e.messages(2, sid, 1, 100) else {
+                    continue; // deleted
+                };
+                let mut n = 1;
+                let mut all = page.messages;
+                while (all.len() as u64) < page.total {
+                    n += 1;
+                    all.extend(e.messages(2, sid, n, 100).unwrap().messages);
+                }
+                want.extend(
+                    all.iter()
+                        .filter(|m| !m.recalled && m.content.starts_with("订单"))
+                        .map(|m| (m.id, m.session_id)),
+                );
+            }
+            want.sort_by_key(|&(mid, sid)| (std::cmp::Reverse(mid), sid));
+            let mut q = crate::MessageSearch::new(2, "订单");
+            q.pagesize = 100;
+            let mut got = Vec::new();
+            for page in 1..=(want.len() as u64).div_ceil(100).max(1) {
+                q.page = page;
+                let hits = e.search_messages(&q).unwrap();
+                assert_eq!(hits.total, want.len() as u64, "{phase}");
+                got.extend(hits.messages.iter().map(|m| (m.id, m.session_id)));
+            }
+            assert_eq!(got, want, "{phase}");
+            // A query of two grams goes through the merge and the offsets.
+            let two = e
+                .search_messages(&crate::MessageSearch::new(2, "订单 7"))
+                .unwrap();
+            let want_two = want
+                .iter()
+                .filter(|&&(mid, sid)| {
+                    e.read(|s| {
+                        Ok(s.data
+                            .get(keys::message(2, sid, mid))?
+                            .map(|v| codec::decode::<codec::MsgBody>(&v, "m").unwrap().content))
+                    })
+                    .unwrap()
+                    .is_some_and(|c| c.contains("订单 7"))
+                })
+                .count();
+            assert_eq!(two.total, want_two as u64, "{phase}");
+        };
+        for i in 0..600 {
+            append(first, 0, i);
+        }
+        expect(&e, "appended");
+        // Old ids in the other session land among the older blocks.
+        for i in 0..120 {
+            append(other, 100 + i * 3, 10_000 + i);
+        }
+        expect(&e, "old ids");
+        for id in (1..600).step_by(7) {
+            e.apply(
+                &WriteOp::DeleteMessage {
+                    tenant: 2,
+                    session: first,
+                    id,
+                    at: 1_800_000_000,
+                },
+                None,
+            )
+            .unwrap();
+        }
+        for id in (2..600).step_by(11) {
+            let _ = e.apply(
+                &WriteOp::RecallMessage {
+                    tenant: 2,
+                    session: first,
+                    id,
+                },
+                None,
+            );
+        }
+        expect(&e, "deleted and recalled");
+        e.apply(
+            &WriteOp::DeleteSession {
+                tenant: 2,
+                id: first,
+            },
+            None,
+        )
+        .unwrap();
+        expect(&e, "a session deleted");
+    }
+
+    /// check() finds a posting missing from a block, one that names a
+    /// message without the gram, and a wrong total.
+    #[test]
+    fn check_reports_damaged_posting_blocks() {
         let dir = tempfile::tempdir().unwrap();
         let (e, sid) = engine_with_a_session(dir.path());
-        for text in [
-            "订单 12345 已发货",
-            "订单 123 45",
-            "退款 12345",
-            "Shop order 12345",
-            "shop 订单",
-        ] {
-            let m = Message {
-                tenant: 2,
-                session_id: sid,
-                content: text.into(),
-                ..Default::default()
-            };
-            e.apply(&WriteOp::AppendMessage(m), None).unwrap();
+        for i in 0..5 {
+            e.apply(
+                &WriteOp::AppendMessage(Message {
+                    tenant: 2,
+                    session_id: sid,
+                    content: format!("订单 {i}"),
+                    ..Default::default()
+                }),
+                None,
+            )
+            .unwrap();
         }
-        let queries = ["12345", "订单 1", "shop", "订单", "order 123", "已发货"];
-        let answers = |e: &Engine| -> Vec<(u64, Vec<u64>)> {
-            queries
-                .iter()
-                .map(|q| {
-                    let hits = e
-                        .search_messages(&crate::MessageSearch::new(2, *q))
-                        .unwrap();
-                    (hits.total, hits.messages.iter().map(|m| m.id).collect())
-                })
-                .collect()
-        };
-        let with_offsets = answers(&e);
-        assert_eq!(with_offsets[0].0, 3, "{with_offsets:?}");
-        assert_eq!(with_offsets[1], (2, vec![2, 1]));
-        let mut w = e.begin_write().unwrap();
-        let postings: Vec<Vec<u8>> = Tree::new(w.as_read(), Space::Data)
-            .iter()
-            .map(|r| r.unwrap().0.to_vec())
-            .filter(|k| k.len() > 8 && k[8] == crate::keys::TEXT)
-            .collect();
-        assert!(postings.len() > 20);
-        for k in postings {
-            w.put(Space::Data, &k, &[]).unwrap();
-        }
-        w.commit().unwrap();
-        assert_eq!(answers(&e), with_offsets);
         assert!(e.check().unwrap().ok);
+        let (k, v) = e
+            .read(|s| {
+                let (k, v) = s
+                    .data
+                    .scan_prefix(keys::text_block_prefix(2, "订单"))
+                    .next()
+                    .unwrap()?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .unwrap();
+        let (total, list) = crate::postings::decode(&v).unwrap();
+        let damaged = |block: Vec<u8>| {
+            let mut w = e.begin_write().unwrap();
+            w.put(Space::Data, &k, &block).unwrap();
+            w.commit().unwrap();
+            let report = e.check().unwrap();
+            let mut w = e.begin_write().unwrap();
+            w.put(Space::Data, &k, &v).unwrap();
+            w.commit().unwrap();
+            report.violations
+        };
+        // The oldest posting names the block: drop the newest.
+        let fewer = damaged(crate::postings::encode(total, &list[1..]));
+        assert!(
+            fewer
+                .iter()
+                .any(|v| v.contains("5 visible messages hold it")),
+            "{fewer:?}"
+        );
+        let mut moved = list.clone();
+        moved[0].offsets = vec![1];
+        let wrong = damaged(crate::postings::encode(total, &moved));
+        assert!(
+            wrong.iter().any(|v| v.contains("postings name 5 others")),
+            "{wrong:?}"
+        );
+        let count = damaged(crate::postings::encode(total + 1, &list));
+        assert!(
+            count.iter().any(|v| v.contains("states 6 postings")),
+            "{count:?}"
+        );
+        assert!(e.check().unwrap().ok);
+    }
+
+    /// A store whose text postings are a key each (format 1, builds before
+    /// the blocks) is read but neither written nor searched: each refusal
+    /// says how to migrate, and the export (what migrate copies) works.
+    #[test]
+    fn a_store_of_the_old_posting_layout_is_read_and_refused_for_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, sid) = engine_with_a_session(dir.path());
+        let m = Message {
+            tenant: 2,
+            session_id: sid,
+            content: "订单 12345".into(),
+            ..Default::default()
+        };
+        e.apply(&WriteOp::AppendMessage(m.clone()), None).unwrap();
+        let mut w = e.begin_write().unwrap();
+        w.put(Space::Meta, FORMAT_KEY, &LEGACY_TEXT_FORMAT.to_be_bytes())
+            .unwrap();
+        w.commit().unwrap();
+        drop(e);
+        let e = Engine::open(dir.path(), Options::default()).unwrap();
+        assert_eq!(e.info().unwrap().format, LEGACY_TEXT_FORMAT);
+        assert_eq!(e.get_session(2, sid).unwrap().unwrap().message_count, 1);
+        let says_migrate = |r: Result<u64>| match r {
+            Err(Error::Format { reason }) => {
+                assert!(reason.contains("chatstore migrate"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        };
+        says_migrate(e.apply(&WriteOp::AppendMessage(m), None));
+        says_migrate(
+            e.search_messages(&crate::MessageSearch::new(2, "订单"))
+                .map(|h| h.total),
+        );
+        says_migrate(e.check().map(|r| r.keys));
+        let records = e
+            .export_records()
+            .unwrap()
+            .collect::<Result<Vec<_>>>()
+            .unwrap();
+        assert!(records
+            .iter()
+            .any(|r| matches!(r, crate::jsonl::Record::Message(m) if m.content == "订单 12345")));
     }
 
     /// A store created without the text index writes no posting, and
@@ -842,8 +1057,15 @@ mod tests {
         let mut w = e.begin_write().unwrap();
         w.put(
             Space::Data,
-            crate::keys::text(2, "订单", mid, sid).as_ref(),
-            &[],
+            crate::keys::text_block(2, "订单", mid, sid).as_ref(),
+            &crate::postings::encode(
+                1,
+                &[crate::postings::Posting {
+                    mid,
+                    sid,
+                    offsets: vec![0],
+                }],
+            ),
         )
         .unwrap();
         w.commit().unwrap();

@@ -131,5 +131,6 @@ fn commit<'e>(
 fn run(txn: &dyn ReadTxn, f: WriteFn, text_index: bool) -> Result<(u64, Writes)> {
     let tx = Tx::new(txn, text_index);
     let v = f(&tx)?;
-    Ok((v, tx.into_writes()))
+    let writes = tx.into_writes()?;
+    Ok((v, writes))
 }

@@ -268,7 +268,7 @@ impl Engine {
                 (failed, tx.into_writes())
             };
             if failed.is_none() {
-                put_all(&mut *w, writes)?;
+                put_all(&mut *w, writes?)?;
                 self.commit_write(w)?;
             }
             failed

@@ -38,6 +38,9 @@ pub const GRAM_COUNT: u8 = 0x21;
 pub const TEXT: u8 = 0x22;
 /// Message text posting counts: `T 23 len gram` -> u64.
 pub const TEXT_COUNT: u8 = 0x23;
+/// Message text postings in blocks (store format 3): `T 24 len gram !mid
+/// sid` (the block's oldest posting) -> a block (see `postings.rs`).
+pub const TEXT_BLOCK: u8 = 0x24;
 /// Counters: `T 30 kind [agent]` -> u64.
 pub const COUNTER: u8 = 0x30;
 /// Writes applied for another process: `T 40 request-id(16)` -> applied
@@ -218,17 +221,14 @@ pub fn sessions_of_member(t: u64, uid: u64) -> Key {
 pub fn gram(t: u64, field: Field, gram: &str, uid: u64) -> Key {
     gram_prefix(t, field, gram).u64(uid)
 }
-/// `T 22 len gram !mid sid`
-pub fn text(t: u64, gram: &str, mid: u64, sid: u64) -> Key {
-    text_prefix(t, gram).desc(mid).u64(sid)
+/// `T 24 len gram !mid sid`: the block of a gram's postings whose oldest
+/// posting is message `mid` of session `sid`.
+pub fn text_block(t: u64, gram: &str, mid: u64, sid: u64) -> Key {
+    text_block_prefix(t, gram).desc(mid).u64(sid)
 }
-/// `T 22 len gram`: prefix of one message gram's postings.
-pub fn text_prefix(t: u64, gram: &str) -> Key {
-    Key::new(t, TEXT).short_str(gram)
-}
-/// `T 23 len gram`
-pub fn text_count(t: u64, gram: &str) -> Key {
-    Key::new(t, TEXT_COUNT).short_str(gram)
+/// `T 24 len gram`: prefix of one gram's posting blocks.
+pub fn text_block_prefix(t: u64, gram: &str) -> Key {
+    Key::new(t, TEXT_BLOCK).short_str(gram)
 }
 /// `T 20 field len gram`: prefix of one gram's postings.
 pub fn gram_prefix(t: u64, field: Field, gram: &str) -> Key {

@@ -34,6 +34,7 @@ mod keys;
 pub mod limits;
 mod model;
 mod options;
+mod postings;
 mod query;
 mod rpc;
 pub mod search;

@@ -11,8 +11,9 @@ use crate::error::{Error, Result};
 use crate::keys::{self, Counter, Field};
 use crate::limits;
 use crate::model::{Agent, Member, Message, SessionView};
+use crate::postings::{self, Postings};
 use crate::search::{self, Query};
-use crate::storage::{Bytes, ReadTxn, Space, Tree};
+use crate::storage::{ReadTxn, Space, Tree};
 
 /// One read transaction's view of a store: every query runs on one (see
 /// `Engine::read`), so a page, its total and its joined rows agree.
@@ -713,6 +714,10 @@ pub struct MessageHits {
     pub messages: Vec<Message>,
 }
 
+/// The most distinct grams a message-text query may have to be verified
+/// from the postings' offsets rather than by reading each candidate.
+const POSITIONAL_GRAMS: usize = 6;
+
 impl Snap<'_> {
     /// Searches message text: the postings of the query's rarest gram, newest
     /// first, each candidate verified against the normalized text (so the
@@ -800,39 +805,37 @@ impl Snap<'_> {
             return Ok(hits);
         }
         // A query that is one whole gram is found by its postings alone:
-        // with no scope its total is the gram's count and a page reads only
-        // the page's messages.
+        // with no scope its total is the gram's (its first block holds it)
+        // and a page reads only the page's messages.
         if query.len() == 1 && query[0].0 == norm && s.session_id.is_none() && s.agent_id.is_none()
         {
-            hits.total = self.counter(&keys::text_count(s.tenant, &query[0].0))?;
-            for item in self
-                .data
-                .scan_prefix(keys::text_prefix(s.tenant, &query[0].0))
-                .skip(skip as usize)
-                .take(pagesize as usize)
+            hits.total = postings::total(&self.data, s.tenant, &query[0].0)?;
+            for p in Postings::new(&self.data, s.tenant, &query[0].0, skip).take(pagesize as usize)
             {
-                let (k, _) = item?;
-                let (mid, sid) = (!keys::u64_at(&k, k.len() - 16), keys::last_u64(&k));
-                if let Some(v) = self.data.get(keys::message(s.tenant, sid, mid))? {
+                let p = p?;
+                if let Some(v) = self.data.get(keys::message(s.tenant, p.sid, p.mid))? {
                     let body: MsgBody = codec::decode(&v, "message")?;
-                    hits.messages.push(body.to_message(s.tenant, sid, mid));
+                    hits.messages.push(body.to_message(s.tenant, p.sid, p.mid));
                 }
             }
             return Ok(hits);
         }
         // The rarest gram's postings, merged with those of every other gram
         // whose list is at most 8 times longer: postings share one order
-        // (`!mid sid` after the gram), so a candidate missing from another
-        // list costs a step of that list's scan, not a read. When the
-        // query's grams cover it, a candidate is then verified from the
-        // gram offsets the postings hold (the other grams' postings read by
-        // key), without reading the message; otherwise, or for postings
-        // written before offsets were kept (empty), the message is read.
-        let positional = search::grams_cover(&norm, &query);
+        // (newest id first, then session), so a candidate missing from
+        // another list costs a step of that list, not a read. When the
+        // query's grams cover it, a candidate is then verified from the gram
+        // offsets the postings hold (the other grams' postings found by a
+        // seek), without reading the message; otherwise the message is read.
+        // Repeated grams count once (`message_gram_positions` merges them),
+        // and verifying from offsets is for queries of a few grams
+        // (`POSITIONAL_GRAMS`): a longer one would seek a block per gram
+        // per candidate, where reading the candidate is one get.
+        let positional = query.len() <= POSITIONAL_GRAMS && search::grams_cover(&norm, &query);
         let mut counted = query
             .iter()
             .enumerate()
-            .map(|(i, (g, _))| Ok((self.counter(&keys::text_count(s.tenant, g))?, i)))
+            .map(|(i, (g, _))| Ok((postings::total(&self.data, s.tenant, g)?, i)))
             .collect::<Result<Vec<_>>>()?;
         counted.sort();
         let (rarest_count, rarest) = counted[0];
@@ -840,45 +843,42 @@ impl Snap<'_> {
             .iter()
             .filter(|(n, _)| *n <= rarest_count.saturating_mul(8))
             .map(|&(_, i)| {
-                let postings = self
-                    .data
-                    .scan_prefix(keys::text_prefix(s.tenant, &query[i].0));
-                (i, postings.peekable())
+                (
+                    i,
+                    Postings::new(&self.data, s.tenant, &query[i].0, 0).peekable(),
+                )
             })
             .collect();
-        let mut at: Vec<Option<Bytes<'_>>> = vec![None; query.len()];
-        'candidates: for item in self
-            .data
-            .scan_prefix(keys::text_prefix(s.tenant, &query[rarest].0))
-        {
-            let (k, v) = item?;
-            let suffix = &k[k.len() - 16..];
-            let (mid, sid) = (!keys::u64_at(&k, k.len() - 16), keys::last_u64(&k));
+        let mut at: Vec<Option<Vec<u32>>> = vec![None; query.len()];
+        'candidates: for p in Postings::new(&self.data, s.tenant, &query[rarest].0, 0) {
+            let p = p?;
+            let (mid, sid) = (p.mid, p.sid);
             if s.session_id.is_some_and(|want| want != sid) {
                 continue;
             }
+            let place = postings::order(mid, sid);
             at.iter_mut().for_each(|a| *a = None);
-            at[rarest] = Some(v);
-            for (i, postings) in &mut merged {
+            at[rarest] = Some(p.offsets);
+            for (i, list) in &mut merged {
                 loop {
-                    let order = match postings.peek() {
+                    let order = match list.peek() {
                         // That gram's postings ended: no later candidate has it.
                         None => break 'candidates,
-                        Some(Ok((k2, _))) => k2[k2.len() - 16..].cmp(suffix),
-                        Some(Err(_)) => match postings.next() {
+                        Some(Ok(q)) => postings::order(q.mid, q.sid).cmp(&place),
+                        Some(Err(_)) => match list.next() {
                             Some(Err(e)) => return Err(e),
                             _ => unreachable!("peeked an error"),
                         },
                     };
                     match order {
                         std::cmp::Ordering::Less => {
-                            postings.next();
+                            list.next();
                         }
                         std::cmp::Ordering::Equal => {
-                            at[*i] = postings
+                            at[*i] = list
                                 .peek()
-                                .and_then(|p| p.as_ref().ok())
-                                .map(|(_, v)| v.clone());
+                                .and_then(|q| q.as_ref().ok())
+                                .map(|q| q.offsets.clone());
                             break;
                         }
                         std::cmp::Ordering::Greater => continue 'candidates,
@@ -888,29 +888,20 @@ impl Snap<'_> {
             if positional {
                 for (i, a) in at.iter_mut().enumerate() {
                     if a.is_none() {
-                        match self.data.get(keys::text(s.tenant, &query[i].0, mid, sid))? {
-                            Some(v) => *a = Some(v),
+                        match postings::find(&self.data, s.tenant, &query[i].0, mid, sid)? {
+                            Some(q) => *a = Some(q.offsets),
                             None => continue 'candidates,
                         }
                     }
                 }
-                // Postings written before offsets were kept are empty.
-                if at.iter().all(|a| a.as_ref().is_some_and(|v| !v.is_empty())) {
-                    let offsets = at
-                        .iter()
-                        .map(|a| {
-                            codec::decode::<Vec<u32>>(
-                                a.as_ref().expect("filled above"),
-                                "text posting",
-                            )
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    let offsets: Vec<&[u32]> = offsets.iter().map(Vec::as_slice).collect();
-                    if search::holds_query(&query, &offsets) {
-                        accept(sid, mid, None)?;
-                    }
-                    continue;
+                let offsets: Vec<&[u32]> = at
+                    .iter()
+                    .map(|a| a.as_deref().unwrap_or_default())
+                    .collect();
+                if search::holds_query(&query, &offsets) {
+                    accept(sid, mid, None)?;
                 }
+                continue;
             }
             // Postings name visible messages only (check() verifies it).
             if let Some(v) = self.data.get(keys::message(s.tenant, sid, mid))? {

@@ -22,6 +22,7 @@ use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
 use crate::error::Error;
 use crate::keys::{self, Counter, Field};
 use crate::model::{Agent, Member, Message, Reader, Session};
+use crate::postings::{self, Posting};
 use crate::search;
 use crate::storage::{ReadTxn, Space, Tree};
 
@@ -46,6 +47,9 @@ pub struct Tx<'a> {
     /// Writes to the meta space (the store-wide records: pending
     /// cascades).
     meta: RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Message-text posting changes per tenant and gram, put into the
+    /// gram's blocks once, when the write is done ([`Tx::into_writes`]).
+    text: RefCell<BTreeMap<(u64, String), postings::Changes>>,
 }
 
 impl<'a> Tx<'a> {
@@ -57,17 +61,101 @@ impl<'a> Tx<'a> {
             text_index,
             writes: RefCell::new(BTreeMap::new()),
             meta: RefCell::new(BTreeMap::new()),
+            text: RefCell::new(BTreeMap::new()),
         }
     }
 
     /// The collected writes, in key order (LMDB inserts sorted keys
     /// fastest).
-    pub fn into_writes(self) -> Writes {
+    pub fn into_writes(self) -> TxResult<Writes> {
+        self.flush_text()?;
         let data = self.writes.into_inner().into_iter();
         let meta = self.meta.into_inner().into_iter();
-        data.map(|(k, v)| (Space::Data, k, v))
+        Ok(data
+            .map(|(k, v)| (Space::Data, k, v))
             .chain(meta.map(|(k, v)| (Space::Meta, k, v)))
-            .collect()
+            .collect())
+    }
+
+    /// Puts the pending posting changes into their grams' blocks: per
+    /// gram, the run of blocks from the one the first change falls in to
+    /// the one the last falls in is read, merged and cut anew
+    /// (`postings::apply`), and only blocks that changed are written.
+    fn flush_text(&self) -> TxResult<()> {
+        let text = std::mem::take(&mut *self.text.borrow_mut());
+        for ((t, gram), changes) in text {
+            let (Some((lo, _)), Some((hi, _))) =
+                (changes.first_key_value(), changes.last_key_value())
+            else {
+                continue;
+            };
+            let prefix = keys::text_block_prefix(t, &gram);
+            let end = keys::prefix_end(prefix.as_ref()).unwrap_or_default();
+            let hi_key = keys::text_block(t, &gram, !hi.0, hi.1).into_vec();
+            let mut from = keys::text_block(t, &gram, !lo.0, lo.1).into_vec();
+            let mut run: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            let mut next = None;
+            'read: loop {
+                let page = self.range_entries(&from, &end, 16)?;
+                let full = page.len() == 16;
+                for (k, v) in page {
+                    let reached = run.last().is_some_and(|(last, _)| *last >= hi_key);
+                    if reached {
+                        next = Some((k, v));
+                        break 'read;
+                    }
+                    from = k.clone();
+                    from.push(0);
+                    run.push((k, v));
+                }
+                if !full {
+                    break;
+                }
+            }
+            if run.is_empty() {
+                // Older than every block: the gram's last block takes them.
+                if let Some(last) = self.last_entry(prefix.as_ref(), &end)? {
+                    run.push(last);
+                }
+            }
+            let first_block = self.range_entries(prefix.as_ref(), &end, 1)?.pop();
+            let first = first_block.filter(|(k, _)| run.first().is_none_or(|(r, _)| r != k));
+            let w = postings::apply(t, &gram, &run, first.as_ref(), next.as_ref(), &changes)?;
+            let mut writes = self.writes.borrow_mut();
+            for k in w.remove {
+                writes.insert(k, None);
+            }
+            for (k, v) in w.put {
+                writes.insert(k, Some(v));
+            }
+        }
+        Ok(())
+    }
+
+    /// The last entry of `[from, to)`, committed merged with pending.
+    fn last_entry(&self, from: &[u8], to: &[u8]) -> TxResult<Option<(Vec<u8>, Vec<u8>)>> {
+        let writes = self.writes.borrow();
+        let pending = writes
+            .range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)))
+            .rev()
+            .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
+        let mut committed = None;
+        for item in self.data().scan(
+            Bound::Included(from),
+            Bound::Excluded(to),
+            crate::storage::Dir::Backward,
+        ) {
+            let (k, v) = item?;
+            if writes.contains_key(&k[..]) {
+                continue;
+            }
+            committed = Some((k.to_vec(), v.to_vec()));
+            break;
+        }
+        Ok(match (pending, committed) {
+            (Some(p), Some(c)) => Some(if p.0 > c.0 { p } else { c }),
+            (p, c) => p.or(c),
+        })
     }
 
     /// Whether the meta space holds `k` (pending writes included).
@@ -457,14 +545,12 @@ fn index_text(tx: &Tx, t: u64, sid: u64, mid: u64, body: &MsgBody, delta: i64) -
     if body.recalled() || !tx.text_index {
         return Ok(());
     }
-    for (g, positions) in search::message_gram_positions(&search::normalize(&body.content)) {
-        let k = keys::text(t, &g, mid, sid);
-        if delta > 0 {
-            tx.put_raw(k, &codec::encode(&positions))?;
-        } else {
-            tx.del(k)?;
-        }
-        tx.add(keys::text_count(t, &g), delta)?;
+    let mut text = tx.text.borrow_mut();
+    for (g, offsets) in search::message_gram_positions(&search::normalize(&body.content)) {
+        let change = (delta > 0).then_some(Posting { mid, sid, offsets });
+        text.entry((t, g))
+            .or_default()
+            .insert(postings::order(mid, sid), change);
     }
     Ok(())
 }

@@ -294,5 +294,8 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
         .unwrap();
     assert_eq!(hits.total, 1);
     let info = store.info().unwrap();
-    assert_eq!((info.format, info.text_index), (1, true));
+    assert_eq!(
+        (info.format, info.text_index),
+        (chatstore::STORE_FORMAT, true)
+    );
 }

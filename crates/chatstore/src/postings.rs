@@ -1,0 +1,538 @@
+//! Message-text postings in blocks (store format 3).
+//!
+//! Per tenant and gram, the postings (one per visible message holding the
+//! gram: its id, its session and the gram's character offsets in the
+//! normalized text) are kept newest first, in the order of the key suffix
+//! `!mid sid`, cut into blocks of at most [`BLOCK_BYTES`] (a block holds at
+//! least one posting, however long):
+//!
+//! `T 24 len gram !mid sid` (the block's *last*, oldest, posting) ->
+//! `varint total, varint n, n x (varint mid, varint sid, varint k, k x
+//! varint offset)`
+//!
+//! - `total` is the gram's number of postings in its first (newest) block,
+//!   0 in the others: a whole-gram query's total and the search plan's
+//!   rarest gram cost one read.
+//! - `mid` is the first posting's id, then the gap to the previous (ids
+//!   descend, so gaps are small and positive); offsets are the first offset
+//!   then the gaps (they ascend).
+//!
+//! A block covers the postings after the previous block's key up to its
+//! own key, so the block of a posting is the first one whose key is not
+//! before it: a seek. New messages are the newest, so an append adds to the
+//! gram's first block; when that one is full a new first block begins
+//! (blocks are cut from the oldest end, so full blocks stay as they are).
+//! An import batch adds all its postings of a gram at once (whole blocks).
+//! A delete or recall removes the posting from its block (rewriting that
+//! block, and the first block for the total): deletes stay exact, there are
+//! no tombstones.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::storage::Tree;
+
+/// The most bytes of postings a block holds (one posting may exceed it
+/// alone). Under LMDB's 2 KB in-page value limit, so a block never spills
+/// into overflow pages.
+pub const BLOCK_BYTES: usize = 1024;
+
+/// One message holding a gram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posting {
+    /// The message id.
+    pub mid: u64,
+    /// The session.
+    pub sid: u64,
+    /// The gram's character offsets in the normalized text, ascending.
+    pub offsets: Vec<u32>,
+}
+
+/// The order of postings (and of block keys): newest id first, then by
+/// session.
+pub type Order = (u64, u64);
+
+/// The place of `(mid, sid)` in a gram's posting order.
+pub fn order(mid: u64, sid: u64) -> Order {
+    (!mid, sid)
+}
+
+impl Posting {
+    fn order(&self) -> Order {
+        order(self.mid, self.sid)
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut x: u64) {
+    while x >= 0x80 {
+        out.push((x as u8) | 0x80);
+        x >>= 7;
+    }
+    out.push(x as u8);
+}
+
+fn varint_len(x: u64) -> usize {
+    (64 - (x | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Reads LEB128 varints from a block.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn varint(&mut self) -> Result<u64> {
+        let mut x = 0u64;
+        for shift in (0..64).step_by(7) {
+            let Some(&b) = self.bytes.get(self.at) else {
+                return Err(Error::corrupt("text posting block ends inside a number"));
+            };
+            self.at += 1;
+            x |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(x);
+            }
+        }
+        Err(Error::corrupt(
+            "text posting block holds a number over 64 bits",
+        ))
+    }
+}
+
+/// The bytes a posting takes after `prev` (the previous posting's id in its
+/// block, `None` for the first).
+fn posting_len(prev: Option<u64>, p: &Posting) -> usize {
+    let gap = prev.map_or(p.mid, |m| m - p.mid);
+    let mut n = varint_len(gap) + varint_len(p.sid) + varint_len(p.offsets.len() as u64);
+    let mut last = 0u32;
+    for &o in &p.offsets {
+        n += varint_len(u64::from(o - last));
+        last = o;
+    }
+    n
+}
+
+/// Encodes a block.
+pub fn encode(total: u64, postings: &[Posting]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + postings.len() * 8);
+    put_varint(&mut out, total);
+    put_varint(&mut out, postings.len() as u64);
+    let mut prev: Option<u64> = None;
+    for p in postings {
+        put_varint(&mut out, prev.map_or(p.mid, |m| m - p.mid));
+        put_varint(&mut out, p.sid);
+        put_varint(&mut out, p.offsets.len() as u64);
+        let mut last = 0u32;
+        for &o in &p.offsets {
+            put_varint(&mut out, u64::from(o - last));
+            last = o;
+        }
+        prev = Some(p.mid);
+    }
+    out
+}
+
+/// The header of a block: the gram's total (first block) and the number of
+/// postings in it.
+pub fn header(block: &[u8]) -> Result<(u64, u64)> {
+    let mut r = Reader {
+        bytes: block,
+        at: 0,
+    };
+    Ok((r.varint()?, r.varint()?))
+}
+
+/// Decodes a block: its total and its postings, checking their order.
+pub fn decode(block: &[u8]) -> Result<(u64, Vec<Posting>)> {
+    let mut r = Reader {
+        bytes: block,
+        at: 0,
+    };
+    let total = r.varint()?;
+    let n = r.varint()?;
+    let mut out: Vec<Posting> = Vec::with_capacity(n.min(4096) as usize);
+    let mut prev: Option<u64> = None;
+    for _ in 0..n {
+        let gap = r.varint()?;
+        let mid = match prev {
+            None => gap,
+            Some(m) => m
+                .checked_sub(gap)
+                .ok_or_else(|| Error::corrupt("text posting block: id gap below 0"))?,
+        };
+        let sid = r.varint()?;
+        let k = r.varint()?;
+        let mut offsets = Vec::with_capacity(k.min(4096) as usize);
+        let mut last = 0u64;
+        for _ in 0..k {
+            last += r.varint()?;
+            offsets.push(
+                u32::try_from(last)
+                    .map_err(|_| Error::corrupt("text posting block: offset over 32 bits"))?,
+            );
+        }
+        let p = Posting { mid, sid, offsets };
+        if out.last().is_some_and(|q| q.order() >= p.order()) {
+            return Err(Error::corrupt("text posting block: postings out of order"));
+        }
+        prev = Some(mid);
+        out.push(p);
+    }
+    if r.at != block.len() {
+        return Err(Error::corrupt(
+            "text posting block: bytes after its postings",
+        ));
+    }
+    Ok((total, out))
+}
+
+/// Cuts postings (in order) into blocks of at most [`BLOCK_BYTES`], from
+/// the oldest end: every block but the first is as full as the next
+/// posting allows, and a posting added in front joins the first block or
+/// starts a new one, leaving the full ones as they were.
+pub fn chunks(postings: &[Posting]) -> Vec<&[Posting]> {
+    let mut out = Vec::new();
+    let mut end = postings.len();
+    while end > 0 {
+        // Grow the block backwards from `end` while it fits. Its first
+        // posting is stored whole, the others as gaps: measure as it will
+        // be written.
+        let mut start = end - 1;
+        let mut size = posting_len(None, &postings[start]);
+        while start > 0 {
+            let cand = &postings[start - 1];
+            // `cand` becomes the first: it is stored whole, and the old
+            // first turns into a gap.
+            let grown = size - posting_len(None, &postings[start])
+                + posting_len(Some(cand.mid), &postings[start])
+                + posting_len(None, cand);
+            if grown > BLOCK_BYTES {
+                break;
+            }
+            size = grown;
+            start -= 1;
+        }
+        out.push(&postings[start..end]);
+        end = start;
+    }
+    out.reverse();
+    out
+}
+
+/// The key of a gram's block whose last posting is `last`.
+pub fn block_key(t: u64, gram: &str, last: &Posting) -> keys::Key {
+    keys::text_block(t, gram, last.mid, last.sid)
+}
+
+/// A change to a gram's postings.
+pub type Changes = BTreeMap<Order, Option<Posting>>;
+
+/// What applying changes to one gram writes: keys to remove, blocks to put.
+#[derive(Debug, Default)]
+pub struct BlockWrites {
+    /// Block keys to remove.
+    pub remove: Vec<Vec<u8>>,
+    /// Blocks to put.
+    pub put: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Applies `changes` (a posting to add or replace, or `None` to remove the
+/// posting in that place) to a gram's postings, given the blocks they touch:
+/// `run`, consecutive blocks of the gram as `(key, value)` from the first
+/// whose key is not before the first change through the first whose key is
+/// not before the last change (or the gram's last block); `first`, the
+/// gram's first block when it is not in `run`; `next`, the block after the
+/// run (which becomes the first when the run held the first and all its
+/// postings go). Returns the writes.
+pub fn apply(
+    t: u64,
+    gram: &str,
+    run: &[(Vec<u8>, Vec<u8>)],
+    first: Option<&(Vec<u8>, Vec<u8>)>,
+    next: Option<&(Vec<u8>, Vec<u8>)>,
+    changes: &Changes,
+) -> Result<BlockWrites> {
+    let mut total = match (first, run.first()) {
+        (Some((_, v)), _) | (None, Some((_, v))) => header(v)?.0,
+        (None, None) => 0,
+    };
+    let mut merged: BTreeMap<Order, Posting> = BTreeMap::new();
+    for (_, v) in run {
+        for p in decode(v)?.1 {
+            merged.insert(p.order(), p);
+        }
+    }
+    for (o, change) in changes {
+        let had = match change {
+            Some(p) => merged.insert(*o, p.clone()).is_some(),
+            None => merged.remove(o).is_some(),
+        };
+        match (change.is_some(), had) {
+            (true, false) => total += 1,
+            (false, true) => total = total.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let postings: Vec<Posting> = merged.into_values().collect();
+    let blocks = chunks(&postings);
+    // The run holds the gram's first block unless `first` is given.
+    let run_is_first = first.is_none();
+    let mut out = BlockWrites::default();
+    let mut new: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    for (i, b) in blocks.iter().enumerate() {
+        let is_first = run_is_first && i == 0;
+        let key = block_key(t, gram, b.last().expect("a block holds a posting"));
+        new.insert(key.into_vec(), encode(if is_first { total } else { 0 }, b));
+    }
+    for (k, v) in run {
+        match new.get(k) {
+            Some(nv) if nv == v => {
+                new.remove(k);
+            }
+            Some(_) => {}
+            None => out.remove.push(k.clone()),
+        }
+    }
+    out.put.extend(new);
+    // The gram's first block carries the total: `first` when the run does
+    // not hold it; `next` when the run held it and emptied.
+    let carrier = match (first, blocks.is_empty()) {
+        (Some(f), _) => Some(f),
+        (None, true) => next,
+        (None, false) => None,
+    };
+    if let Some((k, v)) = carrier {
+        let rewritten = encode(total, &decode(v)?.1);
+        if rewritten != *v {
+            out.put.push((k.clone(), rewritten));
+        }
+    }
+    Ok(out)
+}
+
+/// The gram's total and its first block's key (no block: 0).
+pub fn total(data: &Tree<'_>, t: u64, gram: &str) -> Result<u64> {
+    match data.scan_prefix(keys::text_block_prefix(t, gram)).next() {
+        None => Ok(0),
+        Some(item) => Ok(header(&item?.1)?.0),
+    }
+}
+
+/// The posting of message `(mid, sid)` under a gram, if any: one seek.
+pub fn find(data: &Tree<'_>, t: u64, gram: &str, mid: u64, sid: u64) -> Result<Option<Posting>> {
+    let from = keys::text_block(t, gram, mid, sid);
+    let prefix = keys::text_block_prefix(t, gram);
+    let end = keys::prefix_end(prefix.as_ref()).unwrap_or_default();
+    let Some(item) = data
+        .range(
+            Bound::Included(from.as_ref()),
+            Bound::Excluded(end.as_slice()),
+        )
+        .next()
+    else {
+        return Ok(None);
+    };
+    let (_, postings) = decode(&item?.1)?;
+    Ok(postings.into_iter().find(|p| p.mid == mid && p.sid == sid))
+}
+
+/// A gram's postings in order, block by block; `skip` postings are passed
+/// over reading only the headers of the blocks they fill.
+pub struct Postings<'t> {
+    blocks: crate::storage::Iter<'t>,
+    current: std::vec::IntoIter<Posting>,
+    skip: u64,
+}
+
+impl<'t> Postings<'t> {
+    /// The postings of `gram`, from the `skip`th on.
+    pub fn new(data: &Tree<'t>, t: u64, gram: &str, skip: u64) -> Postings<'t> {
+        Postings {
+            blocks: data.scan_prefix(keys::text_block_prefix(t, gram)),
+            current: Vec::new().into_iter(),
+            skip,
+        }
+    }
+}
+
+impl Iterator for Postings<'_> {
+    type Item = Result<Posting>;
+
+    fn next(&mut self) -> Option<Result<Posting>> {
+        loop {
+            if let Some(p) = self.current.next() {
+                return Some(Ok(p));
+            }
+            let (_, v) = match self.blocks.next()? {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(e)),
+            };
+            if self.skip > 0 {
+                match header(&v) {
+                    Ok((_, n)) if n <= self.skip => {
+                        self.skip -= n;
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            match decode(&v) {
+                Ok((_, postings)) => {
+                    let skip = std::mem::take(&mut self.skip) as usize;
+                    self.current = postings
+                        .into_iter()
+                        .skip(skip)
+                        .collect::<Vec<_>>()
+                        .into_iter();
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn posting(mid: u64, sid: u64, offsets: Vec<u32>) -> Posting {
+        Posting { mid, sid, offsets }
+    }
+
+    #[test]
+    fn varint_lengths() {
+        for x in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
+            let mut v = Vec::new();
+            put_varint(&mut v, x);
+            assert_eq!(v.len(), varint_len(x), "{x}");
+            let mut r = Reader { bytes: &v, at: 0 };
+            assert_eq!(r.varint().unwrap(), x);
+        }
+    }
+
+    #[test]
+    fn a_damaged_block_is_an_error() {
+        let b = encode(2, &[posting(9, 1, vec![0, 5]), posting(7, 1, vec![3])]);
+        assert_eq!(decode(&b).unwrap().1.len(), 2);
+        assert!(decode(&b[..b.len() - 1]).is_err());
+        let mut more = b.clone();
+        more.push(0);
+        assert!(decode(&more).is_err());
+        // The same message twice: out of order.
+        let twice = encode(2, &[posting(9, 1, vec![0]), posting(9, 1, vec![0])]);
+        assert!(decode(&twice).is_err());
+    }
+
+    fn arb_postings() -> impl Strategy<Value = Vec<Posting>> {
+        proptest::collection::btree_map(
+            (0u64..5_000, 0u64..50),
+            proptest::collection::btree_set(0u32..2_000, 1..6),
+            0..400,
+        )
+        .prop_map(|m| {
+            let mut v: Vec<Posting> = m
+                .into_iter()
+                .map(|((mid, sid), offs)| posting(mid, sid, offs.into_iter().collect()))
+                .collect();
+            v.sort_by_key(Posting::order);
+            v
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn blocks_round_trip_and_respect_their_bound(postings in arb_postings()) {
+            let blocks = chunks(&postings);
+            let mut back = Vec::new();
+            for b in &blocks {
+                let bytes = encode(0, b);
+                prop_assert!(bytes.len() <= BLOCK_BYTES + 4 || b.len() == 1);
+                let (_, got) = decode(&bytes).unwrap();
+                back.extend(got);
+            }
+            prop_assert_eq!(back, postings);
+        }
+
+        /// Applying changes block by block gives what applying them to the
+        /// whole list does, whatever run of blocks they fall in.
+        #[test]
+        fn apply_matches_a_model(
+            postings in arb_postings(),
+            adds in proptest::collection::vec((0u64..5_000, 0u64..50, 0u32..100), 0..40),
+            removes in proptest::collection::vec(0usize..400, 0..40),
+        ) {
+            let t = 3;
+            let gram = "ab";
+            let mut model: BTreeMap<Order, Posting> =
+                postings.iter().map(|p| (p.order(), p.clone())).collect();
+            let mut changes = Changes::new();
+            for (mid, sid, o) in adds {
+                let p = posting(mid, sid, vec![o]);
+                model.insert(p.order(), p.clone());
+                changes.insert(p.order(), Some(p));
+            }
+            for i in removes {
+                if let Some(p) = postings.get(i) {
+                    model.remove(&p.order());
+                    changes.insert(p.order(), None);
+                }
+            }
+            // Stored: the postings in blocks, the first with the total.
+            let mut store: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            for (i, b) in chunks(&postings).iter().enumerate() {
+                let total = if i == 0 { postings.len() as u64 } else { 0 };
+                store.insert(block_key(t, gram, b.last().unwrap()).into_vec(), encode(total, b));
+            }
+            apply_to_map(&mut store, t, gram, &changes);
+            let mut got = Vec::new();
+            for (i, (k, v)) in store.iter().enumerate() {
+                let (total, ps) = decode(v).unwrap();
+                prop_assert_eq!(total, if i == 0 { model.len() as u64 } else { 0 });
+                prop_assert_eq!(k, &block_key(t, gram, ps.last().unwrap()).into_vec());
+                got.extend(ps);
+            }
+            let want: Vec<Posting> = model.into_values().collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    /// The caller's part of [`apply`] over a map: find the run and the
+    /// first block, write, and carry the total to a new first block.
+    fn apply_to_map(store: &mut BTreeMap<Vec<u8>, Vec<u8>>, t: u64, gram: &str, changes: &Changes) {
+        let Some((lo, _)) = changes.first_key_value() else {
+            return;
+        };
+        let (hi, _) = changes.last_key_value().unwrap();
+        let key_of = |o: &Order| keys::text_block(t, gram, !o.0, o.1).into_vec();
+        let all: Vec<(Vec<u8>, Vec<u8>)> =
+            store.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let start = all
+            .iter()
+            .position(|(k, _)| *k >= key_of(lo))
+            .unwrap_or(all.len().saturating_sub(1));
+        let mut end = all
+            .iter()
+            .position(|(k, _)| *k >= key_of(hi))
+            .map_or(all.len(), |i| i + 1);
+        end = end.max(start + usize::from(!all.is_empty()));
+        let run = &all[start.min(all.len())..end.min(all.len())];
+        let first = if start == 0 || all.is_empty() {
+            None
+        } else {
+            all.first()
+        };
+        let next = all.get(end);
+        let w = apply(t, gram, run, first, next, changes).unwrap();
+        for k in w.remove {
+            store.remove(&k);
+        }
+        for (k, v) in w.put {
+            store.insert(k, v);
+        }
+    }
+}
