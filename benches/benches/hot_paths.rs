@@ -61,7 +61,9 @@ fn benches(c: &mut Criterion) {
         b.iter(|| chatstore::search::normalized(std::hint::black_box(message)).contains("发货"))
     });
     c.bench_function("nick_grams", |b| {
-        b.iter(|| chatstore::search::nick_grams(std::hint::black_box("nguyen van duc 李小龙")))
+        b.iter(|| {
+            chatstore::search::nick_grams(std::hint::black_box("nguyen van duc 李小龙"), true)
+        })
     });
 }
 

@@ -669,6 +669,52 @@ pub fn sqlite_append(c: &Connection, m: &Message) {
     tx.commit().unwrap();
 }
 
+/// The write side of SQLite with an FTS5 trigram index over message text
+/// kept by a trigger, for the runs where chatstore keeps its text index:
+/// import, disk and append like for like (`NAME@fts5`).
+fn sqlite_fts_writes(dir: &Path, base: &Path, msgs: &Path, plan: &Plan, r: &mut Results) {
+    let db = dir.join("sqlite-fts.db");
+    let mut c = sqlite_open(&db);
+    c.execute_batch(SCHEMA).unwrap();
+    c.execute_batch(
+        "CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id', tokenize='trigram');
+         CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN
+           INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+         END;",
+    )
+    .unwrap();
+    sqlite_import(&mut c, base);
+    let t = Instant::now();
+    let n = sqlite_import(&mut c, msgs);
+    c.execute_batch("UPDATE sessions SET last_updated_at = MAX(last_updated_at, COALESCE((SELECT time FROM messages m WHERE m.session_id = sessions.id ORDER BY m.id DESC LIMIT 1), 0)); PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    push(
+        r,
+        "import_messages@fts5",
+        "us",
+        once(t.elapsed().as_secs_f64() * 1e6 / n as f64),
+    );
+    drop(c);
+    push(
+        r,
+        "disk_bytes_per_message@fts5",
+        "bytes",
+        once(measure::disk_bytes(&db) as f64 / n as f64),
+    );
+    let c = sqlite_open(&db);
+    let mut i = 0u64;
+    push(
+        r,
+        "append_message@fts5",
+        "us",
+        measure::time(plan.appends, || {
+            i += 1;
+            sqlite_append(&c, &new_message(1 + i % 1000, i));
+        }),
+    );
+    drop(c);
+    let _ = std::fs::remove_file(&db);
+}
+
 /// Runs every workload on SQLite (and the FTS5 variant of the filters).
 pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) -> Results {
     let mut r = Results::new();
@@ -808,6 +854,9 @@ pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) ->
         }),
     );
     drop(c);
+    if plan.text_index {
+        sqlite_fts_writes(dir, base, msgs, plan, &mut r);
+    }
     let path = db.clone();
     let samples = two_writers(plan.durable, move |w, i| {
         thread_local! { static CONN: std::cell::RefCell<Option<Connection>> = const { std::cell::RefCell::new(None) }; }

@@ -250,7 +250,7 @@ static void test_without_text_index(cs_store *store, const char *base) {
     cs_string_free(json);
     json = NULL;
     rc = cs_store_info(plain, &json);
-    CHECK(rc == CS_STATUS_OK && contains(json, "\"format\":2") && contains(json, "\"text_index\":false"), "%s",
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"format\":4") && contains(json, "\"text_index\":false"), "%s",
           json ? json : "(null)");
     cs_string_free(json);
     rc = cs_store_info(plain, NULL);

@@ -45,26 +45,29 @@ pub fn search_query(data: &[u8]) {
         !by_nick || query.matches(&norm, &phones),
         "{q:?} in {stored:?}"
     );
-    if by_nick {
-        if let Some(grams) = query.nick_grams() {
-            let have: HashSet<String> = nick_grams(&norm).into_iter().collect();
-            for g in grams {
-                assert!(
-                    have.contains(&g),
-                    "index misses {stored:?} for {q:?}: gram {g:?}"
-                );
-            }
-        }
-    }
-    if let Some(sides) = query.phone_grams() {
-        let have: HashSet<String> = phone_grams(&phones).into_iter().collect();
-        for (grams, p) in sides.iter().zip(&query.phones) {
-            if phones.iter().any(|v| v.contains(p.as_str())) {
+    // Both gram sets a store may have (formats 1-2 and 3-4).
+    for short in [false, true] {
+        if by_nick {
+            if let Some(grams) = query.nick_grams(short) {
+                let have: HashSet<String> = nick_grams(&norm, short).into_iter().collect();
                 for g in grams {
                     assert!(
-                        have.contains(g),
+                        have.contains(&g),
                         "index misses {stored:?} for {q:?}: gram {g:?}"
                     );
+                }
+            }
+        }
+        if let Some(sides) = query.phone_grams(short) {
+            let have: HashSet<String> = phone_grams(&phones, short).into_iter().collect();
+            for (grams, p) in sides.iter().zip(&query.phones) {
+                if phones.iter().any(|v| v.contains(p.as_str())) {
+                    for g in grams {
+                        assert!(
+                            have.contains(g),
+                            "index misses {stored:?} for {q:?}: gram {g:?}"
+                        );
+                    }
                 }
             }
         }

@@ -539,7 +539,7 @@ fn import_without_the_text_index_then_search_a_session() {
     let v = stdout_json(&run(&["stats", "--db", db]));
     assert_eq!(
         (&v["format"], &v["text_index"]),
-        (&2.into(), &false.into()),
+        (&4.into(), &false.into()),
         "{v}"
     );
 }

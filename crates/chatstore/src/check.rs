@@ -115,7 +115,7 @@ impl<'t> Checker<'_, 't> {
                 "member {uid} of tenant {t}: stored search forms are stale"
             ));
         }
-        for (f, g) in write::member_grams(&rec) {
+        for (f, g) in write::member_grams(&rec, self.store.short_grams) {
             if self.exists(keys::gram(t, f, &g, uid))?.is_none() {
                 self.bad(format!(
                     "member {uid} of tenant {t}: n-gram {g:?} ({f:?}) missing"
@@ -281,7 +281,9 @@ impl<'t> Checker<'_, 't> {
             )),
             Some(v) => {
                 if let Ok(rec) = codec::decode::<MemberRec>(&v, "member") {
-                    if !write::member_grams(&rec).contains(&(field, gram.clone())) {
+                    if !write::member_grams(&rec, self.store.short_grams)
+                        .contains(&(field, gram.clone()))
+                    {
                         self.bad(format!(
                             "n-gram {gram:?} of tenant {t}: not in member {uid}'s text"
                         ));

@@ -27,21 +27,30 @@ use crate::storage::{self, Backend, Kv, Space, Tree, WriteTxn};
 use crate::write::{self, Cascade, Tx, TxResult};
 
 /// The newest store layout (key spaces, key layout) this build reads.
-/// Stored in the meta space, it also records the one choice fixed at
-/// creation:
-/// - 3: a store with the message-text index, its postings in blocks
-///   (`postings.rs`);
-/// - [`NO_TEXT_INDEX_FORMAT`] (2): a store created without the index
+/// Stored in the meta space, it also records what was fixed at creation:
+/// - [`TEXT_FORMAT`] (3): a store with the message-text index, its
+///   postings in blocks (`postings.rs`), nicknames and mobiles indexed by
+///   grams of every length;
+/// - [`NO_TEXT_FORMAT`] (4): the same without the message-text index
 ///   (`Options::text_index` false);
-/// - [`LEGACY_TEXT_FORMAT`] (1): a store with the index as builds before
-///   2026-12-03 kept it, a key per posting. This build reads it (reads,
-///   export, `chatstore migrate`) but refuses to write it or search its
-///   message text: `chatstore migrate` copies it into a store of format 3.
+/// - [`LEGACY_NO_TEXT_FORMAT`] (2): a store without the index made by
+///   builds before 2026-12-03: nickname grams from three characters (two
+///   CJK). This build reads and writes it as it is (short member filters
+///   walk the sessions, as they did);
+/// - [`LEGACY_TEXT_FORMAT`] (1): a store with the index as those builds
+///   kept it, a key per posting. This build reads it (reads, export,
+///   `chatstore migrate`) but refuses to write it or search its message
+///   text.
 ///
-/// Builds older than a store's format refuse it.
-pub const STORE_FORMAT: u32 = 3;
-/// The format of a store created without the message-text index.
-const NO_TEXT_INDEX_FORMAT: u32 = 2;
+/// `chatstore migrate` copies a store of format 1 or 2 into one of format 3
+/// or 4. Builds older than a store's format refuse it.
+pub const STORE_FORMAT: u32 = 4;
+/// A store with the message-text index in blocks.
+pub const TEXT_FORMAT: u32 = 3;
+/// A store created without the message-text index.
+pub const NO_TEXT_FORMAT: u32 = 4;
+/// The format of a store created without the index by earlier builds.
+const LEGACY_NO_TEXT_FORMAT: u32 = 2;
 /// The format of a store whose text postings are a key each.
 const LEGACY_TEXT_FORMAT: u32 = 1;
 const FORMAT_KEY: &[u8] = b"chatstore.format";
@@ -71,6 +80,8 @@ pub struct Engine {
     /// A store of format 1: its text postings are a key each (read, not
     /// written or searched here; see [`STORE_FORMAT`]).
     legacy_text: bool,
+    /// Its format marker.
+    format: u32,
     path: PathBuf,
     commit: GroupCommit,
     group: Combiner,
@@ -126,9 +137,9 @@ impl Engine {
                     Some(v) => decode_format(&v)?,
                     None => {
                         let format = if options.text_index {
-                            STORE_FORMAT
+                            TEXT_FORMAT
                         } else {
-                            NO_TEXT_INDEX_FORMAT
+                            NO_TEXT_FORMAT
                         };
                         w.put(Space::Meta, FORMAT_KEY, &format.to_be_bytes())?;
                         w.commit()?;
@@ -141,8 +152,9 @@ impl Engine {
         let engine = Engine {
             kv,
             options,
-            text_index: format != NO_TEXT_INDEX_FORMAT,
+            text_index: matches!(format, LEGACY_TEXT_FORMAT | TEXT_FORMAT),
             legacy_text: format == LEGACY_TEXT_FORMAT,
+            format,
             path,
             commit: GroupCommit::default(),
             group: Combiner::default(),
@@ -165,13 +177,7 @@ impl Engine {
     pub fn info(&self) -> Result<StoreInfo> {
         self.live()?;
         Ok(StoreInfo {
-            format: if self.legacy_text {
-                LEGACY_TEXT_FORMAT
-            } else if self.text_index {
-                STORE_FORMAT
-            } else {
-                NO_TEXT_INDEX_FORMAT
-            },
+            format: self.format,
             text_index: self.text_index,
             backend: self.kv.backend(),
         })
@@ -192,6 +198,14 @@ impl Engine {
         Ok(())
     }
 
+    /// What the format fixes about the keys.
+    pub(crate) fn layout(&self) -> keys::Layout {
+        keys::Layout {
+            text_index: self.text_index,
+            short_grams: !matches!(self.format, LEGACY_TEXT_FORMAT | LEGACY_NO_TEXT_FORMAT),
+        }
+    }
+
     pub(crate) fn live(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(Error::Closed)
@@ -205,7 +219,7 @@ impl Engine {
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Snap<'_>) -> Result<T>) -> Result<T> {
         self.live()?;
         let txn = self.kv.read()?;
-        f(&Snap::new(&*txn, self.text_index))
+        f(&Snap::new(&*txn, self.layout()))
     }
 
     /// Makes every write so far durable (nothing to do when this engine
@@ -281,7 +295,7 @@ impl Engine {
         };
         let v = self
             .group
-            .write(Box::new(job), &|| self.begin_write(), self.text_index)?;
+            .write(Box::new(job), &|| self.begin_write(), self.layout())?;
         self.dirty.store(true, Ordering::Release);
         Ok(v)
     }
@@ -312,7 +326,7 @@ impl Engine {
             self.live()?;
             let done = self
                 .group
-                .write(Box::new(job), &|| self.begin_write(), self.text_index)?;
+                .write(Box::new(job), &|| self.begin_write(), self.layout())?;
             self.dirty.store(true, Ordering::Release);
             if done == 1 {
                 return Ok(0);
@@ -991,6 +1005,63 @@ mod tests {
         assert!(e.check().unwrap().ok);
     }
 
+    /// A store made without the text index by earlier builds (format 2)
+    /// keeps nickname grams from three characters: it is written that way,
+    /// checks clean, and answers a two-letter filter by walking; a new one
+    /// (format 4) answers it from its grams.
+    #[test]
+    fn a_store_of_format_2_keeps_its_grams_and_answers_short_filters() {
+        for legacy in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let options = Options {
+                text_index: false,
+                ..Options::default()
+            };
+            let e = Engine::open(dir.path(), options.clone()).unwrap();
+            if legacy {
+                let mut w = e.begin_write().unwrap();
+                w.put(
+                    Space::Meta,
+                    FORMAT_KEY,
+                    &LEGACY_NO_TEXT_FORMAT.to_be_bytes(),
+                )
+                .unwrap();
+                w.commit().unwrap();
+            }
+            drop(e);
+            let (e, _) = engine_with_a_session_opened(dir.path(), options);
+            e.apply(
+                &WriteOp::UpsertMember(Member {
+                    tenant: 2,
+                    uid: 1,
+                    nickname: "Lê Văn Đức".into(),
+                    mobile: "0912 345 678".into(),
+                    ..Default::default()
+                }),
+                None,
+            )
+            .unwrap();
+            let want = if legacy {
+                LEGACY_NO_TEXT_FORMAT
+            } else {
+                NO_TEXT_FORMAT
+            };
+            assert_eq!(e.info().unwrap().format, want);
+            assert!(e.check().unwrap().ok);
+            for q in ["Lê", "đ", "78", "van"] {
+                let found = e.read(|s| s.search_members(2, q)).unwrap();
+                assert_eq!(found.len(), 1, "{q} (format {want})");
+            }
+            let grams = e
+                .read(|s| Ok(s.data.scan_prefix(keys::Key::new(2, keys::GRAM)).count()))
+                .unwrap();
+            let short = e.layout().short_grams;
+            assert_eq!(short, !legacy);
+            let rec = e.read(|s| s.member_rec(2, 1)).unwrap().unwrap();
+            assert_eq!(grams, write::member_grams(&rec, short).len());
+        }
+    }
+
     /// A store whose text postings are a key each (format 1, builds before
     /// the blocks) is read but neither written nor searched: each refusal
     /// says how to migrate, and the export (what migrate copies) works.
@@ -1053,7 +1124,7 @@ mod tests {
         };
         let mid = e.apply(&WriteOp::AppendMessage(m), None).unwrap();
         assert!(e.check().unwrap().ok);
-        assert_eq!(e.info().unwrap().format, NO_TEXT_INDEX_FORMAT);
+        assert_eq!(e.info().unwrap().format, NO_TEXT_FORMAT);
         let mut w = e.begin_write().unwrap();
         w.put(
             Space::Data,

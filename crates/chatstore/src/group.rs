@@ -14,6 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::keys::Layout;
 use crate::storage::{ReadTxn, WriteTxn};
 use crate::write::{Tx, TxResult, Writes};
 
@@ -45,7 +46,7 @@ impl Combiner {
         &self,
         f: WriteFn,
         begin: &dyn Fn() -> Result<Box<dyn WriteTxn + 'e>>,
-        text_index: bool,
+        layout: Layout,
     ) -> Result<u64> {
         let job = Arc::new(Job {
             f: Mutex::new(Some(f)),
@@ -58,10 +59,10 @@ impl Combiner {
                 return r;
             }
             match self.leader.try_lock() {
-                Ok(_lead) => self.lead(begin, text_index),
+                Ok(_lead) => self.lead(begin, layout),
                 Err(TryLockError::Poisoned(p)) => {
                     let _lead = p.into_inner();
-                    self.lead(begin, text_index)
+                    self.lead(begin, layout)
                 }
                 Err(TryLockError::WouldBlock) => {
                     let done = lock(&job.done);
@@ -74,13 +75,13 @@ impl Combiner {
     }
 
     /// Commits every queued job, a transaction per round, until none is left.
-    fn lead<'e>(&self, begin: &dyn Fn() -> Result<Box<dyn WriteTxn + 'e>>, text_index: bool) {
+    fn lead<'e>(&self, begin: &dyn Fn() -> Result<Box<dyn WriteTxn + 'e>>, layout: Layout) {
         loop {
             let jobs = std::mem::take(&mut *lock(&self.queue));
             if jobs.is_empty() {
                 return;
             }
-            let results = commit(&jobs, begin, text_index);
+            let results = commit(&jobs, begin, layout);
             for (job, r) in jobs.iter().zip(results) {
                 *lock(&job.done) = Some(r);
                 job.ready.notify_all();
@@ -93,7 +94,7 @@ impl Combiner {
 fn commit<'e>(
     jobs: &[Arc<Job>],
     begin: &dyn Fn() -> Result<Box<dyn WriteTxn + 'e>>,
-    text_index: bool,
+    layout: Layout,
 ) -> Vec<Result<u64>> {
     let all = |e: &Error| jobs.iter().map(|_| Err(e.duplicate())).collect();
     let mut w = match begin() {
@@ -107,7 +108,7 @@ fn commit<'e>(
             continue;
         };
         // A panic in one write is that write's error, not the others'.
-        let r = catch_unwind(AssertUnwindSafe(|| run(w.as_read(), f, text_index)))
+        let r = catch_unwind(AssertUnwindSafe(|| run(w.as_read(), f, layout)))
             .unwrap_or_else(|_| Err(Error::corrupt("internal error in a write (it panicked)")));
         match r {
             Ok((v, writes)) => {
@@ -128,8 +129,8 @@ fn commit<'e>(
 
 /// Runs one job over its own overlay of the transaction: its result and
 /// the writes to put into the transaction.
-fn run(txn: &dyn ReadTxn, f: WriteFn, text_index: bool) -> Result<(u64, Writes)> {
-    let tx = Tx::new(txn, text_index);
+fn run(txn: &dyn ReadTxn, f: WriteFn, layout: Layout) -> Result<(u64, Writes)> {
+    let tx = Tx::new(txn, layout);
     let v = f(&tx)?;
     let writes = tx.into_writes()?;
     Ok((v, writes))

@@ -28,7 +28,7 @@ pub const IMPORT_BATCH: usize = 5_000;
 /// Message text per import transaction, in bytes, in a store with the
 /// message-text index: every gram of a message's text is a key, so a batch
 /// is also cut by text (about 40k keys).
-pub const IMPORT_BATCH_TEXT: usize = 64 * 1024;
+pub const IMPORT_BATCH_TEXT: usize = 512 * 1024;
 /// Message text per import transaction without the text index: the bound
 /// in bytes that keeps a batch of long messages (up to 64 KB each) from
 /// holding hundreds of MB in memory or in one transaction.
@@ -260,7 +260,7 @@ impl Engine {
         let failed = {
             let mut w = self.begin_write()?;
             let (failed, writes) = {
-                let tx = Tx::new(w.as_read(), self.text_index);
+                let tx = Tx::new(w.as_read(), self.layout());
                 let failed = batch
                     .iter()
                     .enumerate()

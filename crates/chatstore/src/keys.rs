@@ -70,6 +70,17 @@ pub fn parse_cascade(k: &[u8]) -> Option<(u64, u8, u64)> {
     Some((u64_at(rest, 0), rest[8], u64_at(rest, 9)))
 }
 
+/// What a store's format fixes about its keys, beside the key layout
+/// itself (see `engine::STORE_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// The store keeps the message-text index.
+    pub text_index: bool,
+    /// Nicknames and mobiles are indexed by grams of every length from one
+    /// character (formats 3 and 4), not from three (formats 1 and 2).
+    pub short_grams: bool,
+}
+
 /// Which text an n-gram posting indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]

@@ -24,15 +24,18 @@ pub(crate) struct Snap<'t> {
     pub(crate) accounts: Tree<'t>,
     /// Whether the store keeps the message-text index.
     pub(crate) text_index: bool,
+    /// Whether nicknames and mobiles have grams of every length.
+    pub(crate) short_grams: bool,
 }
 
 impl<'t> Snap<'t> {
     /// The view of a read transaction.
-    pub(crate) fn new(txn: &'t dyn ReadTxn, text_index: bool) -> Self {
+    pub(crate) fn new(txn: &'t dyn ReadTxn, layout: keys::Layout) -> Self {
         Snap {
             data: Tree::new(txn, Space::Data),
             accounts: Tree::new(txn, Space::Accounts),
-            text_index,
+            text_index: layout.text_index,
+            short_grams: layout.short_grams,
         }
     }
 }
@@ -221,7 +224,7 @@ impl Snap<'_> {
         codec::decode_u64(self.data.get(k)?.as_deref())
     }
 
-    fn member_rec(&self, tenant: u64, uid: u64) -> Result<Option<MemberRec>> {
+    pub(crate) fn member_rec(&self, tenant: u64, uid: u64) -> Result<Option<MemberRec>> {
         match self.data.get(keys::member(tenant, uid))? {
             None => Ok(None),
             Some(v) => codec::decode(&v, "member").map(Some),
@@ -485,10 +488,10 @@ impl Snap<'_> {
     /// `None` when walking `scope` sessions is cheaper or the query is too
     /// short for the index.
     fn candidates(&self, t: u64, query: &Query, scope: u64) -> Result<Option<Vec<u64>>> {
-        let Some(nick) = query.nick_grams() else {
+        let Some(nick) = query.nick_grams(self.short_grams) else {
             return Ok(None);
         };
-        let Some(phones) = query.phone_grams() else {
+        let Some(phones) = query.phone_grams(self.short_grams) else {
             return Ok(None);
         };
         // Each side: the rarest gram's postings hold every match of that side.

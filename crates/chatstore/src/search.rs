@@ -162,12 +162,27 @@ fn is_phone_like(q: &str) -> bool {
     any_digit
 }
 
-/// The grams a normalized nickname is indexed under.
-pub fn nick_grams(norm: &str) -> Vec<String> {
+/// The grams a normalized nickname is indexed under. `short` (store
+/// formats 3 and 4): every substring of one, two and three characters, so
+/// that a query of any length is looked up (`Lê`, `Ng`, one Chinese
+/// character); a unigram or bigram that begins or ends with white space is
+/// left out (a query is trimmed, so none is ever asked for). Otherwise
+/// (formats 1 and 2) trigrams, and the unigram and bigram at each CJK
+/// character.
+pub fn nick_grams(norm: &str, short: bool) -> Vec<String> {
     let chars: Vec<char> = norm.chars().collect();
     let mut out = Vec::new();
     for i in 0..chars.len() {
-        if is_cjk(chars[i]) {
+        if short {
+            for n in 1..=2 {
+                if i + n <= chars.len()
+                    && !chars[i].is_whitespace()
+                    && !chars[i + n - 1].is_whitespace()
+                {
+                    out.push(chars[i..i + n].iter().collect());
+                }
+            }
+        } else if is_cjk(chars[i]) {
             out.push(chars[i].to_string());
             if i + 1 < chars.len() {
                 out.push(chars[i..i + 2].iter().collect());
@@ -252,11 +267,17 @@ pub fn holds_query(query: &[(String, Vec<u32>)], text: &[&[u32]]) -> bool {
     })
 }
 
-/// The grams a mobile's digit variants are indexed under.
-pub fn phone_grams(variants: &[String]) -> Vec<String> {
+/// The grams a mobile's digit variants are indexed under: digit trigrams,
+/// and with `short` (formats 3 and 4) every digit and digit pair too.
+pub fn phone_grams(variants: &[String], short: bool) -> Vec<String> {
+    let lengths: &[usize] = if short { &[1, 2, 3] } else { &[3] };
     let mut out: Vec<String> = variants
         .iter()
-        .flat_map(|v| (0..v.len().saturating_sub(2)).map(move |i| v[i..i + 3].to_string()))
+        .flat_map(|v| {
+            lengths.iter().flat_map(move |&n| {
+                (0..(v.len() + 1).saturating_sub(n)).map(move |i| v[i..i + n].to_string())
+            })
+        })
         .collect();
     out.sort();
     out.dedup();
@@ -264,11 +285,14 @@ pub fn phone_grams(variants: &[String]) -> Vec<String> {
 }
 
 /// The grams whose postings contain every text holding `norm`, or `None` when
-/// the query is too short for the index (1-2 non-CJK characters).
-pub fn nick_query_grams(norm: &str) -> Option<Vec<String>> {
+/// the query is too short for the index (without `short`: 1-2 non-CJK
+/// characters). With `short`, a query of one or two characters is its own
+/// gram.
+pub fn nick_query_grams(norm: &str, short: bool) -> Option<Vec<String>> {
     let chars: Vec<char> = norm.chars().collect();
     match chars.len() {
         0 => None,
+        1 | 2 if short => Some(vec![norm.to_string()]),
         1 | 2 => {
             // A CJK character starts an indexed unigram and bigram.
             if is_cjk(chars[0]) {
@@ -326,25 +350,29 @@ impl Query {
                 .any(|q| phones.iter().any(|p| p.contains(q.as_str())))
     }
 
-    /// Grams for the nickname side (`None`: not answerable from the index).
-    pub fn nick_grams(&self) -> Option<Vec<String>> {
+    /// Grams for the nickname side (`None`: not answerable from the index);
+    /// `short`: the store has grams of every length ([`nick_grams`]).
+    pub fn nick_grams(&self, short: bool) -> Option<Vec<String>> {
         if self.norm.is_empty() {
             return Some(Vec::new());
         }
-        nick_query_grams(&self.norm)
+        nick_query_grams(&self.norm, short)
     }
 
     /// Gram sets for the mobile side, one per query variant (`None`: a
-    /// variant is shorter than a trigram).
-    pub fn phone_grams(&self) -> Option<Vec<Vec<String>>> {
+    /// variant is shorter than the store's grams).
+    pub fn phone_grams(&self, short: bool) -> Option<Vec<Vec<String>>> {
         self.phones
             .iter()
-            .map(|p| {
-                if p.len() < 3 {
-                    None
-                } else {
-                    Some(phone_grams(std::slice::from_ref(p)))
-                }
+            .map(|p| match p.len() {
+                0 => None,
+                1 | 2 if short => Some(vec![p.clone()]),
+                1 | 2 => None,
+                _ => Some(
+                    phone_grams(std::slice::from_ref(p), false)
+                        .into_iter()
+                        .collect(),
+                ),
             })
             .collect()
     }
@@ -497,17 +525,27 @@ mod tests {
 
     #[test]
     fn query_grams_are_indexed_grams() {
-        for (text, q) in [
-            ("李小龙", "小"),
-            ("李小龙", "小龙"),
-            ("a李", "a李"),
-            ("nguyen", "guy"),
+        for (text, q, short) in [
+            ("李小龙", "小", false),
+            ("李小龙", "小龙", false),
+            ("a李", "a李", false),
+            ("nguyen", "guy", false),
+            ("Lê Văn Đức", "Lê", true),
+            ("Lê Văn Đức", "v", true),
+            ("Nguyễn Thị", "ng", true),
+            ("李小龙", "小", true),
+            ("Lê Văn Đức", "e v", true),
         ] {
-            let idx = nick_grams(&normalize(text));
-            for g in nick_query_grams(&normalize(q)).unwrap() {
+            let idx = nick_grams(&normalize(text), short);
+            for g in nick_query_grams(&normalize(q), short).unwrap() {
                 assert!(idx.contains(&g), "{g} of {q} not indexed for {text}");
             }
         }
-        assert_eq!(nick_query_grams("ab"), None);
+        assert_eq!(nick_query_grams("ab", false), None);
+        assert_eq!(nick_query_grams("ab", true), Some(vec!["ab".to_string()]));
+        // Grams that begin or end with white space are never asked for.
+        assert!(!nick_grams("le van", true).contains(&"e ".to_string()));
+        let phones = phone_grams(&["0912345678".to_string()], true);
+        assert!(phones.contains(&"9".to_string()) && phones.contains(&"78".to_string()));
     }
 }

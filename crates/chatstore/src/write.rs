@@ -43,6 +43,8 @@ pub struct Tx<'a> {
     txn: &'a dyn ReadTxn,
     /// Whether the store keeps the message-text index (fixed per store).
     text_index: bool,
+    /// Whether nicknames and mobiles get grams of every length.
+    short_grams: bool,
     writes: RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
     /// Writes to the meta space (the store-wide records: pending
     /// cascades).
@@ -55,10 +57,11 @@ pub struct Tx<'a> {
 impl<'a> Tx<'a> {
     /// An empty overlay; `text_index`: whether message writes maintain the
     /// message-text index (the store's choice, see `Options::text_index`).
-    pub fn new(txn: &'a dyn ReadTxn, text_index: bool) -> Tx<'a> {
+    pub fn new(txn: &'a dyn ReadTxn, layout: keys::Layout) -> Tx<'a> {
         Tx {
             txn,
-            text_index,
+            text_index: layout.text_index,
+            short_grams: layout.short_grams,
             writes: RefCell::new(BTreeMap::new()),
             meta: RefCell::new(BTreeMap::new()),
             text: RefCell::new(BTreeMap::new()),
@@ -312,20 +315,20 @@ impl<'a> Tx<'a> {
     }
 }
 
-fn grams_of(rec: &MemberRec) -> BTreeSet<(Field, String)> {
+fn grams_of(rec: &MemberRec, short: bool) -> BTreeSet<(Field, String)> {
     let mut out = BTreeSet::new();
-    for g in search::nick_grams(&rec.norm_nick) {
+    for g in search::nick_grams(&rec.norm_nick, short) {
         out.insert((Field::Nick, g));
     }
-    for g in search::phone_grams(&rec.phones) {
+    for g in search::phone_grams(&rec.phones, short) {
         out.insert((Field::Mobile, g));
     }
     out
 }
 
 /// The n-gram postings a member record must have (used by `check` too).
-pub fn member_grams(rec: &MemberRec) -> BTreeSet<(Field, String)> {
-    grams_of(rec)
+pub fn member_grams(rec: &MemberRec, short: bool) -> BTreeSet<(Field, String)> {
+    grams_of(rec, short)
 }
 
 /// Builds the stored member (normalized forms computed once, here).
@@ -343,8 +346,11 @@ pub fn upsert_member(tx: &Tx, m: &Member) -> TxResult<()> {
     let k = keys::member(m.tenant, m.uid);
     let old: Option<MemberRec> = tx.get(&k, "member")?;
     let rec = member_rec(m, old.as_ref().map_or(0, |o| o.session_count));
-    let new_grams = grams_of(&rec);
-    let old_grams = old.as_ref().map(grams_of).unwrap_or_default();
+    let new_grams = grams_of(&rec, tx.short_grams);
+    let old_grams = old
+        .as_ref()
+        .map(|o| grams_of(o, tx.short_grams))
+        .unwrap_or_default();
     for (f, g) in old_grams.difference(&new_grams) {
         tx.del(keys::gram(m.tenant, *f, g, m.uid))?;
         tx.add(keys::gram_count(m.tenant, *f, g), -1)?;
@@ -736,7 +742,7 @@ fn delete_member(tx: &Tx, tenant: u64, uid: u64) -> TxResult<()> {
             rec.session_count
         )));
     }
-    for (f, g) in grams_of(&rec) {
+    for (f, g) in grams_of(&rec, tx.short_grams) {
         tx.del(keys::gram(tenant, f, &g, uid))?;
         tx.add(keys::gram_count(tenant, f, &g), -1)?;
     }

@@ -248,7 +248,7 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
     assert_eq!(store.search_messages(&s).unwrap().messages[0].id, id);
     assert!(store.check().unwrap().ok);
     let info = store.info().unwrap();
-    assert_eq!((info.format, info.text_index), (2, false));
+    assert_eq!((info.format, info.text_index), (4, false));
     store.close().unwrap();
     drop(store);
     {
@@ -259,9 +259,9 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
         assert!(data
             .iter()
             .keys()
-            .all(|k| !matches!(k.unwrap()[8], 0x22 | 0x23)));
+            .all(|k| !matches!(k.unwrap()[8], 0x22 | 0x23 | 0x24)));
         let marker = db.get(b"chatstore.format").unwrap().unwrap();
-        assert_eq!(marker.as_ref(), &2u32.to_be_bytes());
+        assert_eq!(marker.as_ref(), &4u32.to_be_bytes());
     }
     // Reopened with the default options (text_index true), it keeps its
     // choice: appends still write no postings and check() agrees.
@@ -294,8 +294,5 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
         .unwrap();
     assert_eq!(hits.total, 1);
     let info = store.info().unwrap();
-    assert_eq!(
-        (info.format, info.text_index),
-        (chatstore::STORE_FORMAT, true)
-    );
+    assert_eq!((info.format, info.text_index), (3, true));
 }
