@@ -259,7 +259,7 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
         assert!(data
             .iter()
             .keys()
-            .all(|k| !matches!(k.unwrap()[8], 0x22 | 0x23 | 0x24)));
+            .all(|k| !matches!(k.unwrap()[8], 0x22..=0x24)));
         let marker = db.get(b"chatstore.format").unwrap().unwrap();
         assert_eq!(marker.as_ref(), &4u32.to_be_bytes());
     }
