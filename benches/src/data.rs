@@ -54,6 +54,13 @@ pub struct Queries {
     pub latin: String,
     /// Four digits of a mobile of a member of that agent.
     pub mobile4: String,
+    /// A two-letter Vietnamese family name (`Lê`): a whole name, and what
+    /// people type first.
+    #[serde(default)]
+    pub vi2: String,
+    /// One character: the first of `cjk2` (a Chinese surname).
+    #[serde(default)]
+    pub char1: String,
     /// The hottest session (the skew makes session 1 the busiest).
     pub hot_session: u64,
     /// Message search: two and four Chinese characters of the message text,
@@ -271,6 +278,8 @@ pub fn generate(
         cjk2: String::new(),
         latin: String::new(),
         mobile4: String::new(),
+        vi2: "Lê".into(),
+        char1: String::new(),
         hot_session: 1,
         msg_cjk2: zh[10..12].iter().collect(),
         msg_cjk4: zh[20..24].iter().collect(),
@@ -291,5 +300,6 @@ pub fn generate(
             q.mobile4 = digits[4..8].to_string();
         }
     }
+    q.char1 = q.cjk2.chars().take(1).collect();
     Ok(q)
 }

@@ -143,6 +143,15 @@ pub fn chatstore(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan)
             "history_list_filter_mobile4",
             page(Some(q.agent), Some(&q.mobile4), 1),
         ),
+        (
+            "history_list_filter_vi2",
+            page(Some(q.agent), Some(&q.vi2), 1),
+        ),
+        (
+            "history_list_filter_char1",
+            page(Some(q.agent), Some(&q.char1), 1),
+        ),
+        ("history_list_filter_vi2_all", page(None, Some(&q.vi2), 1)),
     ];
     for (name, req) in &cases {
         push(
@@ -752,7 +761,7 @@ pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) ->
         "us",
         once(t.elapsed().as_secs_f64() * 1e6),
     );
-    let cases: [(&str, Option<u64>, Option<&str>, u64); 5] = [
+    let cases: [(&str, Option<u64>, Option<&str>, u64); 8] = [
         ("history_list_page1", Some(q.agent), None, 1),
         ("history_list_deep", None, None, 1000),
         ("history_list_filter_cjk2", Some(q.agent), Some(&q.cjk2), 1),
@@ -768,6 +777,14 @@ pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) ->
             Some(&q.mobile4),
             1,
         ),
+        ("history_list_filter_vi2", Some(q.agent), Some(&q.vi2), 1),
+        (
+            "history_list_filter_char1",
+            Some(q.agent),
+            Some(&q.char1),
+            1,
+        ),
+        ("history_list_filter_vi2_all", None, Some(&q.vi2), 1),
     ];
     for (name, emp, un, page) in cases {
         push(
