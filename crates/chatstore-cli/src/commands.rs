@@ -97,7 +97,25 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 linger_ms: 0,
                 ..options(&Render::default(), attach)?
             };
-            let s = store.copy_into(&to, o)?;
+            let bar = std::io::stderr().is_terminal().then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} [{elapsed}] copied {bytes} {bytes_per_sec}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                );
+                bar
+            });
+            let copied = store.copy_into(&to, o, |bytes| {
+                if let Some(b) = &bar {
+                    b.set_position(bytes);
+                }
+            });
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            let s = copied?;
             eprintln!(
                 "copied {} lines into {} ({}) in {:.2}s",
                 s.lines,

@@ -697,8 +697,17 @@ impl Store {
     /// Copies every record into a new store at `to`, made as `options` say
     /// (`options.backend`: this is how a store moves between backends),
     /// by streaming the export into an import: the copy is compact, its
-    /// indexes are rebuilt, and its export equals this store's.
-    pub fn copy_into(&self, to: impl AsRef<Path>, options: Options) -> Result<ImportSummary> {
+    /// indexes are rebuilt in the layout of this build (a store of an older
+    /// format is moved to the newest this way), and its export equals this
+    /// store's. `progress` is called after each import batch with the bytes
+    /// of export copied so far. A copy cut short leaves `to` partial and
+    /// the original untouched: remove `to` and copy again.
+    pub fn copy_into(
+        &self,
+        to: impl AsRef<Path>,
+        options: Options,
+        progress: impl FnMut(u64),
+    ) -> Result<ImportSummary> {
         let to = to.as_ref();
         if storage::Backend::of_existing(to).is_some() {
             return Err(Error::invalid(
@@ -715,7 +724,7 @@ impl Store {
             buf: Vec::new(),
             at: 0,
         });
-        let summary = dest.import_jsonl(reader, |_| {})?;
+        let summary = dest.import_jsonl(reader, progress)?;
         dest.flush()?;
         dest.close()?;
         Ok(summary)

@@ -629,3 +629,56 @@ fn a_bulk_load_packs_an_lmdb_store() {
     );
     assert!(again.check().unwrap().ok);
 }
+
+/// A store of format 1 (the text index of earlier builds, a key per
+/// posting) is read and exported; writes and message search are refused
+/// naming `chatstore migrate`; `copy_into` (what migrate runs) moves it to
+/// the newest format, where the same search answers.
+#[test]
+fn a_store_of_format_1_is_migrated_by_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_unshared(&dir);
+    store
+        .import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {})
+        .unwrap();
+    let search = chatstore::MessageSearch::new(2, "订单");
+    let hits = store.search_messages(&search).unwrap();
+    assert!(hits.total > 0);
+    let mut export = Vec::new();
+    store.export_jsonl(&mut export).unwrap();
+    store.close().unwrap();
+    drop(store);
+    {
+        let db = common::raw_sled(&dir);
+        db.insert(b"chatstore.format", &1u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let old = common::open_unshared(&dir);
+    assert_eq!(old.info().unwrap().format, 1);
+    assert!(old.get_session(2, 1).unwrap().is_some());
+    for refused in [
+        old.search_messages(&search).map(drop),
+        old.check().map(drop),
+        old.delete_session(2, 1),
+    ] {
+        match refused {
+            Err(Error::Format { reason }) => {
+                assert!(reason.contains("chatstore migrate"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let to = tempfile::tempdir().unwrap();
+    let new_dir = to.path().join("new");
+    let mut seen = 0;
+    old.copy_into(&new_dir, Options::default(), |bytes| seen = bytes)
+        .unwrap();
+    assert!(seen > 0, "progress reported");
+    let new = Store::open(&new_dir, Options::default()).unwrap();
+    assert_eq!(new.info().unwrap().format, 3);
+    assert_eq!(new.search_messages(&search).unwrap(), hits);
+    let mut again = Vec::new();
+    new.export_jsonl(&mut again).unwrap();
+    assert_eq!(again, export);
+    assert!(new.check().unwrap().ok);
+}
