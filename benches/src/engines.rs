@@ -692,16 +692,8 @@ fn sqlite_fts_writes(dir: &Path, base: &Path, msgs: &Path, plan: &Plan, r: &mut 
          END;",
     )
     .unwrap();
-    sqlite_import(&mut c, base);
-    let t = Instant::now();
-    let n = sqlite_import(&mut c, msgs);
-    c.execute_batch("UPDATE sessions SET last_updated_at = MAX(last_updated_at, COALESCE((SELECT time FROM messages m WHERE m.session_id = sessions.id ORDER BY m.id DESC LIMIT 1), 0)); PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
-    push(
-        r,
-        "import_messages@fts5",
-        "us",
-        once(t.elapsed().as_secs_f64() * 1e6 / n as f64),
-    );
+    let (per_message, n) = sqlite_timed_import(&mut c, base, msgs);
+    push(r, "import_messages@fts5", "us", once(per_message));
     drop(c);
     push(
         r,
@@ -710,18 +702,30 @@ fn sqlite_fts_writes(dir: &Path, base: &Path, msgs: &Path, plan: &Plan, r: &mut 
         once(measure::disk_bytes(&db) as f64 / n as f64),
     );
     let c = sqlite_open(&db);
-    let mut i = 0u64;
-    push(
-        r,
-        "append_message@fts5",
-        "us",
-        measure::time(plan.appends, || {
-            i += 1;
-            sqlite_append(&c, &new_message(1 + i % 1000, i));
-        }),
-    );
+    push(r, "append_message@fts5", "us", sqlite_appends(&c, plan));
     drop(c);
     let _ = std::fs::remove_file(&db);
+}
+
+/// Imports the base records, then the messages, timed: microseconds per
+/// message (the sessions' activity time set and the WAL checkpointed
+/// included) and the number of messages.
+fn sqlite_timed_import(c: &mut Connection, base: &Path, msgs: &Path) -> (f64, u64) {
+    sqlite_import(c, base);
+    let t = Instant::now();
+    let n = sqlite_import(c, msgs);
+    // The activity time the platform keeps in sessions.last_updated_at.
+    c.execute_batch("UPDATE sessions SET last_updated_at = MAX(last_updated_at, COALESCE((SELECT time FROM messages m WHERE m.session_id = sessions.id ORDER BY m.id DESC LIMIT 1), 0)); PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    (t.elapsed().as_secs_f64() * 1e6 / n as f64, n)
+}
+
+/// `plan.appends` buffered appends, each timed.
+fn sqlite_appends(c: &Connection, plan: &Plan) -> Stat {
+    let mut i = 0u64;
+    measure::time(plan.appends, || {
+        i += 1;
+        sqlite_append(c, &new_message(1 + i % 1000, i));
+    })
 }
 
 /// Runs every workload on SQLite (and the FTS5 variant of the filters).
@@ -730,17 +734,8 @@ pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) ->
     let db = dir.join("sqlite.db");
     let mut c = sqlite_open(&db);
     c.execute_batch(SCHEMA).unwrap();
-    sqlite_import(&mut c, base);
-    let t = Instant::now();
-    let n = sqlite_import(&mut c, msgs);
-    // The activity time the platform keeps in sessions.last_updated_at.
-    c.execute_batch("UPDATE sessions SET last_updated_at = MAX(last_updated_at, COALESCE((SELECT time FROM messages m WHERE m.session_id = sessions.id ORDER BY m.id DESC LIMIT 1), 0)); PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
-    push(
-        &mut r,
-        "import_messages",
-        "us",
-        once(t.elapsed().as_secs_f64() * 1e6 / n as f64),
-    );
+    let (per_message, n) = sqlite_timed_import(&mut c, base, msgs);
+    push(&mut r, "import_messages", "us", once(per_message));
     measure::note_anon();
     drop(c);
     push(
@@ -860,16 +855,7 @@ pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) ->
             }),
         );
     }
-    let mut i = 0u64;
-    push(
-        &mut r,
-        "append_message",
-        "us",
-        measure::time(plan.appends, || {
-            i += 1;
-            sqlite_append(&c, &new_message(1 + i % 1000, i));
-        }),
-    );
+    push(&mut r, "append_message", "us", sqlite_appends(&c, plan));
     drop(c);
     if plan.text_index {
         sqlite_fts_writes(dir, base, msgs, plan, &mut r);
