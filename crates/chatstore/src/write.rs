@@ -853,7 +853,9 @@ pub fn cascade_step(tx: &Tx, tenant: u64, what: Cascade, first: bool) -> TxResul
     };
     let mut remaining = sessions.len();
     for sid in sessions {
-        let msgs = session_messages(tx, tenant, sid)?;
+        // Up to one more than the budget of each kind: enough to know
+        // whether the session fits, and what a purge removes.
+        let msgs = oldest_messages(tx, tenant, sid, budget as usize + 1)?;
         let count = (msgs.visible.len() + msgs.deleted.len()) as u64;
         if count <= budget {
             delete_session(tx, tenant, sid, &msgs)?;
@@ -884,14 +886,26 @@ pub fn cascade_step(tx: &Tx, tenant: u64, what: Cascade, first: bool) -> TxResul
     Ok(done)
 }
 
-/// A session's stored message ids, visible and softly deleted, as the
-/// transaction sees them before this write changes them.
-pub fn session_messages(tx: &Tx, tenant: u64, sid: u64) -> TxResult<SessionMessages> {
+/// The oldest `n` stored message ids of a session, visible and softly
+/// deleted (each list newest first, like the keys), as the transaction
+/// sees them before this write changes them: a step reads what it may
+/// remove, never a whole large session. A list shorter than `n` is all of
+/// that kind.
+pub fn oldest_messages(tx: &Tx, tenant: u64, sid: u64, n: usize) -> TxResult<SessionMessages> {
     let ids = |prefix: keys::Key| -> TxResult<Vec<u64>> {
-        tx.data()
-            .scan_prefix(prefix)
+        let end = keys::prefix_end(prefix.as_ref()).unwrap_or_default();
+        let mut out = tx
+            .data()
+            .scan(
+                Bound::Included(prefix.as_ref()),
+                Bound::Excluded(end.as_slice()),
+                crate::storage::Dir::Backward,
+            )
+            .take(n)
             .map(|item| Ok(keys::last_desc(&item?.0)))
-            .collect()
+            .collect::<TxResult<Vec<u64>>>()?;
+        out.reverse();
+        Ok(out)
     };
     Ok(SessionMessages {
         visible: ids(keys::messages_of(tenant, sid))?,

@@ -40,6 +40,18 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A new LMDB store in a temporary directory, at most `map_size` bytes.
+fn new_lmdb(map_size: u64) -> (tempfile::TempDir, Options, Box<dyn Kv>) {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        backend: Backend::Lmdb,
+        map_size,
+        ..Options::default()
+    };
+    let kv = open(dir.path(), &options).unwrap();
+    (dir, options, kv)
+}
+
 fn open_kv(backend: Backend, dir: &Path) -> Box<dyn Kv> {
     let options = Options {
         backend,
@@ -199,13 +211,7 @@ fn new_lmdb_files_are_private_whatever_the_umask() {
 
 #[test]
 fn a_full_lmdb_map_is_an_error_naming_the_option_and_the_store_stays_usable() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = Options {
-        backend: Backend::Lmdb,
-        map_size: 1 << 20,
-        ..Options::default()
-    };
-    let kv = open(dir.path(), &options).unwrap();
+    let (_dir, _options, kv) = new_lmdb(1 << 20);
     let mut w = kv.write(1000).unwrap();
     w.put(Space::Data, b"small", b"x").unwrap();
     w.commit().unwrap();
@@ -248,13 +254,7 @@ fn an_lmdb_writer_waits_for_the_write_lock_with_a_deadline() {
 
 #[test]
 fn the_lmdb_map_grows_with_the_store_up_to_map_size() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = Options {
-        backend: Backend::Lmdb,
-        map_size: 1 << 30,
-        ..Options::default()
-    };
-    let kv = open(dir.path(), &options).unwrap();
+    let (dir, _options, kv) = new_lmdb(1 << 30);
     // 96 MiB in 24 transactions: past the 64 MiB the map starts with.
     let value = vec![5u8; 64 << 10];
     for t in 0..24u32 {
@@ -294,13 +294,7 @@ fn the_lmdb_map_grows_with_the_store_up_to_map_size() {
 /// (without the resize lock this crashed the durable-append benchmark).
 #[test]
 fn syncing_while_the_lmdb_map_grows_is_safe() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = Options {
-        backend: Backend::Lmdb,
-        map_size: 1 << 30,
-        ..Options::default()
-    };
-    let kv = open(dir.path(), &options).unwrap();
+    let (_dir, _options, kv) = new_lmdb(1 << 30);
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -328,12 +322,7 @@ fn syncing_while_the_lmdb_map_grows_is_safe() {
 /// where random inserts leave them about half full.
 #[test]
 fn an_lmdb_copy_fills_its_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = Options {
-        backend: Backend::Lmdb,
-        ..Options::default()
-    };
-    let kv = open(dir.path(), &options).unwrap();
+    let (dir, options, kv) = new_lmdb(Options::default().map_size);
     let n = 1u64 << 14;
     // Keys in a scrambled order (an odd multiplier permutes 0..2^14), 512
     // per transaction.
