@@ -853,9 +853,7 @@ pub fn cascade_step(tx: &Tx, tenant: u64, what: Cascade, first: bool) -> TxResul
     };
     let mut remaining = sessions.len();
     for sid in sessions {
-        // Up to one more than the budget of each kind: enough to know
-        // whether the session fits, and what a purge removes.
-        let msgs = oldest_messages(tx, tenant, sid, budget as usize + 1)?;
+        let msgs = session_messages(tx, tenant, sid)?;
         let count = (msgs.visible.len() + msgs.deleted.len()) as u64;
         if count <= budget {
             delete_session(tx, tenant, sid, &msgs)?;
@@ -886,26 +884,14 @@ pub fn cascade_step(tx: &Tx, tenant: u64, what: Cascade, first: bool) -> TxResul
     Ok(done)
 }
 
-/// The oldest `n` stored message ids of a session, visible and softly
-/// deleted (each list newest first, like the keys), as the transaction
-/// sees them before this write changes them: a step reads what it may
-/// remove, never a whole large session. A list shorter than `n` is all of
-/// that kind.
-pub fn oldest_messages(tx: &Tx, tenant: u64, sid: u64, n: usize) -> TxResult<SessionMessages> {
+/// A session's stored message ids, visible and softly deleted, as the
+/// transaction sees them before this write changes them.
+pub fn session_messages(tx: &Tx, tenant: u64, sid: u64) -> TxResult<SessionMessages> {
     let ids = |prefix: keys::Key| -> TxResult<Vec<u64>> {
-        let end = keys::prefix_end(prefix.as_ref()).unwrap_or_default();
-        let mut out = tx
-            .data()
-            .scan(
-                Bound::Included(prefix.as_ref()),
-                Bound::Excluded(end.as_slice()),
-                crate::storage::Dir::Backward,
-            )
-            .take(n)
+        tx.data()
+            .scan_prefix(prefix)
             .map(|item| Ok(keys::last_desc(&item?.0)))
-            .collect::<TxResult<Vec<u64>>>()?;
-        out.reverse();
-        Ok(out)
+            .collect()
     };
     Ok(SessionMessages {
         visible: ids(keys::messages_of(tenant, sid))?,
