@@ -227,7 +227,7 @@ static void test_errors(cs_store *store) {
 static void test_without_text_index(cs_store *store, const char *base) {
     char *json = NULL;
     int rc = cs_store_info(store, &json);
-    CHECK(rc == CS_STATUS_OK && contains(json, "\"format\":3") && contains(json, "\"text_index\":true"), "%s",
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"format\":5") && contains(json, "\"text_index\":true"), "%s",
           json ? json : "(null)");
     cs_string_free(json);
     char dir[512];

@@ -56,6 +56,10 @@ struct Tally {
     text_totals: HashMap<String, u64>,
     /// The gram and place of the last posting of the previous block.
     text_last: Option<(String, postings::Order)>,
+    /// Per gram, its postings in pending entries (not in a block's total).
+    text_pending: HashMap<String, u64>,
+    /// The bytes of the tenant's pending entries.
+    pending_bytes: usize,
 }
 
 /// The hash a posting adds to its gram's multiset.
@@ -385,8 +389,44 @@ impl<'t> Checker<'_, 't> {
         Ok(())
     }
 
+    /// A pending entry: a message's postings outside the blocks.
+    fn text_pending(&mut self, t: u64, k: &[u8], v: &[u8], tally: &mut Tally) {
+        let Some((mid, sid)) = keys::parse_text_pending(k) else {
+            self.bad(format!(
+                "tenant {t}: a pending text posting key of a wrong size"
+            ));
+            return;
+        };
+        let what = format!("pending text postings of message {mid} of session {sid} of tenant {t}");
+        if !self.store.text_index {
+            self.bad(format!("{what} in a store without the text index"));
+        }
+        let entry = match postings::decode_entry(v, |_| true) {
+            Ok(e) => e,
+            Err(e) => {
+                self.bad(format!("{what}: {e}"));
+                return;
+            }
+        };
+        if entry.is_empty() {
+            self.bad(format!("{what}: empty"));
+        }
+        tally.pending_bytes += v.len();
+        for (g, offsets) in &entry {
+            add_posting(&mut tally.text_found, g, mid, sid, offsets);
+            *tally.text_pending.entry(g.clone()).or_default() += 1;
+        }
+    }
+
     fn finish_tenant(&mut self, t: u64, tally: &Tally) -> Result<()> {
         self.end_run()?;
+        if tally.pending_bytes > crate::options::MAX_TEXT_PENDING_BYTES {
+            self.bad(format!(
+                "tenant {t}: {} bytes of pending text postings, over the {} a write may leave",
+                tally.pending_bytes,
+                crate::options::MAX_TEXT_PENDING_BYTES
+            ));
+        }
         let none = (0, 0);
         for (g, want) in &tally.text_expected {
             let found = tally.text_found.get(g).unwrap_or(&none);
@@ -409,7 +449,8 @@ impl<'t> Checker<'_, 't> {
             }
         }
         for (g, total) in &tally.text_totals {
-            let n = tally.text_found.get(g).map_or(0, |f| f.0);
+            let n = tally.text_found.get(g).map_or(0, |f| f.0)
+                - tally.text_pending.get(g).copied().unwrap_or(0);
             if *total != n {
                 self.bad(format!(
                     "tenant {t}: message text gram {g:?} states {total} postings but has {n}"
@@ -546,10 +587,11 @@ impl Snap<'_> {
                 keys::GRAM => ck.gram(t, &k)?,
                 keys::GRAM_COUNT => ck.gram_count(t, &k)?,
                 keys::TEXT_BLOCK => ck.text_block(t, &k, &v, tally)?,
+                keys::TEXT_PENDING => ck.text_pending(t, &k, &v, tally),
                 keys::TEXT | keys::TEXT_COUNT => ck.bad(format!(
                     "tenant {t}: a message-text posting of the old layout (format 1) in a store \
                      of format {}",
-                    if ck.store.text_index { 3 } else { 2 }
+                    if ck.store.text_index { 5 } else { 2 }
                 )),
                 keys::COUNTER | keys::REQUEST => {}
                 other => ck.bad(format!("tenant {t}: unknown key space {other:#04x}")),

@@ -28,11 +28,16 @@ use crate::write::{self, Cascade, Tx, TxResult};
 
 /// The newest store layout (key spaces, key layout) this build reads.
 /// Stored in the meta space, it also records what was fixed at creation:
-/// - [`TEXT_FORMAT`] (3): a store with the message-text index, its
-///   postings in blocks (`postings.rs`), nicknames and mobiles indexed by
-///   grams of every length;
+/// - [`TEXT_FORMAT`] (5): a store with the message-text index, its
+///   postings in blocks with a pending list of recent messages
+///   (`postings.rs`), nicknames and mobiles indexed by grams of every
+///   length;
 /// - [`NO_TEXT_FORMAT`] (4): the same without the message-text index
 ///   (`Options::text_index` false);
+/// - [`BLOCK_TEXT_FORMAT`] (3): format 5 before the pending list (builds of
+///   2026-12-03). Such a store is a format 5 store without pending entries:
+///   opening it moves its marker to 5 (one small write), after which
+///   builds that do not know the pending list refuse it;
 /// - [`LEGACY_NO_TEXT_FORMAT`] (2): a store without the index made by
 ///   builds before 2026-12-03: nickname grams from three characters (two
 ///   CJK). This build reads and writes it as it is (short member filters
@@ -42,13 +47,15 @@ use crate::write::{self, Cascade, Tx, TxResult};
 ///   `chatstore migrate`) but refuses to write it or search its message
 ///   text.
 ///
-/// `chatstore migrate` copies a store of format 1 or 2 into one of format 3
+/// `chatstore migrate` copies a store of format 1 or 2 into one of format 5
 /// or 4. Builds older than a store's format refuse it.
-pub const STORE_FORMAT: u32 = 4;
-/// A store with the message-text index in blocks.
-pub const TEXT_FORMAT: u32 = 3;
+pub const STORE_FORMAT: u32 = 5;
+/// A store with the message-text index in blocks and a pending list.
+pub const TEXT_FORMAT: u32 = 5;
 /// A store created without the message-text index.
 pub const NO_TEXT_FORMAT: u32 = 4;
+/// A store with the message-text index in blocks, before the pending list.
+const BLOCK_TEXT_FORMAT: u32 = 3;
 /// The format of a store created without the index by earlier builds.
 const LEGACY_NO_TEXT_FORMAT: u32 = 2;
 /// The format of a store whose text postings are a key each.
@@ -118,6 +125,7 @@ impl Engine {
     /// newer chatstore.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Engine> {
         let path = path.as_ref().to_path_buf();
+        options.check()?;
         if path.is_file() {
             return Err(Error::invalid(
                 "path",
@@ -148,6 +156,11 @@ impl Engine {
                     }
                 }
             }
+        };
+        let format = if format == BLOCK_TEXT_FORMAT {
+            upgrade_block_text(kv.as_ref(), &options)?
+        } else {
+            format
         };
         let engine = Engine {
             kv,
@@ -203,6 +216,7 @@ impl Engine {
         keys::Layout {
             text_index: self.text_index,
             short_grams: !matches!(self.format, LEGACY_TEXT_FORMAT | LEGACY_NO_TEXT_FORMAT),
+            pending_bytes: self.options.text_pending_bytes,
         }
     }
 
@@ -603,6 +617,23 @@ impl Engine {
     }
 }
 
+/// Moves a store of [`BLOCK_TEXT_FORMAT`] to [`TEXT_FORMAT`] (what it
+/// holds is already valid there), unless another process just did.
+fn upgrade_block_text(kv: &dyn Kv, options: &Options) -> Result<u32> {
+    let mut w = kv.write(options.attach_timeout_ms)?;
+    let found = match w.get(Space::Meta, FORMAT_KEY)? {
+        Some(v) => decode_format(&v)?,
+        None => return Err(Error::corrupt("the store's format marker went missing")),
+    };
+    if found != BLOCK_TEXT_FORMAT {
+        return Ok(found);
+    }
+    w.put(Space::Meta, FORMAT_KEY, &TEXT_FORMAT.to_be_bytes())?;
+    w.commit()?;
+    kv.sync()?;
+    Ok(TEXT_FORMAT)
+}
+
 fn decode_format(v: &[u8]) -> Result<u32> {
     let found = <[u8; 4]>::try_from(v)
         .map(u32::from_be_bytes)
@@ -822,10 +853,22 @@ mod tests {
     /// with old ids in another session (placed among older blocks),
     /// deletes and recalls spread over the blocks; after each phase the
     /// search answers what a scan does and check() passes.
+    /// With no pending list, the default one (8 KiB: it fills and is
+    /// moved into the blocks several times) and a short one.
     #[test]
     fn postings_over_many_blocks_stay_exact() {
+        for pending in [0, 8 << 10, 300] {
+            postings_over_many_blocks(pending);
+        }
+    }
+
+    fn postings_over_many_blocks(pending: usize) {
         let dir = tempfile::tempdir().unwrap();
-        let (e, first) = engine_with_a_session(dir.path());
+        let options = Options {
+            text_pending_bytes: pending,
+            ..Options::default()
+        };
+        let (e, first) = engine_with_a_session_opened(dir.path(), options);
         let other = e
             .apply(
                 &WriteOp::UpsertSession(Session {
@@ -852,7 +895,7 @@ mod tests {
         };
         let expect = |e: &Engine, phase: &str| {
             let report = e.check().unwrap();
-            assert!(report.ok, "{phase}: {:?}", report.violations);
+            assert!(report.ok, "{phase} ({pending}): {:?}", report.violations);
             let mut want: Vec<(u64, u64)> = Vec::new();
             for sid in [first, other] {
                 let Ok(page) = e.messages(2, sid, 1, 100) else {
@@ -877,10 +920,10 @@ mod tests {
             for page in 1..=(want.len() as u64).div_ceil(100).max(1) {
                 q.page = page;
                 let hits = e.search_messages(&q).unwrap();
-                assert_eq!(hits.total, want.len() as u64, "{phase}");
+                assert_eq!(hits.total, want.len() as u64, "{phase} ({pending})");
                 got.extend(hits.messages.iter().map(|m| (m.id, m.session_id)));
             }
-            assert_eq!(got, want, "{phase}");
+            assert_eq!(got, want, "{phase} ({pending})");
             // A query of two grams goes through the merge and the offsets.
             let two = e
                 .search_messages(&crate::MessageSearch::new(2, "订单 7"))
@@ -897,7 +940,7 @@ mod tests {
                     .is_some_and(|c| c.contains("订单 7"))
                 })
                 .count();
-            assert_eq!(two.total, want_two as u64, "{phase}");
+            assert_eq!(two.total, want_two as u64, "{phase} ({pending})");
         };
         for i in 0..600 {
             append(first, 0, i);
@@ -947,7 +990,11 @@ mod tests {
     #[test]
     fn check_reports_damaged_posting_blocks() {
         let dir = tempfile::tempdir().unwrap();
-        let (e, sid) = engine_with_a_session(dir.path());
+        let blocks_at_once = Options {
+            text_pending_bytes: 0,
+            ..Options::default()
+        };
+        let (e, sid) = engine_with_a_session_opened(dir.path(), blocks_at_once);
         for i in 0..5 {
             e.apply(
                 &WriteOp::AppendMessage(Message {

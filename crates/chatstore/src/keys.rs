@@ -41,6 +41,10 @@ pub const TEXT_COUNT: u8 = 0x23;
 /// Message text postings in blocks (store format 3): `T 24 len gram !mid
 /// sid` (the block's oldest posting) -> a block (see `postings.rs`).
 pub const TEXT_BLOCK: u8 = 0x24;
+/// Message text postings not yet in blocks, a key per message (store
+/// format 5): `T 25 !mid sid` -> the message's grams and their offsets (see
+/// `postings.rs`, "The pending list").
+pub const TEXT_PENDING: u8 = 0x25;
 /// Counters: `T 30 kind [agent]` -> u64.
 pub const COUNTER: u8 = 0x30;
 /// Writes applied for another process: `T 40 request-id(16)` -> applied
@@ -79,6 +83,9 @@ pub struct Layout {
     /// Nicknames and mobiles are indexed by grams of every length from one
     /// character (formats 3 and 4), not from three (formats 1 and 2).
     pub short_grams: bool,
+    /// The most bytes of message-text postings a tenant keeps pending
+    /// (`Options::text_pending_bytes`).
+    pub pending_bytes: usize,
 }
 
 /// Which text an n-gram posting indexes.
@@ -240,6 +247,19 @@ pub fn text_block(t: u64, gram: &str, mid: u64, sid: u64) -> Key {
 /// `T 24 len gram`: prefix of one gram's posting blocks.
 pub fn text_block_prefix(t: u64, gram: &str) -> Key {
     Key::new(t, TEXT_BLOCK).short_str(gram)
+}
+/// `T 25 !mid sid`: the pending postings of message `mid` of session
+/// `sid`.
+pub fn text_pending(t: u64, mid: u64, sid: u64) -> Key {
+    Key::new(t, TEXT_PENDING).desc(mid).u64(sid)
+}
+/// `T 25`: prefix of a tenant's pending postings.
+pub fn text_pending_prefix(t: u64) -> Key {
+    Key::new(t, TEXT_PENDING)
+}
+/// The message id and session of a [`text_pending`] key, if it is one.
+pub fn parse_text_pending(k: &[u8]) -> Option<(u64, u64)> {
+    (k.len() == 25 && k[8] == TEXT_PENDING).then(|| (!u64_at(k, 9), u64_at(k, 17)))
 }
 /// `T 20 field len gram`: prefix of one gram's postings.
 pub fn gram_prefix(t: u64, field: Field, gram: &str) -> Key {

@@ -51,7 +51,7 @@ pub use endpoint::{
 pub use error::{Error, ErrorKind, Result};
 pub use jsonl::{parse_json, ExportIter, ImportSummary, ReadMark, Record};
 pub use model::{Account, Agent, Member, Message, ReadState, Reader, Sender, Session, SessionView};
-pub use options::{parse_utc_offset, Durability, Options, RenderSettings};
+pub use options::{parse_utc_offset, Durability, Options, RenderSettings, MAX_TEXT_PENDING_BYTES};
 pub use query::{
     resolve_paging, Cursor, HistoryPage, HistoryQuery, LivePage, MessageHits, MessageSearch,
     MessagesPage, Order, TenantStats,

@@ -120,7 +120,18 @@ pub struct Options {
     /// 0660 instead of 0700 and 0600), so that, say, a PHP-FPM pool running
     /// as another user of the group can open it.
     pub group_access: bool,
+    /// The most bytes of recent messages' text postings a tenant keeps in
+    /// its pending list before a write moves them into the posting blocks
+    /// (default 8 KiB, at most 1 MiB; 0: every write puts them into blocks
+    /// at once). A larger list makes an append cheaper and every message
+    /// search read more (ARCHITECTURE.md, "Message-text postings"), as
+    /// PostgreSQL's `gin_pending_list_limit` does. A setting of each
+    /// handle, not of the store.
+    pub text_pending_bytes: usize,
 }
+
+/// The largest [`Options::text_pending_bytes`].
+pub const MAX_TEXT_PENDING_BYTES: usize = 1 << 20;
 
 impl Default for Options {
     fn default() -> Self {
@@ -137,6 +148,7 @@ impl Default for Options {
             backend: Backend::default_for_new_stores(),
             map_size: 256 << 30,
             group_access: false,
+            text_pending_bytes: 8 << 10,
         }
     }
 }
@@ -146,7 +158,8 @@ impl Options {
     /// them: `durability` (`"buffered"`/`"sync"`), `flush_every_ms`,
     /// `cache_capacity`, `media_base`, `default_avatar`, `utc_offset`,
     /// `compression`, `linger_ms`, `attach_timeout_ms`, `text_index`,
-    /// `backend` (`"lmdb"`/`"sled"`), `map_size`, `group_access`.
+    /// `backend` (`"lmdb"`/`"sled"`), `map_size`, `group_access`,
+    /// `text_pending_bytes`.
     /// Unknown keys are refused so typos do not pass silently.
     pub fn from_json(v: &Value) -> Result<Options> {
         let mut o = Options::default();
@@ -194,6 +207,9 @@ impl Options {
                 "backend" => o.backend = Backend::parse(&as_str()?)?,
                 "map_size" => o.map_size = as_u64()?,
                 "group_access" => o.group_access = as_bool()?,
+                "text_pending_bytes" => {
+                    o.text_pending_bytes = usize::try_from(as_u64()?).unwrap_or(usize::MAX)
+                }
                 // The PHP binding's own option; the core ignores it.
                 "lib" => {}
                 other => {
@@ -204,6 +220,7 @@ impl Options {
                 }
             }
         }
+        o.check()?;
         o.durability = if sync {
             Durability::Sync
         } else {
@@ -212,6 +229,22 @@ impl Options {
             }
         };
         Ok(o)
+    }
+}
+
+impl Options {
+    /// Refuses settings out of their range, naming the option.
+    pub fn check(&self) -> Result<()> {
+        if self.text_pending_bytes > MAX_TEXT_PENDING_BYTES {
+            return Err(Error::invalid(
+                "text_pending_bytes",
+                format!(
+                    "{} is over the most, {MAX_TEXT_PENDING_BYTES} bytes",
+                    self.text_pending_bytes
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -247,6 +280,9 @@ mod tests {
             e.to_string().contains("backend") && e.to_string().contains("rocksdb"),
             "{e}"
         );
+        let e =
+            Options::from_json(&serde_json::json!({"text_pending_bytes": 2u64 << 20})).unwrap_err();
+        assert!(e.to_string().contains("text_pending_bytes"), "{e}");
         let e = Options::from_json(&serde_json::json!({"map_size": "big"})).unwrap_err();
         assert!(e.to_string().contains("map_size"), "{e}");
         let e = Options::from_json(&serde_json::json!({"group_access": 1})).unwrap_err();

@@ -26,6 +26,34 @@
 //! A delete or recall removes the posting from its block (rewriting that
 //! block, and the first block for the total): deletes stay exact, there are
 //! no tombstones.
+//!
+//! # The pending list (store format 5)
+//!
+//! A message written alone would rewrite the first block of each of its
+//! grams: some 30 pages for a line of chat, each written and fsynced by the
+//! commit. As PostgreSQL's GIN indexes do with their "fast update" pending
+//! list, a small write leaves the message's postings in one key of its own
+//! instead, beside the tenant's other recent messages:
+//!
+//! `T 25 !mid sid` -> `varint n, n x (varint len, gram, varint k, k x
+//! varint offset gap)` (an [`Entry`])
+//!
+//! - An append writes one small key (the tenant's pending keys share a page
+//!   or two). When a write would leave more than
+//!   `Options::text_pending_bytes` (8 KiB unless set) of
+//!   entries, that write moves every pending entry of the tenant into the
+//!   blocks (one block rewrite per gram for all of them), and an import
+//!   batch, larger than that alone, puts its postings straight into blocks.
+//! - A gram's postings are its blocks' and the pending entries' holding
+//!   it, merged in the same order ([`Postings`]); its total is the first
+//!   block's total plus its pending postings ([`Pending::count`]). A
+//!   message's postings are all in its pending entry or all in blocks.
+//! - A delete, recall or edit of a pending message rewrites or removes its
+//!   entry; of a message in blocks, removes its postings from the blocks
+//!   (its new postings, after an edit, become pending).
+//! - A search reads the tenant's pending entries once (at most
+//!   `Options::text_pending_bytes`, a few pages), keeping the postings of
+//!   its grams.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -313,7 +341,8 @@ pub fn apply(
     Ok(out)
 }
 
-/// The gram's total and its first block's key (no block: 0).
+/// The number of postings of the gram in its blocks (no block: 0); add
+/// [`Pending::count`] for all of them.
 pub fn total(data: &Tree<'_>, t: u64, gram: &str) -> Result<u64> {
     match data.scan_prefix(keys::text_block_prefix(t, gram)).next() {
         None => Ok(0),
@@ -321,8 +350,19 @@ pub fn total(data: &Tree<'_>, t: u64, gram: &str) -> Result<u64> {
     }
 }
 
-/// The posting of message `(mid, sid)` under a gram, if any: one seek.
-pub fn find(data: &Tree<'_>, t: u64, gram: &str, mid: u64, sid: u64) -> Result<Option<Posting>> {
+/// The posting of message `(mid, sid)` under a gram, if any: among the
+/// pending ones, else one seek.
+pub fn find(
+    data: &Tree<'_>,
+    t: u64,
+    gram: &str,
+    mid: u64,
+    sid: u64,
+    pending: &Pending,
+) -> Result<Option<Posting>> {
+    if let Some(p) = pending.find(gram, mid, sid) {
+        return Ok(Some(p.clone()));
+    }
     let from = keys::text_block(t, gram, mid, sid);
     let prefix = keys::text_block_prefix(t, gram);
     let end = keys::prefix_end(prefix.as_ref()).unwrap_or_default();
@@ -339,22 +379,56 @@ pub fn find(data: &Tree<'_>, t: u64, gram: &str, mid: u64, sid: u64) -> Result<O
     Ok(postings.into_iter().find(|p| p.mid == mid && p.sid == sid))
 }
 
-/// A gram's postings in order, block by block; `skip` postings are passed
-/// over reading only the headers of the blocks they fill.
+/// A gram's postings in order: its blocks' merged with its pending ones;
+/// `skip` postings are passed over reading only the headers of the blocks
+/// they fill.
 pub struct Postings<'t> {
     blocks: crate::storage::Iter<'t>,
-    current: std::vec::IntoIter<Posting>,
+    blocks_done: bool,
+    current: std::collections::VecDeque<Posting>,
+    pending: std::collections::VecDeque<Posting>,
     skip: u64,
 }
 
 impl<'t> Postings<'t> {
-    /// The postings of `gram`, from the `skip`th on.
-    pub fn new(data: &Tree<'t>, t: u64, gram: &str, skip: u64) -> Postings<'t> {
+    /// The postings of `gram` (its pending ones `pending`), from the
+    /// `skip`th on.
+    pub fn new(data: &Tree<'t>, t: u64, gram: &str, skip: u64, pending: &Pending) -> Postings<'t> {
         Postings {
             blocks: data.scan_prefix(keys::text_block_prefix(t, gram)),
-            current: Vec::new().into_iter(),
+            blocks_done: false,
+            current: Default::default(),
+            pending: pending.of(gram).iter().cloned().collect(),
             skip,
         }
+    }
+
+    /// Reads the next block into `current`, passing over whole blocks (and
+    /// the pending postings before their ends) while `skip` covers them.
+    fn fill(&mut self) -> Result<()> {
+        while self.current.is_empty() && !self.blocks_done {
+            let Some(item) = self.blocks.next() else {
+                self.blocks_done = true;
+                break;
+            };
+            let (k, v) = item?;
+            if self.skip > 0 && k.len() >= 16 {
+                // The block's key names its last posting.
+                let end = (
+                    keys::u64_at(&k, k.len() - 16),
+                    keys::u64_at(&k, k.len() - 8),
+                );
+                let before = self.pending.iter().take_while(|p| p.order() < end).count() as u64;
+                let (_, n) = header(&v)?;
+                if n + before <= self.skip {
+                    self.skip -= n + before;
+                    self.pending.drain(..before as usize);
+                    continue;
+                }
+            }
+            self.current = decode(&v)?.1.into();
+        }
+        Ok(())
     }
 }
 
@@ -363,35 +437,161 @@ impl Iterator for Postings<'_> {
 
     fn next(&mut self) -> Option<Result<Posting>> {
         loop {
-            if let Some(p) = self.current.next() {
-                return Some(Ok(p));
+            if let Err(e) = self.fill() {
+                self.blocks_done = true;
+                self.current.clear();
+                self.pending.clear();
+                return Some(Err(e));
             }
-            let (_, v) = match self.blocks.next()? {
-                Ok(kv) => kv,
-                Err(e) => return Some(Err(e)),
+            let from_block = match (self.current.front(), self.pending.front()) {
+                (None, None) => return None,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(b), Some(p)) => b.order() < p.order(),
             };
+            let p = if from_block {
+                self.current.pop_front()
+            } else {
+                self.pending.pop_front()
+            }?;
             if self.skip > 0 {
-                match header(&v) {
-                    Ok((_, n)) if n <= self.skip => {
-                        self.skip -= n;
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Some(Err(e)),
-                }
+                self.skip -= 1;
+                continue;
             }
-            match decode(&v) {
-                Ok((_, postings)) => {
-                    let skip = std::mem::take(&mut self.skip) as usize;
-                    self.current = postings
-                        .into_iter()
-                        .skip(skip)
-                        .collect::<Vec<_>>()
-                        .into_iter();
-                }
-                Err(e) => return Some(Err(e)),
+            return Some(Ok(p));
+        }
+    }
+}
+
+/// The postings of one pending message: its grams and their offsets.
+pub type Entry = BTreeMap<String, Vec<u32>>;
+
+/// The bytes [`encode_entry`] writes for `e`.
+pub fn entry_len(e: &Entry) -> usize {
+    let mut n = varint_len(e.len() as u64);
+    for (g, offsets) in e {
+        n += varint_len(g.len() as u64) + g.len() + varint_len(offsets.len() as u64);
+        let mut last = 0u32;
+        for &o in offsets {
+            n += varint_len(u64::from(o - last));
+            last = o;
+        }
+    }
+    n
+}
+
+/// Encodes a pending entry.
+pub fn encode_entry(e: &Entry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entry_len(e));
+    put_varint(&mut out, e.len() as u64);
+    for (g, offsets) in e {
+        put_varint(&mut out, g.len() as u64);
+        out.extend_from_slice(g.as_bytes());
+        put_varint(&mut out, offsets.len() as u64);
+        let mut last = 0u32;
+        for &o in offsets {
+            put_varint(&mut out, u64::from(o - last));
+            last = o;
+        }
+    }
+    out
+}
+
+/// Decodes a pending entry, keeping the grams `keep` accepts (the others
+/// are passed over without being copied).
+pub fn decode_entry(v: &[u8], keep: impl Fn(&str) -> bool) -> Result<Entry> {
+    let mut r = Reader { bytes: v, at: 0 };
+    let n = r.varint()?;
+    let mut out = Entry::new();
+    let mut prev: Option<&str> = None;
+    for _ in 0..n {
+        let len = r.varint()? as usize;
+        let bytes =
+            r.at.checked_add(len)
+                .and_then(|end| v.get(r.at..end))
+                .ok_or_else(|| Error::corrupt("pending text postings end inside a gram"))?;
+        r.at += len;
+        let g = std::str::from_utf8(bytes)
+            .map_err(|_| Error::corrupt("pending text postings: a gram is not UTF-8"))?;
+        if prev.is_some_and(|p| p >= g) {
+            return Err(Error::corrupt("pending text postings: grams out of order"));
+        }
+        prev = Some(g);
+        let k = r.varint()?;
+        let wanted = keep(g);
+        let mut offsets = Vec::new();
+        let mut last = 0u64;
+        for _ in 0..k {
+            last += r.varint()?;
+            if wanted {
+                offsets.push(
+                    u32::try_from(last).map_err(|_| {
+                        Error::corrupt("pending text postings: offset over 32 bits")
+                    })?,
+                );
             }
         }
+        if wanted {
+            out.insert(g.to_string(), offsets);
+        }
+    }
+    if r.at != v.len() {
+        return Err(Error::corrupt(
+            "pending text postings: bytes after its grams",
+        ));
+    }
+    Ok(out)
+}
+
+/// The pending postings of a tenant's grams that one search asks for, read
+/// once per search.
+#[derive(Debug, Default)]
+pub struct Pending {
+    grams: BTreeMap<String, Vec<Posting>>,
+}
+
+impl Pending {
+    /// Reads tenant `t`'s pending entries, keeping the postings of `grams`.
+    pub fn load<'g>(
+        data: &Tree<'_>,
+        t: u64,
+        grams: impl IntoIterator<Item = &'g str>,
+    ) -> Result<Pending> {
+        let mut out = Pending::default();
+        for g in grams {
+            out.grams.insert(g.to_string(), Vec::new());
+        }
+        for item in data.scan_prefix(keys::text_pending_prefix(t)) {
+            let (k, v) = item?;
+            let Some((mid, sid)) = keys::parse_text_pending(&k) else {
+                return Err(Error::corrupt("a pending text posting key of a wrong size"));
+            };
+            for (g, offsets) in decode_entry(&v, |g| out.grams.contains_key(g))? {
+                if let Some(list) = out.grams.get_mut(&g) {
+                    // Keys come in posting order: each list stays sorted.
+                    list.push(Posting { mid, sid, offsets });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The pending postings of `gram`, in order.
+    pub fn of(&self, gram: &str) -> &[Posting] {
+        self.grams.get(gram).map_or(&[], Vec::as_slice)
+    }
+
+    /// How many pending postings `gram` has.
+    pub fn count(&self, gram: &str) -> u64 {
+        self.of(gram).len() as u64
+    }
+
+    /// The pending posting of message `(mid, sid)` under `gram`, if any.
+    pub fn find(&self, gram: &str, mid: u64, sid: u64) -> Option<&Posting> {
+        let list = self.of(gram);
+        list.binary_search_by_key(&order(mid, sid), Posting::order)
+            .ok()
+            .map(|i| &list[i])
     }
 }
 

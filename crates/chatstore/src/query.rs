@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::keys::{self, Counter, Field};
 use crate::limits;
 use crate::model::{Agent, Member, Message, SessionView};
-use crate::postings::{self, Postings};
+use crate::postings::{self, Pending, Postings};
 use crate::search::{self, Query};
 use crate::storage::{ReadTxn, Space, Tree};
 
@@ -810,10 +810,13 @@ impl Snap<'_> {
         // A query that is one whole gram is found by its postings alone:
         // with no scope its total is the gram's (its first block holds it)
         // and a page reads only the page's messages.
+        let pending = Pending::load(&self.data, s.tenant, query.iter().map(|(g, _)| g.as_str()))?;
         if query.len() == 1 && query[0].0 == norm && s.session_id.is_none() && s.agent_id.is_none()
         {
-            hits.total = postings::total(&self.data, s.tenant, &query[0].0)?;
-            for p in Postings::new(&self.data, s.tenant, &query[0].0, skip).take(pagesize as usize)
+            hits.total =
+                postings::total(&self.data, s.tenant, &query[0].0)? + pending.count(&query[0].0);
+            for p in Postings::new(&self.data, s.tenant, &query[0].0, skip, &pending)
+                .take(pagesize as usize)
             {
                 let p = p?;
                 if let Some(v) = self.data.get(keys::message(s.tenant, p.sid, p.mid))? {
@@ -838,7 +841,12 @@ impl Snap<'_> {
         let mut counted = query
             .iter()
             .enumerate()
-            .map(|(i, (g, _))| Ok((postings::total(&self.data, s.tenant, g)?, i)))
+            .map(|(i, (g, _))| {
+                Ok((
+                    postings::total(&self.data, s.tenant, g)? + pending.count(g),
+                    i,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         counted.sort();
         let (rarest_count, rarest) = counted[0];
@@ -848,12 +856,12 @@ impl Snap<'_> {
             .map(|&(_, i)| {
                 (
                     i,
-                    Postings::new(&self.data, s.tenant, &query[i].0, 0).peekable(),
+                    Postings::new(&self.data, s.tenant, &query[i].0, 0, &pending).peekable(),
                 )
             })
             .collect();
         let mut at: Vec<Option<Vec<u32>>> = vec![None; query.len()];
-        'candidates: for p in Postings::new(&self.data, s.tenant, &query[rarest].0, 0) {
+        'candidates: for p in Postings::new(&self.data, s.tenant, &query[rarest].0, 0, &pending) {
             let p = p?;
             let (mid, sid) = (p.mid, p.sid);
             if s.session_id.is_some_and(|want| want != sid) {
@@ -891,7 +899,8 @@ impl Snap<'_> {
             if positional {
                 for (i, a) in at.iter_mut().enumerate() {
                     if a.is_none() {
-                        match postings::find(&self.data, s.tenant, &query[i].0, mid, sid)? {
+                        match postings::find(&self.data, s.tenant, &query[i].0, mid, sid, &pending)?
+                        {
                             Some(q) => *a = Some(q.offsets),
                             None => continue 'candidates,
                         }

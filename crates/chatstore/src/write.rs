@@ -45,13 +45,36 @@ pub struct Tx<'a> {
     text_index: bool,
     /// Whether nicknames and mobiles get grams of every length.
     short_grams: bool,
+    /// The most bytes of pending text postings a tenant keeps.
+    pending_bytes: usize,
     writes: RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
     /// Writes to the meta space (the store-wide records: pending
     /// cascades).
     meta: RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
-    /// Message-text posting changes per tenant and gram, put into the
-    /// gram's blocks once, when the write is done ([`Tx::into_writes`]).
-    text: RefCell<BTreeMap<(u64, String), postings::Changes>>,
+    /// Message-text posting changes per tenant and message, put into the
+    /// pending list or the grams' blocks once, when the write is done
+    /// ([`Tx::into_writes`]).
+    text: RefCell<BTreeMap<(u64, postings::Order), MsgText>>,
+}
+
+/// What one write did to a message's text postings.
+#[derive(Debug, Default)]
+struct MsgText {
+    /// The grams of the postings the message had before this write, when
+    /// the write removed them.
+    removed: Option<Vec<String>>,
+    /// The postings it has after this write (`None`: none, or unchanged
+    /// when `removed` is `None` too).
+    added: Option<postings::Entry>,
+}
+
+/// A pending entry as a flush sees it.
+struct Slot {
+    entry: postings::Entry,
+    /// Its key holds it now.
+    stored: bool,
+    /// This write changed it.
+    changed: bool,
 }
 
 impl<'a> Tx<'a> {
@@ -62,6 +85,7 @@ impl<'a> Tx<'a> {
             txn,
             text_index: layout.text_index,
             short_grams: layout.short_grams,
+            pending_bytes: layout.pending_bytes,
             writes: RefCell::new(BTreeMap::new()),
             meta: RefCell::new(BTreeMap::new()),
             text: RefCell::new(BTreeMap::new()),
@@ -80,57 +104,149 @@ impl<'a> Tx<'a> {
             .collect())
     }
 
-    /// Puts the pending posting changes into their grams' blocks: per
-    /// gram, the run of blocks from the one the first change falls in to
-    /// the one the last falls in is read, merged and cut anew
-    /// (`postings::apply`), and only blocks that changed are written.
+    /// Puts the message-text posting changes in place, per tenant: a
+    /// message already pending has its entry rewritten or removed; a
+    /// message in blocks has its old postings removed from them; new
+    /// postings join the pending list, unless the tenant's pending entries
+    /// would then pass `Options::text_pending_bytes`: then all of them go
+    /// into the blocks (see `postings.rs`, "The pending list").
     fn flush_text(&self) -> TxResult<()> {
         let text = std::mem::take(&mut *self.text.borrow_mut());
-        for ((t, gram), changes) in text {
-            let (Some((lo, _)), Some((hi, _))) =
-                (changes.first_key_value(), changes.last_key_value())
-            else {
-                continue;
-            };
-            let prefix = keys::text_block_prefix(t, &gram);
-            let end = keys::prefix_end(prefix.as_ref()).unwrap_or_default();
-            let hi_key = keys::text_block(t, &gram, !hi.0, hi.1).into_vec();
-            let mut from = keys::text_block(t, &gram, !lo.0, lo.1).into_vec();
-            let mut run: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-            let mut next = None;
-            'read: loop {
-                let page = self.range_entries(&from, &end, 16)?;
-                let full = page.len() == 16;
-                for (k, v) in page {
-                    let reached = run.last().is_some_and(|(last, _)| *last >= hi_key);
-                    if reached {
-                        next = Some((k, v));
-                        break 'read;
-                    }
-                    from = k.clone();
-                    from.push(0);
-                    run.push((k, v));
+        let mut by_tenant: BTreeMap<u64, Vec<(postings::Order, MsgText)>> = BTreeMap::new();
+        for ((t, o), m) in text {
+            by_tenant.entry(t).or_default().push((o, m));
+        }
+        for (t, msgs) in by_tenant {
+            let mut pending = self.pending_entries(t)?;
+            let mut blocks: BTreeMap<String, postings::Changes> = BTreeMap::new();
+            for (o, m) in msgs {
+                if let Some(slot) = pending.get_mut(&o) {
+                    slot.entry = m.added.unwrap_or_default();
+                    slot.changed = true;
+                    continue;
                 }
-                if !full {
-                    break;
+                for g in m.removed.into_iter().flatten() {
+                    blocks.entry(g).or_default().insert(o, None);
+                }
+                if let Some(entry) = m.added.filter(|e| !e.is_empty()) {
+                    let slot = Slot {
+                        entry,
+                        stored: false,
+                        changed: true,
+                    };
+                    pending.insert(o, slot);
                 }
             }
-            if run.is_empty() {
-                // Older than every block: the gram's last block takes them.
-                if let Some(last) = self.last_entry(prefix.as_ref(), &end)? {
-                    run.push(last);
-                }
-            }
-            let first_block = self.range_entries(prefix.as_ref(), &end, 1)?.pop();
-            let first = first_block.filter(|(k, _)| run.first().is_none_or(|(r, _)| r != k));
-            let w = postings::apply(t, &gram, &run, first.as_ref(), next.as_ref(), &changes)?;
+            let bytes: usize = pending
+                .values()
+                .map(|s| postings::entry_len(&s.entry))
+                .sum();
             let mut writes = self.writes.borrow_mut();
-            for k in w.remove {
-                writes.insert(k, None);
+            for (o, slot) in pending {
+                let key = keys::text_pending(t, !o.0, o.1).into_vec();
+                if bytes > self.pending_bytes {
+                    if slot.stored {
+                        writes.insert(key, None);
+                    }
+                    for (g, offsets) in slot.entry {
+                        let p = Posting {
+                            mid: !o.0,
+                            sid: o.1,
+                            offsets,
+                        };
+                        blocks.entry(g).or_default().insert(o, Some(p));
+                    }
+                } else if slot.changed && slot.entry.is_empty() {
+                    if slot.stored {
+                        writes.insert(key, None);
+                    }
+                } else if slot.changed {
+                    writes.insert(key, Some(postings::encode_entry(&slot.entry)));
+                }
             }
-            for (k, v) in w.put {
-                writes.insert(k, Some(v));
+            drop(writes);
+            for (gram, changes) in blocks {
+                self.apply_to_blocks(t, &gram, &changes)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Tenant `t`'s pending entries (this write's included).
+    fn pending_entries(&self, t: u64) -> TxResult<BTreeMap<postings::Order, Slot>> {
+        let prefix = keys::text_pending_prefix(t);
+        let end = keys::prefix_end(prefix.as_ref()).unwrap_or_default();
+        let mut out = BTreeMap::new();
+        let mut from = prefix.into_vec();
+        loop {
+            let page = self.range_entries(&from, &end, 64)?;
+            let full = page.len() == 64;
+            for (k, v) in page {
+                let Some((mid, sid)) = keys::parse_text_pending(&k) else {
+                    return Err(Error::corrupt("a pending text posting key of a wrong size"));
+                };
+                let slot = Slot {
+                    entry: postings::decode_entry(&v, |_| true)?,
+                    stored: true,
+                    changed: false,
+                };
+                out.insert(postings::order(mid, sid), slot);
+                from = k;
+                from.push(0);
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Puts one gram's posting changes into its blocks: the run of blocks
+    /// from the one the first change falls in to the one the last falls in
+    /// is read, merged and cut anew (`postings::apply`), and only blocks
+    /// that changed are written.
+    fn apply_to_blocks(&self, t: u64, gram: &str, changes: &postings::Changes) -> TxResult<()> {
+        let (Some((lo, _)), Some((hi, _))) = (changes.first_key_value(), changes.last_key_value())
+        else {
+            return Ok(());
+        };
+        let prefix = keys::text_block_prefix(t, gram);
+        let end = keys::prefix_end(prefix.as_ref()).unwrap_or_default();
+        let hi_key = keys::text_block(t, gram, !hi.0, hi.1).into_vec();
+        let mut from = keys::text_block(t, gram, !lo.0, lo.1).into_vec();
+        let mut run: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut next = None;
+        'read: loop {
+            let page = self.range_entries(&from, &end, 16)?;
+            let full = page.len() == 16;
+            for (k, v) in page {
+                let reached = run.last().is_some_and(|(last, _)| *last >= hi_key);
+                if reached {
+                    next = Some((k, v));
+                    break 'read;
+                }
+                from = k.clone();
+                from.push(0);
+                run.push((k, v));
+            }
+            if !full {
+                break;
+            }
+        }
+        if run.is_empty() {
+            // Older than every block: the gram's last block takes them.
+            if let Some(last) = self.last_entry(prefix.as_ref(), &end)? {
+                run.push(last);
+            }
+        }
+        let first_block = self.range_entries(prefix.as_ref(), &end, 1)?.pop();
+        let first = first_block.filter(|(k, _)| run.first().is_none_or(|(r, _)| r != k));
+        let w = postings::apply(t, gram, &run, first.as_ref(), next.as_ref(), changes)?;
+        let mut writes = self.writes.borrow_mut();
+        for k in w.remove {
+            writes.insert(k, None);
+        }
+        for (k, v) in w.put {
+            writes.insert(k, Some(v));
         }
         Ok(())
     }
@@ -538,20 +654,23 @@ pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
     Ok(id)
 }
 
-/// Adds (`delta` 1) or removes (-1) a visible message's text postings (the
-/// value: the gram's character offsets in the normalized text) and their
-/// counts. Recalled messages are not searchable; a store created without
-/// the text index keeps none.
+/// Adds (`delta` 1) or removes (-1) a visible message's text postings (its
+/// grams and their character offsets in the normalized text). Recalled
+/// messages are not searchable; a store created without the text index
+/// keeps none.
 fn index_text(tx: &Tx, t: u64, sid: u64, mid: u64, body: &MsgBody, delta: i64) -> TxResult<()> {
     if body.recalled() || !tx.text_index {
         return Ok(());
     }
+    let grams = search::message_gram_positions(&search::normalize(&body.content));
     let mut text = tx.text.borrow_mut();
-    for (g, offsets) in search::message_gram_positions(&search::normalize(&body.content)) {
-        let change = (delta > 0).then_some(Posting { mid, sid, offsets });
-        text.entry((t, g))
-            .or_default()
-            .insert(postings::order(mid, sid), change);
+    let m = text.entry((t, postings::order(mid, sid))).or_default();
+    if delta > 0 {
+        m.added = Some(grams.into_iter().collect());
+    } else if m.added.take().is_none() && m.removed.is_none() {
+        // The first removal names what the message had before this write;
+        // a removal after an add of this write only undoes that add.
+        m.removed = Some(grams.into_iter().map(|(g, _)| g).collect());
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! (Chinese, Vietnamese, Latin, order numbers) over sessions of two agents,
 //! some recalled, some deleted, some replaced; every query, scope and page
 //! answers exactly what reading every visible message would, newest first,
-//! with the exact total; `check()` verifies the index. A store created
+//! with the exact total, whether postings wait in the pending list or sit
+//! in blocks; `check()` verifies the index. A store created
 //! without the text index answers the same within a session and refuses
 //! the rest.
 
@@ -119,9 +120,13 @@ proptest! {
     fn search_agrees_with_a_scan(
         ops in prop::collection::vec(op(), 1..50),
         text_index in prop_oneof![3 => Just(true), 1 => Just(false)],
+        // Postings straight into blocks, a pending list that fills and is
+        // moved into them every few messages, and the default one.
+        text_pending_bytes in prop_oneof![Just(0usize), Just(120), Just(8 << 10)],
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), Options { text_index, ..Options::default() }).unwrap();
+        let options = Options { text_index, text_pending_bytes, ..Options::default() };
+        let store = Store::open(dir.path(), options).unwrap();
         setup(&store);
         for (i, op) in ops.iter().enumerate() {
             match *op {
@@ -294,5 +299,5 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
         .unwrap();
     assert_eq!(hits.total, 1);
     let info = store.info().unwrap();
-    assert_eq!((info.format, info.text_index), (3, true));
+    assert_eq!((info.format, info.text_index), (5, true));
 }
