@@ -13,7 +13,7 @@
 //! the primary record, never found by scanning.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
 use serde::{de::DeserializeOwned, Serialize};
@@ -70,11 +70,22 @@ struct MsgText {
 
 /// A pending entry as a flush sees it.
 struct Slot {
-    entry: postings::Entry,
-    /// Its key holds it now.
-    stored: bool,
-    /// This write changed it.
-    changed: bool,
+    /// What its key holds now (decoded only when it moves into blocks).
+    stored: Option<Vec<u8>>,
+    /// What this write leaves in it, when it changed it (empty: removed).
+    changed: Option<postings::Entry>,
+}
+
+impl Slot {
+    /// Its bytes after this write.
+    fn len(&self) -> usize {
+        match (&self.changed, &self.stored) {
+            (Some(e), _) if e.is_empty() => 0,
+            (Some(e), _) => postings::entry_len(e),
+            (None, Some(v)) => v.len(),
+            (None, None) => 0,
+        }
+    }
 }
 
 impl<'a> Tx<'a> {
@@ -118,11 +129,11 @@ impl<'a> Tx<'a> {
         }
         for (t, msgs) in by_tenant {
             let mut pending = self.pending_entries(t)?;
-            let mut blocks: BTreeMap<String, postings::Changes> = BTreeMap::new();
+            // Hashed: an import batch files some 30 postings per message here.
+            let mut blocks: HashMap<String, postings::Changes> = HashMap::new();
             for (o, m) in msgs {
                 if let Some(slot) = pending.get_mut(&o) {
-                    slot.entry = m.added.unwrap_or_default();
-                    slot.changed = true;
+                    slot.changed = Some(m.added.unwrap_or_default());
                     continue;
                 }
                 for g in m.removed.into_iter().flatten() {
@@ -130,25 +141,34 @@ impl<'a> Tx<'a> {
                 }
                 if let Some(entry) = m.added.filter(|e| !e.is_empty()) {
                     let slot = Slot {
-                        entry,
-                        stored: false,
-                        changed: true,
+                        stored: None,
+                        changed: Some(entry),
                     };
                     pending.insert(o, slot);
                 }
             }
-            let bytes: usize = pending
-                .values()
-                .map(|s| postings::entry_len(&s.entry))
-                .sum();
+            // Summed only as far as the limit.
+            let mut bytes = 0usize;
+            for slot in pending.values() {
+                bytes += slot.len();
+                if bytes > self.pending_bytes {
+                    break;
+                }
+            }
             let mut writes = self.writes.borrow_mut();
             for (o, slot) in pending {
                 let key = keys::text_pending(t, !o.0, o.1).into_vec();
+                let stored = slot.stored.is_some();
                 if bytes > self.pending_bytes {
-                    if slot.stored {
+                    if stored {
                         writes.insert(key, None);
                     }
-                    for (g, offsets) in slot.entry {
+                    let entry = match (slot.changed, slot.stored) {
+                        (Some(e), _) => e,
+                        (None, Some(v)) => postings::decode_entry(&v, |_| true)?,
+                        (None, None) => continue,
+                    };
+                    for (g, offsets) in entry {
                         let p = Posting {
                             mid: !o.0,
                             sid: o.1,
@@ -156,12 +176,12 @@ impl<'a> Tx<'a> {
                         };
                         blocks.entry(g).or_default().insert(o, Some(p));
                     }
-                } else if slot.changed && slot.entry.is_empty() {
-                    if slot.stored {
+                } else if let Some(e) = slot.changed {
+                    if !e.is_empty() {
+                        writes.insert(key, Some(postings::encode_entry(&e)));
+                    } else if stored {
                         writes.insert(key, None);
                     }
-                } else if slot.changed {
-                    writes.insert(key, Some(postings::encode_entry(&slot.entry)));
                 }
             }
             drop(writes);
@@ -186,9 +206,8 @@ impl<'a> Tx<'a> {
                     return Err(Error::corrupt("a pending text posting key of a wrong size"));
                 };
                 let slot = Slot {
-                    entry: postings::decode_entry(&v, |_| true)?,
-                    stored: true,
-                    changed: false,
+                    stored: Some(v),
+                    changed: None,
                 };
                 out.insert(postings::order(mid, sid), slot);
                 from = k;
