@@ -442,7 +442,8 @@ impl ExportIterator {
 /// Opens (creating when absent) the store at `path`. Options: those of
 /// `Options::from_json` (durability, flush_every_ms, cache_capacity,
 /// media_base, default_avatar, utc_offset, compression, linger_ms,
-/// attach_timeout_ms, text_index).
+/// attach_timeout_ms, text_index, backend, map_size, group_access,
+/// text_pending_bytes).
 #[pyfunction]
 #[pyo3(signature = (path, **options))]
 fn open(py: Python<'_>, path: PathBuf, options: Option<Bound<'_, PyDict>>) -> PyResult<Store> {
