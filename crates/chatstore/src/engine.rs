@@ -1052,6 +1052,145 @@ mod tests {
         assert!(e.check().unwrap().ok);
     }
 
+    /// check() finds a pending entry missing a gram, one with wrong
+    /// offsets, and one whose bytes are damaged.
+    #[test]
+    fn check_reports_damaged_pending_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, sid) = engine_with_a_session(dir.path());
+        for i in 0..3 {
+            e.apply(
+                &WriteOp::AppendMessage(Message {
+                    tenant: 2,
+                    session_id: sid,
+                    content: format!("订单 {i}"),
+                    ..Default::default()
+                }),
+                None,
+            )
+            .unwrap();
+        }
+        assert!(e.check().unwrap().ok);
+        let (k, v) = e
+            .read(|s| {
+                let (k, v) = s
+                    .data
+                    .scan_prefix(keys::text_pending_prefix(2))
+                    .next()
+                    .expect("the appends are pending")?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .unwrap();
+        let entry = crate::postings::decode_entry(&v, |_| true).unwrap();
+        let damaged = |value: Vec<u8>| {
+            let mut w = e.begin_write().unwrap();
+            w.put(Space::Data, &k, &value).unwrap();
+            w.commit().unwrap();
+            let report = e.check().unwrap();
+            let mut w = e.begin_write().unwrap();
+            w.put(Space::Data, &k, &v).unwrap();
+            w.commit().unwrap();
+            report.violations
+        };
+        let mut fewer = entry.clone();
+        fewer.remove("订单");
+        let found = damaged(crate::postings::encode_entry(&fewer));
+        assert!(
+            found
+                .iter()
+                .any(|v| v.contains("3 visible messages hold it")),
+            "{found:?}"
+        );
+        let mut moved = entry.clone();
+        moved.insert("订单".into(), vec![1]);
+        let found = damaged(crate::postings::encode_entry(&moved));
+        assert!(
+            found.iter().any(|v| v.contains("postings name 3 others")),
+            "{found:?}"
+        );
+        let found = damaged(v[..v.len() - 1].to_vec());
+        assert!(
+            found
+                .iter()
+                .any(|v| v.contains("pending text postings of message")),
+            "{found:?}"
+        );
+        assert!(e.check().unwrap().ok);
+    }
+
+    /// A store of format 3 (blocks, no pending list) is a format 5 store
+    /// without pending entries: opening it moves its marker to 5, and it
+    /// answers the same with postings on both sides.
+    #[test]
+    fn a_store_of_format_3_moves_to_format_5_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocks_only = Options {
+            text_pending_bytes: 0,
+            ..Options::default()
+        };
+        let (e, sid) = engine_with_a_session_opened(dir.path(), blocks_only);
+        let append = |e: &Engine, i: u64| {
+            e.apply(
+                &WriteOp::AppendMessage(Message {
+                    tenant: 2,
+                    session_id: sid,
+                    content: format!("订单 {i}"),
+                    ..Default::default()
+                }),
+                None,
+            )
+            .unwrap();
+        };
+        for i in 0..20 {
+            append(&e, i);
+        }
+        // As a build of format 3 left it.
+        let mut w = e.begin_write().unwrap();
+        w.put(Space::Meta, FORMAT_KEY, &BLOCK_TEXT_FORMAT.to_be_bytes())
+            .unwrap();
+        w.commit().unwrap();
+        drop(e);
+        let e = Engine::open(dir.path(), Options::default()).unwrap();
+        assert_eq!(e.info().unwrap().format, TEXT_FORMAT);
+        let marker =
+            e.kv.read()
+                .unwrap()
+                .get(Space::Meta, FORMAT_KEY)
+                .unwrap()
+                .map(|v| v.to_vec());
+        assert_eq!(marker, Some(TEXT_FORMAT.to_be_bytes().to_vec()));
+        for i in 20..25 {
+            append(&e, i);
+        }
+        let pending = e
+            .read(|s| Ok(s.data.scan_prefix(keys::text_pending_prefix(2)).count()))
+            .unwrap();
+        assert_eq!(pending, 5);
+        let hits = e
+            .search_messages(&crate::MessageSearch::new(2, "订单"))
+            .unwrap();
+        assert_eq!(hits.total, 25);
+        let hits = e
+            .search_messages(&crate::MessageSearch::new(2, "订单 2"))
+            .unwrap();
+        assert_eq!(hits.total, 6, "2 and 20..25");
+        assert!(e.check().unwrap().ok);
+    }
+
+    /// A pending list over the most is refused before anything is created.
+    #[test]
+    fn a_pending_list_over_the_most_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let options = Options {
+            text_pending_bytes: crate::options::MAX_TEXT_PENDING_BYTES + 1,
+            ..Options::default()
+        };
+        let err = Engine::open(&path, options).unwrap_err();
+        assert!(err.to_string().contains("text_pending_bytes"), "{err}");
+        assert!(!path.exists());
+    }
+
     /// A store made without the text index by earlier builds (format 2)
     /// keeps nickname grams from three characters: it is written that way,
     /// checks clean, and answers a two-letter filter by walking; a new one

@@ -628,6 +628,34 @@ mod tests {
         assert!(decode(&twice).is_err());
     }
 
+    #[test]
+    fn a_damaged_pending_entry_is_an_error() {
+        let e: Entry = [("ab".to_string(), vec![0, 4]), ("单".to_string(), vec![2])]
+            .into_iter()
+            .collect();
+        let v = encode_entry(&e);
+        assert_eq!(v.len(), entry_len(&e));
+        assert_eq!(decode_entry(&v, |_| true).unwrap(), e);
+        // Only the grams asked for are kept.
+        let some = decode_entry(&v, |g| g == "单").unwrap();
+        assert_eq!(some.keys().collect::<Vec<_>>(), ["单"]);
+        for cut in 1..v.len() {
+            assert!(decode_entry(&v[..cut], |_| true).is_err(), "cut at {cut}");
+        }
+        let mut more = v.clone();
+        more.push(0);
+        assert!(decode_entry(&more, |_| true).is_err());
+        // A gram that is not UTF-8, and grams out of order.
+        let mut bad = v.clone();
+        bad[2] = 0xff;
+        assert!(decode_entry(&bad, |_| true).is_err());
+        let swapped = [1u8, 2, b'a', b'b', 0, 1, 2, b'a', b'a', 0];
+        let mut twice = vec![2u8];
+        twice.extend_from_slice(&swapped[1..5]);
+        twice.extend_from_slice(&swapped[1..5]);
+        assert!(decode_entry(&twice, |_| true).is_err());
+    }
+
     fn arb_postings() -> impl Strategy<Value = Vec<Posting>> {
         proptest::collection::btree_map(
             (0u64..5_000, 0u64..50),
@@ -656,6 +684,20 @@ mod tests {
                 back.extend(got);
             }
             prop_assert_eq!(back, postings);
+        }
+
+        #[test]
+        fn pending_entries_round_trip(
+            e in proptest::collection::btree_map(
+                "[a-z单订]{1,3}",
+                proptest::collection::btree_set(0u32..100_000, 1..5)
+                    .prop_map(|s| s.into_iter().collect::<Vec<u32>>()),
+                0..40,
+            )
+        ) {
+            let v = encode_entry(&e);
+            prop_assert_eq!(v.len(), entry_len(&e));
+            prop_assert_eq!(decode_entry(&v, |_| true).unwrap(), e);
         }
 
         /// Applying changes block by block gives what applying them to the

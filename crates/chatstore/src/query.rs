@@ -343,12 +343,12 @@ impl Snap<'_> {
                     Some(query) => {
                         let all = self.filtered(q, &query)?;
                         let total = all.len() as u64;
-                        let entries = all
+                        let after: Vec<(i64, u64)> = all
                             .into_iter()
                             .filter(|e| q.after.is_none_or(|c| before_cursor(q.order, *e, c)))
-                            .skip(offset.min(usize::MAX as u64) as usize)
-                            .take(pagesize as usize)
                             .collect();
+                        let skip = offset.min(usize::MAX as u64) as usize;
+                        let entries = page_of(q.order, after, skip, pagesize as usize);
                         (total, entries)
                     }
                 }
@@ -423,7 +423,15 @@ impl Snap<'_> {
         Ok(out)
     }
 
-    /// Every `(time, sid)` in scope whose member matches, sorted for the order.
+    /// Every `(time, sid)` in scope whose member matches, in no order.
+    ///
+    /// Three plans, priced in sequential key reads (a seek or a member
+    /// test costs about ten): with `E` the postings of the query's rarest
+    /// grams and `S` the sessions in scope, the **index** (each matching
+    /// member's sessions, a seek each: `10 E`) when `E < S / 9`; the
+    /// **join** (the postings read into a set, then the scope's sessions
+    /// walked and looked up in it: `E + S`) up to `E <= 9 S`; past that the
+    /// **walk** (the scope's sessions, each member tested once: `10 S`).
     fn filtered(&self, q: &HistoryQuery, query: &Query) -> Result<Vec<(i64, u64)>> {
         let t = q.tenant;
         let scope = match q.employee {
@@ -431,9 +439,10 @@ impl Snap<'_> {
             Some(a) => self.counter(&keys::agent_sessions(t, a))?,
         };
         let mut out = Vec::new();
-        match self.candidates(t, query, scope)? {
-            Some(uids) => {
-                for uid in uids {
+        let picks = self.picks(t, query)?;
+        let join = match picks {
+            Some(p) if p.estimate.saturating_mul(9) < scope => {
+                for uid in self.pick_members(t, query, &p)? {
                     for item in self.data.scan_prefix(keys::sessions_of_member(t, uid)) {
                         let (k, v) = item?;
                         if v.len() != 16 {
@@ -449,45 +458,52 @@ impl Snap<'_> {
                         ));
                     }
                 }
+                return Ok(out);
             }
-            None => {
-                // Walk the scope's sessions and test each member once.
-                let prefix = match q.employee {
-                    None => keys::Key::new(t, keys::RECENT),
-                    Some(a) => keys::Key::new(t, keys::AGENT_RECENT).u64(a),
-                };
-                let time_at = prefix.as_ref().len();
-                let mut tested: HashMap<u64, bool> = HashMap::new();
-                for item in self.data.scan_prefix(prefix) {
-                    let (k, v) = item?;
-                    let uid = codec::decode_u64(Some(&v))?;
-                    let hit = match tested.get(&uid) {
-                        Some(h) => *h,
-                        None => {
-                            let h = self
-                                .member_rec(t, uid)?
-                                .is_some_and(|m| query.matches(&m.norm_nick, &m.phones));
-                            tested.insert(uid, h);
-                            h
-                        }
-                    };
-                    if hit {
-                        out.push((keys::time_desc_at(&k, time_at), keys::last_desc(&k)));
-                    }
+            Some(p) if p.estimate <= scope.saturating_mul(9) => Some(self.pick_set(t, &p)?),
+            _ => None,
+        };
+        // Walk the scope's sessions and test each member once (in the
+        // join, only members the postings name; those of an exact gram
+        // match without a test).
+        let prefix = match q.employee {
+            None => keys::Key::new(t, keys::RECENT),
+            Some(a) => keys::Key::new(t, keys::AGENT_RECENT).u64(a),
+        };
+        let time_at = prefix.as_ref().len();
+        let mut tested: HashMap<u64, bool> = HashMap::new();
+        for item in self.data.scan_prefix(prefix) {
+            let (k, v) = item?;
+            let uid = codec::decode_u64(Some(&v))?;
+            let known = match &join {
+                None => None,
+                Some(set) => match set.get(&uid) {
+                    None => Some(false),
+                    Some(true) => Some(true),
+                    Some(false) => None,
+                },
+            };
+            let hit = match known.or_else(|| tested.get(&uid).copied()) {
+                Some(h) => h,
+                None => {
+                    let h = self
+                        .member_rec(t, uid)?
+                        .is_some_and(|m| query.matches(&m.norm_nick, &m.phones));
+                    tested.insert(uid, h);
+                    h
                 }
+            };
+            if hit {
+                out.push((keys::time_desc_at(&k, time_at), keys::last_desc(&k)));
             }
-        }
-        match q.order {
-            Order::Id => out.sort_unstable_by_key(|e| std::cmp::Reverse(e.1)),
-            Order::Recent => out.sort_unstable_by(|a, b| b.cmp(a)),
         }
         Ok(out)
     }
 
-    /// The uids of matching members found through the n-gram index, verified;
-    /// `None` when walking `scope` sessions is cheaper or the query is too
-    /// short for the index.
-    fn candidates(&self, t: u64, query: &Query, scope: u64) -> Result<Option<Vec<u64>>> {
+    /// The postings a member filter reads: per side (the nickname, each
+    /// mobile form) its rarest gram. `None` when the query is too short for
+    /// the index.
+    fn picks(&self, t: u64, query: &Query) -> Result<Option<Picks>> {
         let Some(nick) = query.nick_grams(self.short_grams) else {
             return Ok(None);
         };
@@ -498,8 +514,7 @@ impl Snap<'_> {
         // When the side's only gram is the side's whole query (a 3-character
         // query, one or two CJK characters, a 3-digit phone query), every
         // posting is a match and needs no verification.
-        let mut picks: Vec<(bool, Field, String)> = Vec::new();
-        let mut estimate = 0u64;
+        let mut picks = Picks::default();
         let sides = std::iter::once((Field::Nick, nick, query.norm.as_str())).chain(
             phones
                 .into_iter()
@@ -516,29 +531,49 @@ impl Snap<'_> {
                 }
             }
             if let Some((n, g)) = best {
-                estimate += n;
-                picks.push((exact, field, g));
+                picks.estimate += n;
+                picks.picks.push((exact, field, g));
             }
-        }
-        if estimate > scope {
-            return Ok(None);
         }
         // Exact picks first: their members are matches whatever other
         // postings they also appear in.
-        picks.sort_by_key(|p| !p.0);
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        for (exact, field, g) in picks {
+        picks.picks.sort_by_key(|p| !p.0);
+        Ok(Some(picks))
+    }
+
+    /// The uids the picks' postings name, each with whether it is known to
+    /// match (named by an exact gram) or still to be tested.
+    fn pick_set(&self, t: u64, picks: &Picks) -> Result<HashMap<u64, bool>> {
+        let mut set: HashMap<u64, bool> = HashMap::with_capacity(picks.estimate as usize);
+        for (exact, field, g) in &picks.picks {
             for k in self
                 .data
-                .scan_prefix(keys::gram_prefix(t, field, &g))
+                .scan_prefix(keys::gram_prefix(t, *field, g))
+                .map(|r| r.map(|e| e.0))
+            {
+                *set.entry(keys::last_u64(&k?)).or_default() |= *exact;
+            }
+        }
+        Ok(set)
+    }
+
+    /// The uids of the members the picks' postings name that match.
+    fn pick_members(&self, t: u64, query: &Query, picks: &Picks) -> Result<Vec<u64>> {
+        // One pick names each member once.
+        let single = picks.picks.len() == 1;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (exact, field, g) in &picks.picks {
+            for k in self
+                .data
+                .scan_prefix(keys::gram_prefix(t, *field, g))
                 .map(|r| r.map(|e| e.0))
             {
                 let uid = keys::last_u64(&k?);
-                if !seen.insert(uid) {
+                if !single && !seen.insert(uid) {
                     continue;
                 }
-                if exact {
+                if *exact {
                     out.push(uid);
                 } else if let Some(m) = self.member_rec(t, uid)? {
                     if query.matches(&m.norm_nick, &m.phones) {
@@ -547,7 +582,17 @@ impl Snap<'_> {
                 }
             }
         }
-        Ok(Some(out))
+        Ok(out)
+    }
+
+    /// The uids of matching members found through the n-gram index, verified;
+    /// `None` when walking `scope` records is cheaper or the query is too
+    /// short for the index.
+    fn candidates(&self, t: u64, query: &Query, scope: u64) -> Result<Option<Vec<u64>>> {
+        match self.picks(t, query)? {
+            Some(p) if p.estimate <= scope => Ok(Some(self.pick_members(t, query, &p)?)),
+            _ => Ok(None),
+        }
     }
 
     /// Members of a tenant whose nickname or mobile matches `q` (CONTRACT §4),
@@ -922,4 +967,30 @@ impl Snap<'_> {
         }
         Ok(hits)
     }
+}
+
+/// What a member filter reads from the n-gram index (see `Snap::picks`).
+#[derive(Debug, Default)]
+struct Picks {
+    /// Per side: whether its gram is the side's whole query, the field, the
+    /// gram.
+    picks: Vec<(bool, Field, String)>,
+    /// The postings of the picked grams.
+    estimate: u64,
+}
+
+/// Sessions `(time, sid)` `skip..skip + take` in the order (newest id, or
+/// newest activity, first): only the head up to the page is sorted.
+fn page_of(order: Order, mut all: Vec<(i64, u64)>, skip: usize, take: usize) -> Vec<(i64, u64)> {
+    let cmp = |a: &(i64, u64), b: &(i64, u64)| match order {
+        Order::Id => b.1.cmp(&a.1),
+        Order::Recent => b.cmp(a),
+    };
+    let end = skip.saturating_add(take);
+    if end < all.len() {
+        all.select_nth_unstable_by(end, cmp);
+        all.truncate(end);
+    }
+    all.sort_unstable_by(cmp);
+    all.into_iter().skip(skip).take(take).collect()
 }
