@@ -63,9 +63,12 @@ use crate::keys;
 use crate::storage::Tree;
 
 /// The most bytes of postings a block holds (one posting may exceed it
-/// alone). Under LMDB's 2 KB in-page value limit, so a block never spills
-/// into overflow pages.
-pub const BLOCK_BYTES: usize = 1024;
+/// alone). Three blocks fill a 4 KB LMDB page (a node is its 2-byte
+/// pointer, 8-byte header, a key of some 35 bytes and the block: 3 x 1,350
+/// of the page's 4,080), where blocks of 1 KB left a quarter of each page
+/// empty; and a block stays under LMDB's 2 KB in-page value limit, never
+/// spilling into overflow pages.
+pub const BLOCK_BYTES: usize = 1296;
 
 /// One message holding a gram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,30 +284,33 @@ pub fn apply(
     run: &[(Vec<u8>, Vec<u8>)],
     first: Option<&(Vec<u8>, Vec<u8>)>,
     next: Option<&(Vec<u8>, Vec<u8>)>,
-    changes: &Changes,
+    changes: Changes,
 ) -> Result<BlockWrites> {
     let mut total = match (first, run.first()) {
         (Some((_, v)), _) | (None, Some((_, v))) => header(v)?.0,
         (None, None) => 0,
     };
-    let mut merged: BTreeMap<Order, Posting> = BTreeMap::new();
+    // The run's postings and the changes, both in order: one merge.
+    let mut stored: Vec<Posting> = Vec::new();
     for (_, v) in run {
-        for p in decode(v)?.1 {
-            merged.insert(p.order(), p);
-        }
+        stored.extend(decode(v)?.1);
     }
+    let mut postings: Vec<Posting> = Vec::with_capacity(stored.len() + changes.len());
+    let mut stored = stored.into_iter().peekable();
     for (o, change) in changes {
-        let had = match change {
-            Some(p) => merged.insert(*o, p.clone()).is_some(),
-            None => merged.remove(o).is_some(),
-        };
-        match (change.is_some(), had) {
+        while let Some(p) = stored.next_if(|p| p.order() < o) {
+            postings.push(p);
+        }
+        let had = stored.next_if(|p| p.order() == o).is_some();
+        let adds = change.is_some();
+        postings.extend(change);
+        match (adds, had) {
             (true, false) => total += 1,
             (false, true) => total = total.saturating_sub(1),
             _ => {}
         }
     }
-    let postings: Vec<Posting> = merged.into_values().collect();
+    postings.extend(stored);
     let blocks = chunks(&postings);
     // The run holds the gram's first block unless `first` is given.
     let run_is_first = first.is_none();
@@ -463,8 +469,9 @@ impl Iterator for Postings<'_> {
     }
 }
 
-/// The postings of one pending message: its grams and their offsets.
-pub type Entry = BTreeMap<String, Vec<u32>>;
+/// The postings of one pending message: its grams (ascending, each once)
+/// and their offsets, as `search::message_gram_positions` gives them.
+pub type Entry = Vec<(String, Vec<u32>)>;
 
 /// The bytes [`encode_entry`] writes for `e`.
 pub fn entry_len(e: &Entry) -> usize {
@@ -532,7 +539,7 @@ pub fn decode_entry(v: &[u8], keep: impl Fn(&str) -> bool) -> Result<Entry> {
             }
         }
         if wanted {
-            out.insert(g.to_string(), offsets);
+            out.push((g.to_string(), offsets));
         }
     }
     if r.at != v.len() {
@@ -638,7 +645,7 @@ mod tests {
         assert_eq!(decode_entry(&v, |_| true).unwrap(), e);
         // Only the grams asked for are kept.
         let some = decode_entry(&v, |g| g == "单").unwrap();
-        assert_eq!(some.keys().collect::<Vec<_>>(), ["单"]);
+        assert_eq!(some, [("单".to_string(), vec![2])]);
         for cut in 1..v.len() {
             assert!(decode_entry(&v[..cut], |_| true).is_err(), "cut at {cut}");
         }
@@ -693,7 +700,7 @@ mod tests {
                 proptest::collection::btree_set(0u32..100_000, 1..5)
                     .prop_map(|s| s.into_iter().collect::<Vec<u32>>()),
                 0..40,
-            )
+            ).prop_map(|m| m.into_iter().collect::<Entry>())
         ) {
             let v = encode_entry(&e);
             prop_assert_eq!(v.len(), entry_len(&e));
@@ -769,7 +776,7 @@ mod tests {
             all.first()
         };
         let next = all.get(end);
-        let w = apply(t, gram, run, first, next, changes).unwrap();
+        let w = apply(t, gram, run, first, next, changes.clone()).unwrap();
         for k in w.remove {
             store.remove(&k);
         }

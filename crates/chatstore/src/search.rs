@@ -215,19 +215,25 @@ pub fn message_grams(norm: &str) -> Vec<String> {
 /// ascending: what a message-text posting stores, so that a query of several
 /// grams is verified from the postings alone ([`holds_query`]).
 pub fn message_gram_positions(norm: &str) -> Vec<(String, Vec<u32>)> {
-    let chars: Vec<char> = norm.chars().collect();
-    let mut grams: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
-    for i in 0..chars.len() {
-        let n = if is_cjk(chars[i]) { 2 } else { 3 };
-        if i + n > chars.len() {
+    // Each character's byte offset (and the end): a gram is a slice, and
+    // only distinct grams become strings.
+    let starts: Vec<(usize, char)> = norm.char_indices().collect();
+    let byte_at = |i: usize| starts.get(i).map_or(norm.len(), |&(b, _)| b);
+    let mut grams: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
+    for (i, &(start, c)) in starts.iter().enumerate() {
+        let n = if is_cjk(c) { 2 } else { 3 };
+        if i + n > starts.len() {
             continue;
         }
-        let g: String = chars[i..i + n].iter().collect();
+        let g = &norm[start..byte_at(i + n)];
         if !g.trim().is_empty() {
             grams.entry(g).or_default().push(i as u32);
         }
     }
-    grams.into_iter().collect()
+    grams
+        .into_iter()
+        .map(|(g, offsets)| (g.to_string(), offsets))
+        .collect()
 }
 
 /// Whether a query's grams (from [`message_gram_positions`]) cover each of

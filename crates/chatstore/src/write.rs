@@ -129,15 +129,18 @@ impl<'a> Tx<'a> {
         }
         for (t, msgs) in by_tenant {
             let mut pending = self.pending_entries(t)?;
-            // Hashed: an import batch files some 30 postings per message here.
-            let mut blocks: HashMap<String, postings::Changes> = HashMap::new();
+            // Hashed: an import batch files some 30 postings per message
+            // here. Changes are pushed in order within each pass, sorted once
+            // at the end (the last change of a message wins).
+            let mut blocks: HashMap<String, Vec<(postings::Order, Option<Posting>)>> =
+                HashMap::new();
             for (o, m) in msgs {
                 if let Some(slot) = pending.get_mut(&o) {
                     slot.changed = Some(m.added.unwrap_or_default());
                     continue;
                 }
                 for g in m.removed.into_iter().flatten() {
-                    blocks.entry(g).or_default().insert(o, None);
+                    blocks.entry(g).or_default().push((o, None));
                 }
                 if let Some(entry) = m.added.filter(|e| !e.is_empty()) {
                     let slot = Slot {
@@ -174,7 +177,7 @@ impl<'a> Tx<'a> {
                             sid: o.1,
                             offsets,
                         };
-                        blocks.entry(g).or_default().insert(o, Some(p));
+                        blocks.entry(g).or_default().push((o, Some(p)));
                     }
                 } else if let Some(e) = slot.changed {
                     if !e.is_empty() {
@@ -185,8 +188,18 @@ impl<'a> Tx<'a> {
                 }
             }
             drop(writes);
-            for (gram, changes) in blocks {
-                self.apply_to_blocks(t, &gram, &changes)?;
+            for (gram, mut list) in blocks {
+                // Stable: of two changes to one message, the later stays last.
+                list.sort_by_key(|(o, _)| *o);
+                let mut changes: Vec<(postings::Order, Option<Posting>)> =
+                    Vec::with_capacity(list.len());
+                for (o, change) in list {
+                    match changes.last_mut() {
+                        Some(last) if last.0 == o => last.1 = change,
+                        _ => changes.push((o, change)),
+                    }
+                }
+                self.apply_to_blocks(t, &gram, changes.into_iter().collect())?;
             }
         }
         Ok(())
@@ -223,8 +236,9 @@ impl<'a> Tx<'a> {
     /// from the one the first change falls in to the one the last falls in
     /// is read, merged and cut anew (`postings::apply`), and only blocks
     /// that changed are written.
-    fn apply_to_blocks(&self, t: u64, gram: &str, changes: &postings::Changes) -> TxResult<()> {
-        let (Some((lo, _)), Some((hi, _))) = (changes.first_key_value(), changes.last_key_value())
+    fn apply_to_blocks(&self, t: u64, gram: &str, changes: postings::Changes) -> TxResult<()> {
+        let (Some((&lo, _)), Some((&hi, _))) =
+            (changes.first_key_value(), changes.last_key_value())
         else {
             return Ok(());
         };
@@ -685,7 +699,7 @@ fn index_text(tx: &Tx, t: u64, sid: u64, mid: u64, body: &MsgBody, delta: i64) -
     let mut text = tx.text.borrow_mut();
     let m = text.entry((t, postings::order(mid, sid))).or_default();
     if delta > 0 {
-        m.added = Some(grams.into_iter().collect());
+        m.added = Some(grams);
     } else if m.added.take().is_none() && m.removed.is_none() {
         // The first removal names what the message had before this write;
         // a removal after an add of this write only undoes that add.
