@@ -164,6 +164,16 @@ static void test_errors(cs_store *store) {
     const char nul_member[] = "{\"tenant\":2,\"uid\":1,\"nickname\":\"a\\u0000b\"}";
     rc = cs_upsert_member(store, nul_member, strlen(nul_member));
     CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "NUL"), "rc %d", rc);
+    /* A record is a JSON object: an array is not taken field by field. */
+    const char *array_member = "[2,77,\"x\"]";
+    rc = cs_upsert_member(store, array_member, strlen(array_member));
+    CHECK(rc == CS_STATUS_INVALID_INPUT && contains(cs_last_error_message(), "must be a JSON object"), "rc %d", rc);
+    /* A key given twice is refused, not "last one wins". */
+    char *twice_json = NULL;
+    const char *twice = "{\"tenant\":2,\"tenant\":3}";
+    rc = cs_history_list(store, twice, strlen(twice), &twice_json);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && twice_json == NULL && contains(cs_last_error_message(), "appears twice"),
+          "rc %d", rc);
     /* Over a size limit: the field is named (docs/RELIABILITY.md). */
     char long_member[400];
     snprintf(long_member, sizeof long_member, "{\"tenant\":2,\"uid\":1,\"nickname\":\"%0256d\"}", 0);

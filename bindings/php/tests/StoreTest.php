@@ -208,6 +208,8 @@ final class StoreTest extends TestCase
             'NUL' => fn () => $this->store->upsertMember(['tenant' => 2, 'uid' => 1, 'nickname' => "a\0b"]),
             'content' => fn () => $this->store->appendMessage(['tenant' => 2, 'session_id' => 4, 'content' => str_repeat('x', 65537)]),
             'user_name' => fn () => $this->store->searchMembers(2, str_repeat('q', 256)),
+            // A record is a JSON object: a list is not taken field by field.
+            'must be a JSON object' => fn () => $this->store->upsertMember([2, 77, 'x']),
         ] as $field => $call) {
             try {
                 $call();

@@ -211,6 +211,11 @@ def test_bad_input_rows_of_reliability_md(store, tmp_path):
         store.append_message({"tenant": 2, "session_id": 4, "content": "x" * 65537})
     with pytest.raises(chatstore.InvalidInputError, match="user_name"):
         store.search_members(2, "q" * 256)
+    # A record is a JSON object, never a list taken field by field.
+    with pytest.raises(chatstore.InvalidInputError, match="must be a JSON object"):
+        store.upsert_member([2, 77, "x"])
+    with pytest.raises(chatstore.InvalidInputError, match="must be a JSON object"):
+        store.append_message([2, 4, "hi"])
     assert list(store.export()) == before
     assert store.check()["ok"]
     a_file = tmp_path / "a-file"

@@ -13,13 +13,18 @@ use crate::error::CliError;
 
 type Result<T> = std::result::Result<T, CliError>;
 
+/// Opens an existing store: a command that reads (or changes records of)
+/// a store never creates one, so a mistyped path is an error naming it.
 fn open(db: &Path, render: &Render, attach_timeout_ms: u64) -> Result<Store> {
     Ok(Store::open(db, options(render, attach_timeout_ms)?)?)
 }
 
+/// The options of a command on an existing store (`create_if_missing`
+/// false; `import` and `demo` create theirs).
 fn options(render: &Render, attach_timeout_ms: u64) -> Result<Options> {
     let mut o = Options {
         attach_timeout_ms,
+        create_if_missing: false,
         ..Options::default()
     };
     if let Some(m) = &render.media_base {
@@ -95,6 +100,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let o = Options {
                 backend: backend.into(),
                 linger_ms: 0,
+                create_if_missing: true,
                 ..options(&Render::default(), attach)?
             };
             let bar = std::io::stderr().is_terminal().then(|| {
@@ -302,6 +308,7 @@ fn import(
         backend: backend.unwrap_or(defaults.backend),
         // Released as soon as the import is done, so it can be reopened.
         linger_ms: 0,
+        create_if_missing: true,
         ..defaults
     };
     let store = Store::open(db, o.clone())?;
@@ -396,7 +403,11 @@ fn demo_cmd(db: Option<&Path>, attach: u64) -> Result<ExitCode> {
         media_base: Some(demo::SEED_MEDIA_BASE.into()),
         ..Default::default()
     };
-    let store = open(&path, &render, attach)?;
+    let o = Options {
+        create_if_missing: true,
+        ..options(&render, attach)?
+    };
+    let store = Store::open(&path, o)?;
     let summary = store.import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {})?;
     store.flush()?;
     let mut out = std::io::stdout().lock();

@@ -253,6 +253,10 @@ fn bad_arguments_are_one_line() {
     assert!(stderr(&o).contains("two"));
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
+    let seeds = seeds_file(dir.path());
+    assert!(run(&["import", "--db", db.to_str().unwrap(), &seeds])
+        .status
+        .success());
     let o = run(&[
         "messages",
         "--db",
@@ -638,4 +642,30 @@ fn backup_and_migrate_between_backends_keep_the_export() {
         let o = run(&["compact", "--db", &db]);
         assert!(stderr(&o).contains("migrate"), "{}", stderr(&o));
     }
+}
+
+/// A mistyped path is an error naming it: commands that read never create
+/// a store (parents included), and `check` does not call nothing "ok".
+#[test]
+fn commands_that_read_do_not_create_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo").join("store");
+    let db = missing.to_str().unwrap();
+    for args in [
+        vec!["check", "--db", db],
+        vec!["history-list", "--db", db, "--tenant", "2"],
+        vec!["hischat", "--db", db, "--sso-id", "218", "--hash", "x"],
+        vec!["export", "--db", db],
+        vec!["stats", "--db", db],
+        vec!["messages", "--db", db, "--tenant", "2", "--session", "1"],
+    ] {
+        let o = run(&args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(stderr(&o).contains(db), "{args:?}: {}", stderr(&o));
+        assert!(!dir.path().join("typo").exists(), "{args:?} created it");
+    }
+    // Import creates one, as before.
+    let seeds = seeds_file(dir.path());
+    assert!(run(&["import", "--db", db, &seeds]).status.success());
+    assert_eq!(stdout_json(&run(&["check", "--db", db]))["ok"], true);
 }

@@ -149,9 +149,17 @@ pub fn avatar_image(avatar: &str, settings: &RenderSettings) -> String {
     }
 }
 
+/// A page's link as Laravel 5.3's paginator writes it: its constructor
+/// strips trailing slashes from the path (`rtrim($path, '/')`) unless the
+/// path is `/`, and `url()` appends `?page=N` (`&page=N` after a query).
 fn page_link(page_url: &str, page: u64) -> String {
-    let sep = if page_url.contains('?') { '&' } else { '?' };
-    format!("{page_url}{sep}page={page}")
+    let path = if page_url == "/" {
+        page_url
+    } else {
+        page_url.trim_end_matches('/')
+    };
+    let sep = if path.contains('?') { '&' } else { '?' };
+    format!("{path}{sep}page={page}")
 }
 
 #[derive(Serialize)]
@@ -494,6 +502,16 @@ pub fn hischat_params(params: &Value) -> Result<(u64, String, i64)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn page_links_follow_laravel() {
+        assert_eq!(super::page_link("/h", 3), "/h?page=3");
+        assert_eq!(super::page_link("/h/", 3), "/h?page=3");
+        assert_eq!(super::page_link("/h//", 3), "/h?page=3");
+        assert_eq!(super::page_link("/", 2), "/?page=2");
+        assert_eq!(super::page_link("", 2), "?page=2");
+        assert_eq!(super::page_link("/h?x=1", 2), "/h?x=1&page=2");
+    }
+
     use super::*;
 
     fn settings() -> RenderSettings {

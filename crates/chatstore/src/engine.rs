@@ -126,12 +126,7 @@ impl Engine {
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Engine> {
         let path = path.as_ref().to_path_buf();
         options.check()?;
-        if path.is_file() {
-            return Err(Error::invalid(
-                "path",
-                format!("{} is a file, not a store directory", path.display()),
-            ));
-        }
+        check_path(&path, &options)?;
         let kv = storage::open(&path, &options)?;
         let marker = kv.read()?.get(Space::Meta, FORMAT_KEY)?.map(|v| v.to_vec());
         let format = match marker {
@@ -615,6 +610,21 @@ impl Engine {
     pub fn hischat_text(&self, sso_id: u64, hash: &str, page: i64) -> Result<String> {
         self.read(|s| s.hischat_text(sso_id, hash, page))
     }
+}
+
+/// Refuses a path that is a file, and (with `create_if_missing` false) one
+/// that holds no store, before anything is created.
+pub(crate) fn check_path(path: &Path, options: &Options) -> Result<()> {
+    if path.is_file() {
+        return Err(Error::invalid(
+            "path",
+            format!("{} is a file, not a store directory", path.display()),
+        ));
+    }
+    if !options.create_if_missing && Backend::of_existing(path).is_none() {
+        return Err(Error::not_found(format!("store {}", path.display())));
+    }
+    Ok(())
 }
 
 /// Moves a store of [`BLOCK_TEXT_FORMAT`] to [`TEXT_FORMAT`] (what it

@@ -74,7 +74,7 @@ impl Record {
     /// Parses one line.
     pub fn parse(line: &str) -> Result<Record> {
         // serde_json's " at line 1 column N" is cut: the importer names the line.
-        parse_json(line.as_bytes(), "record")
+        crate::json::parse_typed(line.as_bytes(), "record")
     }
 
     /// Checks the record's fields against the limits.
@@ -88,19 +88,6 @@ impl Record {
             Record::Read(_) => Ok(()),
         }
     }
-}
-
-/// Parses one JSON record of a known kind (a member, an agent, ...), as the
-/// bindings receive them; errors name `what` and the serde reason.
-pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        let msg = e.to_string();
-        let msg = match msg.rfind(" at line ") {
-            Some(i) => msg[..i].to_string(),
-            None => msg,
-        };
-        Error::invalid(what, msg)
-    })
 }
 
 /// What an import did.

@@ -29,6 +29,7 @@ mod endpoint;
 mod engine;
 mod error;
 mod group;
+mod json;
 mod jsonl;
 mod keys;
 pub mod limits;
@@ -49,7 +50,8 @@ pub use endpoint::{
     HISCHAT_BAD_HASH, HISCHAT_NO_HASH,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use jsonl::{parse_json, ExportIter, ImportSummary, ReadMark, Record};
+pub use json::parse_json;
+pub use jsonl::{ExportIter, ImportSummary, ReadMark, Record};
 pub use model::{Account, Agent, Member, Message, ReadState, Reader, Sender, Session, SessionView};
 pub use options::{parse_utc_offset, Durability, Options, RenderSettings, MAX_TEXT_PENDING_BYTES};
 pub use query::{

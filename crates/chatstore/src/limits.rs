@@ -25,6 +25,37 @@ pub const MAX_PAGESIZE: u64 = 100;
 /// Rows per hischat page.
 pub const HISCHAT_PAGESIZE: u64 = 30;
 
+/// Largest id (tenant, uid, agent, session, message, sender, product,
+/// account): 2^53 - 1, the largest integer JSON numbers keep exact in
+/// JavaScript and in PHP's floats. Larger ids are refused at write, so an
+/// explicit id near 2^64 cannot exhaust the ids the store gives out.
+pub const MAX_ID: u64 = (1 << 53) - 1;
+/// Earliest time, in Unix seconds: 0000-01-01T00:00:00Z.
+pub const MIN_TIME: i64 = -62_167_219_200;
+/// Latest time, in Unix seconds: 9999-12-31T23:59:59Z (times render as
+/// `YYYY-MM-DD hh:mm:ss`).
+pub const MAX_TIME: i64 = 253_402_300_799;
+
+fn id(field: &str, value: u64) -> Result<()> {
+    if value > MAX_ID {
+        return Err(Error::invalid(
+            field,
+            format!("{value} is over the largest id, 2^53 - 1 ({MAX_ID})"),
+        ));
+    }
+    Ok(())
+}
+
+fn time(field: &str, value: i64) -> Result<()> {
+    if !(MIN_TIME..=MAX_TIME).contains(&value) {
+        return Err(Error::invalid(
+            field,
+            format!("{value} is outside the years 0 to 9999 ({MIN_TIME} to {MAX_TIME} seconds)"),
+        ));
+    }
+    Ok(())
+}
+
 fn text(field: &str, value: &str, max: usize) -> Result<()> {
     if value.len() > max {
         return Err(Error::invalid(
@@ -40,6 +71,8 @@ fn text(field: &str, value: &str, max: usize) -> Result<()> {
 
 /// Checks a member before writing.
 pub fn member(m: &Member) -> Result<()> {
+    id("tenant", m.tenant)?;
+    id("uid", m.uid)?;
     text("nickname", &m.nickname, MAX_NAME)?;
     text("mobile", &m.mobile, MAX_MOBILE)?;
     text("avatar", &m.avatar, MAX_URL)?;
@@ -49,6 +82,9 @@ pub fn member(m: &Member) -> Result<()> {
 
 /// Checks an agent before writing.
 pub fn agent(a: &Agent) -> Result<()> {
+    id("tenant", a.tenant)?;
+    id("id", a.id)?;
+    id("uid", a.uid)?;
     if a.id == 0 {
         return Err(Error::invalid("id", "agent id 0 means unassigned"));
     }
@@ -58,6 +94,13 @@ pub fn agent(a: &Agent) -> Result<()> {
 
 /// Checks a session before writing.
 pub fn session(s: &Session) -> Result<()> {
+    id("tenant", s.tenant)?;
+    id("id", s.id)?;
+    id("uid", s.uid)?;
+    id("agent_id", s.agent_id)?;
+    id("product_id", s.product_id)?;
+    time("created_at", s.created_at)?;
+    time("last_updated_at", s.last_updated_at)?;
     if !s.hash.is_empty() && !is_session_hash(&s.hash) {
         return Err(Error::invalid(
             "hash",
@@ -76,6 +119,12 @@ pub fn is_session_hash(h: &str) -> bool {
 
 /// Checks a message before writing.
 pub fn message(m: &Message) -> Result<()> {
+    id("tenant", m.tenant)?;
+    id("session_id", m.session_id)?;
+    id("id", m.id)?;
+    id("sender_id", m.sender_id)?;
+    time("time", m.time)?;
+    time("deleted_at", m.deleted_at)?;
     text("content", &m.content, MAX_CONTENT)?;
     text("link", &m.link, MAX_URL)?;
     if m.content_type > 3 {
@@ -98,6 +147,8 @@ pub fn message(m: &Message) -> Result<()> {
 
 /// Checks an account before writing.
 pub fn account(a: &Account) -> Result<()> {
+    id("tenant", a.tenant)?;
+    id("sso_id", a.sso_id)?;
     if a.hash.is_empty() {
         return Err(Error::invalid("hash", "an account needs a non-empty hash"));
     }
@@ -136,6 +187,27 @@ mod tests {
             ..Default::default()
         };
         assert!(member(&long).unwrap_err().to_string().contains("nickname"));
+        let big = Message {
+            id: MAX_ID + 1,
+            ..Default::default()
+        };
+        assert!(message(&big).unwrap_err().to_string().contains("id: "));
+        let late = Message {
+            time: i64::MAX,
+            ..Default::default()
+        };
+        assert!(message(&late).unwrap_err().to_string().contains("time"));
+        assert!(message(&Message {
+            id: MAX_ID,
+            time: MAX_TIME,
+            ..Default::default()
+        })
+        .is_ok());
+        let s = Session {
+            created_at: MIN_TIME - 1,
+            ..Default::default()
+        };
+        assert!(session(&s).unwrap_err().to_string().contains("created_at"));
         assert!(is_session_hash("a18e6636339533c68691e5d782c85370"));
         assert!(!is_session_hash("A18E6636339533C68691E5D782C85370"));
     }

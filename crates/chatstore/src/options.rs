@@ -128,6 +128,11 @@ pub struct Options {
     /// PostgreSQL's `gin_pending_list_limit` does. A setting of each
     /// handle, not of the store.
     pub text_pending_bytes: usize,
+    /// Create the store when `path` holds none (default true). False: such
+    /// an open fails with `Error::NotFound` naming the path and creates
+    /// nothing (the command line's commands that read do so, so that a
+    /// mistyped path is an error, not a new empty store).
+    pub create_if_missing: bool,
 }
 
 /// The largest [`Options::text_pending_bytes`].
@@ -149,6 +154,7 @@ impl Default for Options {
             map_size: 256 << 30,
             group_access: false,
             text_pending_bytes: 8 << 10,
+            create_if_missing: true,
         }
     }
 }
@@ -159,7 +165,7 @@ impl Options {
     /// `cache_capacity`, `media_base`, `default_avatar`, `utc_offset`,
     /// `compression`, `linger_ms`, `attach_timeout_ms`, `text_index`,
     /// `backend` (`"lmdb"`/`"sled"`), `map_size`, `group_access`,
-    /// `text_pending_bytes`.
+    /// `text_pending_bytes`, `create_if_missing`.
     /// Unknown keys are refused so typos do not pass silently.
     pub fn from_json(v: &Value) -> Result<Options> {
         let mut o = Options::default();
@@ -207,6 +213,7 @@ impl Options {
                 "backend" => o.backend = Backend::parse(&as_str()?)?,
                 "map_size" => o.map_size = as_u64()?,
                 "group_access" => o.group_access = as_bool()?,
+                "create_if_missing" => o.create_if_missing = as_bool()?,
                 "text_pending_bytes" => {
                     o.text_pending_bytes = usize::try_from(as_u64()?).unwrap_or(usize::MAX)
                 }

@@ -326,7 +326,12 @@ impl Snap<'_> {
                 return Err(Error::invalid("cursor", "belongs to the other order"));
             }
         }
-        let filter = q.user_name.as_deref().filter(|s| !s.is_empty());
+        // The platform's `->when($user_name, ...)` tests PHP truthiness:
+        // "" and "0" are no filter.
+        let filter = q
+            .user_name
+            .as_deref()
+            .filter(|s| !s.is_empty() && *s != "0");
         let (total, entries) = match filter {
             None => {
                 let total = match q.employee {

@@ -88,6 +88,8 @@ impl Store {
     /// with nobody serving it for `Options::attach_timeout_ms` (10 s).
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
+        options.check()?;
+        crate::engine::check_path(&path, &options)?;
         let backend = attach(&path, &options)?;
         Ok(Store {
             path,

@@ -21,6 +21,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
 use crate::error::Error;
 use crate::keys::{self, Counter, Field};
+use crate::limits;
 use crate::model::{Agent, Member, Message, Reader, Session};
 use crate::postings::{self, Posting};
 use crate::search;
@@ -450,9 +451,27 @@ impl<'a> Tx<'a> {
     fn assign_id(&self, tenant: u64, kind: Counter, given: u64) -> TxResult<u64> {
         let k = keys::counter(tenant, kind);
         let next = self.counter(&k)?.max(1);
+        let what = if kind == Counter::NextSession {
+            "session"
+        } else {
+            "message"
+        };
+        if given > limits::MAX_ID {
+            return fail(Error::invalid(
+                "id",
+                format!("{given} is over the largest id, 2^53 - 1"),
+            ));
+        }
         let id = if given == 0 { next } else { given };
-        if id == u64::MAX {
-            return fail(Error::invalid("id", "must be below 2^64-1"));
+        if id > limits::MAX_ID {
+            // Only an explicit id at the bound gets here (2^53 ids).
+            return fail(Error::invalid(
+                "id",
+                format!(
+                    "tenant {tenant} has no {what} id left to give: ids go up to 2^53 - 1 \
+                     and one that large was given; give ids explicitly"
+                ),
+            ));
         }
         self.raise_to(k, id + 1)?;
         Ok(id)

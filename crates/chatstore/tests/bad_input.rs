@@ -180,6 +180,27 @@ fn nul_characters_wrong_values_and_unknown_ids() {
             Box::new(|| s.append_message(&msg(&|m| m.id = u64::MAX)).map(drop)),
         ),
         (
+            ErrorKind::InvalidInput,
+            "largest id",
+            Box::new(|| s.append_message(&msg(&|m| m.id = u64::MAX - 1)).map(drop)),
+        ),
+        (
+            ErrorKind::InvalidInput,
+            "time",
+            Box::new(|| s.append_message(&msg(&|m| m.time = i64::MAX)).map(drop)),
+        ),
+        (
+            ErrorKind::InvalidInput,
+            "uid",
+            Box::new(|| {
+                s.upsert_member(&Member {
+                    tenant: 2,
+                    uid: 1 << 53,
+                    ..Default::default()
+                })
+            }),
+        ),
+        (
             ErrorKind::NotFound,
             "member 999999",
             Box::new(|| {
@@ -300,4 +321,43 @@ fn store_paths_that_cannot_be_stores() {
     let under_file = file.join("store");
     let e = Store::open(&under_file, Options::default()).unwrap_err();
     assert!(matches!(e, Error::Storage(_) | Error::Io(_)), "{e:?}");
+}
+
+/// An explicit id over 2^53 - 1 is refused and leaves the tenant's id-less
+/// writes as they were (it used to make every later one fail).
+#[test]
+fn a_huge_explicit_id_leaves_later_ids_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), Options::default()).unwrap();
+    s.upsert_member(&Member {
+        tenant: 2,
+        uid: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let sid = s
+        .upsert_session(&Session {
+            tenant: 2,
+            uid: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    let m = |id: u64| Message {
+        tenant: 2,
+        session_id: sid,
+        id,
+        content: "hi".into(),
+        ..Default::default()
+    };
+    let e = s.append_message(&m(u64::MAX - 1)).unwrap_err();
+    assert!(e.to_string().contains("largest id, 2^53 - 1"), "{e}");
+    assert_eq!(s.append_message(&m(0)).unwrap(), 1);
+    assert_eq!(
+        s.append_message(&m(chatstore::limits::MAX_ID)).unwrap(),
+        chatstore::limits::MAX_ID
+    );
+    // Past the bound there is no id left to give, and the error says so.
+    let e = s.append_message(&m(0)).unwrap_err();
+    assert!(e.to_string().contains("no message id left"), "{e}");
+    assert!(s.check().unwrap().ok);
 }

@@ -100,7 +100,7 @@ fn random_op(rng: &mut StdRng, n: u64) -> Op {
             last_updated_at: if rng.gen_bool(0.5) {
                 0
             } else {
-                1_600_000_000 + n as i64
+                1_600_000_000 + (n % 1_000_000_000) as i64
             },
             hash: format!("{:032x}", rng.gen::<u128>()),
             ..Default::default()
@@ -126,7 +126,7 @@ fn random_op(rng: &mut StdRng, n: u64) -> Op {
             sender: [Sender::Member, Sender::Agent, Sender::System][rng.gen_range(0..3)],
             sender_id: uid,
             content: "消息 tin nhắn ".repeat(rng.gen_range(1..20)),
-            time: 1_600_000_000 + n as i64,
+            time: 1_600_000_000 + (n % 1_000_000_000) as i64,
             ip: "42.114.43.124".into(),
             ..Default::default()
         })),

@@ -252,6 +252,11 @@ fn user_name_filter_by_nickname_and_mobile() {
     assert_eq!(total("  "), 0); // normalizes to nothing: matches nothing
     assert_eq!(total("zzz"), 0);
     assert_eq!(total("8"), 2); // short query: walk plan, still exact
+                               // "0" is false to PHP: the platform's `->when($user_name, ...)` does
+                               // not filter, so neither does history-list (search_members still does).
+    assert_eq!(total("0"), 4);
+    assert_eq!(total("0005"), total("185-1669"));
+    assert!(!store.search_members(2, "0").unwrap().is_empty());
 }
 
 #[test]
