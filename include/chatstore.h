@@ -167,6 +167,15 @@ int32_t cs_messages(const struct cs_store *store,
                     uint64_t pagesize,
                     char **out_json);
 
+// A session's messages from JSON parameters (`tenant`, `session_id`,
+// `page`, `pagesize`; `params_len` bytes), checked as history-list's are:
+// ids must be non-negative integers (or strings of one), paging is
+// lenient. The same answer as [`cs_messages`].
+int32_t cs_messages_json(const struct cs_store *store,
+                         const char *params_json,
+                         size_t params_len,
+                         char **out_json);
+
 // Recalls a message: it stays in history flagged `"recalled":true` (the
 // platform's `is_backed`) and stops counting as unread.
 int32_t cs_recall_message(const struct cs_store *store,

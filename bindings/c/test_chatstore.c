@@ -174,6 +174,15 @@ static void test_errors(cs_store *store) {
     rc = cs_history_list(store, twice, strlen(twice), &twice_json);
     CHECK(rc == CS_STATUS_INVALID_INPUT && twice_json == NULL && contains(cs_last_error_message(), "appears twice"),
           "rc %d", rc);
+    /* Messages from JSON parameters: ids checked as history-list's are. */
+    char *msgs = NULL;
+    const char *bad_tenant = "{\"tenant\":\"2abc\",\"session_id\":4}";
+    rc = cs_messages_json(store, bad_tenant, strlen(bad_tenant), &msgs);
+    CHECK(rc == CS_STATUS_INVALID_INPUT && msgs == NULL && contains(cs_last_error_message(), "tenant"), "rc %d", rc);
+    const char *lenient = "{\"tenant\":2,\"session_id\":4,\"pagesize\":0}";
+    rc = cs_messages_json(store, lenient, strlen(lenient), &msgs);
+    CHECK(rc == CS_STATUS_OK && contains(msgs, "\"pagesize\":20"), "rc %d %s", rc, msgs ? msgs : "(null)");
+    cs_string_free(msgs);
     /* Over a size limit: the field is named (docs/RELIABILITY.md). */
     char long_member[400];
     snprintf(long_member, sizeof long_member, "{\"tenant\":2,\"uid\":1,\"nickname\":\"%0256d\"}", 0);

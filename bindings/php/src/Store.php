@@ -35,6 +35,7 @@ final class Store
      */
     public static function open(string $path, array $options = []): self
     {
+        self::cPath($path);
         $ffi = Library::load(Library::path($options));
         unset($options['lib']);
         $out = $ffi->new('cs_store*');
@@ -46,12 +47,14 @@ final class Store
     /** Imports a JSON Lines file; returns the summary (lines, members, ...). */
     public function importJsonl(string $file): array
     {
+        self::cPath($file);
         return $this->decode($this->callString(fn ($out) => $this->ffi->cs_import_jsonl($this->h(), $file, $out)));
     }
 
     /** Exports every record to a JSON Lines file; returns the record count. */
     public function exportJsonl(string $file): int
     {
+        self::cPath($file);
         $n = $this->ffi->new('uint64_t');
         $this->call($this->ffi->cs_export_jsonl($this->h(), $file, \FFI::addr($n)));
         return (int) $n->cdata;
@@ -137,15 +140,10 @@ final class Store
      */
     public function messages(array $params): array
     {
-        foreach (['tenant', 'session_id'] as $k) {
-            if (!isset($params[$k])) {
-                throw new InvalidInputException("invalid $k: is required", -1);
-            }
-        }
-        $page = max(1, (int) ($params['page'] ?? 1));
-        $size = max(1, (int) ($params['pagesize'] ?? 20));
-        return $this->decode($this->callString(fn ($out) => $this->ffi->cs_messages(
-            $this->h(), self::u64((int) $params['tenant'], 'tenant'), self::u64((int) $params['session_id'], 'session_id'), $page, $size, $out)));
+        // Checked by the core as history-list's parameters are ('abc',
+        // '2abc' and 2.9 are refused naming the key; paging is lenient).
+        $json = self::encode($params);
+        return $this->decode($this->callString(fn ($out) => $this->ffi->cs_messages_json($this->h(), $json, strlen($json), $out)));
     }
 
     /**
@@ -265,6 +263,17 @@ final class Store
     public function __destruct()
     {
         $this->close();
+    }
+
+    /**
+     * A path handed to C ends at its first NUL byte: refuse one rather than
+     * open, import or export another file than the caller named.
+     */
+    private static function cPath(string $path): void
+    {
+        if (str_contains($path, "\0")) {
+            throw new InvalidInputException('invalid path: contains a NUL byte', -1);
+        }
     }
 
     private function h(): \FFI\CData

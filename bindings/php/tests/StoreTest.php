@@ -199,6 +199,48 @@ final class StoreTest extends TestCase
         exec('rm -rf ' . escapeshellarg($this->dir . '.copy') . ' ' . escapeshellarg($a) . ' ' . escapeshellarg($b));
     }
 
+    /** A NUL byte in a path is refused, not cut there (issue 18, item 7). */
+    public function testNulInAPathIsRefused(): void
+    {
+        $out = $this->dir . '-export.jsonl';
+        foreach ([
+            fn () => Store::open($this->dir . "\0-other"),
+            fn () => $this->store->importJsonl(__FILE__ . "\0.jsonl"),
+            fn () => $this->store->exportJsonl($out . "\0.other"),
+        ] as $i => $call) {
+            try {
+                $call();
+                $this->fail("call $i took a path with a NUL byte");
+            } catch (InvalidInputException $e) {
+                $this->assertStringContainsString('NUL', $e->getMessage());
+            }
+        }
+        $this->assertFileDoesNotExist($out);
+        $this->assertDirectoryDoesNotExist($this->dir . '-other');
+    }
+
+    /** messages() checks its parameters as historyList() does (item 7). */
+    public function testMessagesParametersAreCheckedLikeHistoryList(): void
+    {
+        foreach (['abc', '2abc', 2.9, -1] as $bad) {
+            try {
+                $this->store->messages(['tenant' => $bad, 'session_id' => 4]);
+                $this->fail('tenant ' . var_export($bad, true) . ' was taken');
+            } catch (InvalidInputException $e) {
+                $this->assertStringContainsString('tenant', $e->getMessage());
+            }
+        }
+        try {
+            $this->store->messages(['tenant' => 2]);
+            $this->fail('no session_id was taken');
+        } catch (InvalidInputException $e) {
+            $this->assertStringContainsString('session_id', $e->getMessage());
+        }
+        // Paging is lenient, as history-list's: unusable values are defaults.
+        $m = $this->store->messages(['tenant' => '2', 'session_id' => '4', 'page' => 'x', 'pagesize' => 0]);
+        $this->assertSame([1, 20], [$m['page'], $m['pagesize']]);
+    }
+
     /** docs/RELIABILITY.md, PHP column: each refusal names the field and writes nothing. */
     public function testBadInputRowsOfReliabilityMd(): void
     {

@@ -352,6 +352,24 @@ pub unsafe extern "C" fn cs_messages(
     })
 }
 
+/// A session's messages from JSON parameters (`tenant`, `session_id`,
+/// `page`, `pagesize`; `params_len` bytes), checked as history-list's are:
+/// ids must be non-negative integers (or strings of one), paging is
+/// lenient. The same answer as [`cs_messages`].
+#[no_mangle]
+pub unsafe extern "C" fn cs_messages_json(
+    store: *const CsStore,
+    params_json: *const c_char,
+    params_len: usize,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    json_query(store, params_json, params_len, out_json, |s, p| {
+        let r = chatstore::MessagesRequest::from_json(p)?;
+        serde_json::to_string(&s.messages(r.tenant, r.session_id, r.page, r.pagesize)?)
+            .map_err(|e| chatstore::Error::invalid("params", e.to_string()))
+    })
+}
+
 /// Recalls a message: it stays in history flagged `"recalled":true` (the
 /// platform's `is_backed`) and stops counting as unread.
 #[no_mangle]

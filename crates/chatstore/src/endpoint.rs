@@ -123,6 +123,46 @@ impl HistoryRequest {
     }
 }
 
+/// A request for a page of a session's messages, from parameters as the
+/// bindings pass them (PHP's request values may be strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessagesRequest {
+    /// The tenant.
+    pub tenant: u64,
+    /// The session.
+    pub session_id: u64,
+    /// 1-based page.
+    pub page: u64,
+    /// Rows per page (at most 100).
+    pub pagesize: u64,
+}
+
+impl MessagesRequest {
+    /// Reads `tenant` and `session_id` (required non-negative integers, or
+    /// strings of one: `"abc"`, `"2abc"` and `2.9` are refused naming the
+    /// key), `page` and `pagesize` (lenient as history-list's: anything
+    /// unusable is the default, 1 and 20). Unknown keys are refused.
+    pub fn from_json(v: &Value) -> Result<MessagesRequest> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Error::invalid("params", "must be a JSON object"))?;
+        for k in obj.keys() {
+            if !matches!(k.as_str(), "tenant" | "session_id" | "page" | "pagesize") {
+                return Err(Error::invalid("params", format!("unknown parameter {k:?}")));
+            }
+        }
+        let positive = |key: &str| lenient_int(obj.get(key)).filter(|n| *n >= 1);
+        Ok(MessagesRequest {
+            tenant: required_u64(obj, "tenant")?,
+            session_id: required_u64(obj, "session_id")?,
+            page: positive("page").map_or(1, |n| n as u64),
+            pagesize: positive("pagesize").map_or(crate::query::MESSAGES_PAGESIZE, |n| {
+                (n as u64).min(limits::MAX_PAGESIZE)
+            }),
+        })
+    }
+}
+
 /// Formats unix seconds as `Y-m-d H:i:s` in the offset; `""` for 0.
 pub fn format_time(t: i64, settings: &RenderSettings) -> String {
     if t == 0 {
@@ -502,6 +542,32 @@ pub fn hischat_params(params: &Value) -> Result<(u64, String, i64)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn messages_requests_are_checked_like_history_list() {
+        use super::MessagesRequest;
+        let r = MessagesRequest::from_json(
+            &json!({"tenant": "2", "session_id": 4, "page": "x", "pagesize": 0}),
+        )
+        .unwrap();
+        assert_eq!((r.tenant, r.session_id, r.page, r.pagesize), (2, 4, 1, 20));
+        for bad in [
+            json!("abc"),
+            json!("2abc"),
+            json!(2.9),
+            json!(-1),
+            json!(null),
+        ] {
+            let e =
+                MessagesRequest::from_json(&json!({"tenant": bad, "session_id": 4})).unwrap_err();
+            assert!(e.to_string().contains("tenant"), "{e}");
+        }
+        let e = MessagesRequest::from_json(&json!({"tenant": 2})).unwrap_err();
+        assert!(e.to_string().contains("session_id"), "{e}");
+        let e = MessagesRequest::from_json(&json!({"tenant": 2, "session_id": 1, "size": 3}))
+            .unwrap_err();
+        assert!(e.to_string().contains("size"), "{e}");
+    }
+
     #[test]
     fn page_links_follow_laravel() {
         assert_eq!(super::page_link("/h", 3), "/h?page=3");

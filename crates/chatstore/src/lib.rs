@@ -47,7 +47,7 @@ mod write;
 pub use check::CheckReport;
 pub use endpoint::{
     avatar_image, format_time, history_list_error, history_list_value, lenient_int, HistoryRequest,
-    HISCHAT_BAD_HASH, HISCHAT_NO_HASH,
+    MessagesRequest, HISCHAT_BAD_HASH, HISCHAT_NO_HASH,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use json::parse_json;

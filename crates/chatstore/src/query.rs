@@ -118,6 +118,9 @@ pub fn resolve_paging(page: Option<i64>, pagesize: Option<i64>) -> (u64, u64) {
     (page, pagesize)
 }
 
+/// Rows of a page of a session's messages when none (or 0) is asked for.
+pub const MESSAGES_PAGESIZE: u64 = 20;
+
 /// A history-list request in typed form.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HistoryQuery {
@@ -643,7 +646,11 @@ impl Snap<'_> {
         pagesize: u64,
     ) -> Result<MessagesPage> {
         let page = page.max(1);
-        let pagesize = pagesize.clamp(1, limits::MAX_PAGESIZE);
+        // 0 is the default, as history-list's paging treats it.
+        let pagesize = match pagesize {
+            0 => MESSAGES_PAGESIZE,
+            n => n.min(limits::MAX_PAGESIZE),
+        };
         let Some(rec) = self.session_rec(tenant, session_id)? else {
             return Err(Error::not_found(format!(
                 "session {session_id} of tenant {tenant}"
