@@ -682,3 +682,30 @@ fn a_store_of_format_1_is_migrated_by_a_copy() {
     assert_eq!(again, export);
     assert!(new.check().unwrap().ok);
 }
+
+/// Re-running an import changes nothing for records that carry their keys
+/// (an export's lines do), and stores again the sessions and messages that
+/// carry no id: README, "Import" (issue 18, item 12).
+#[test]
+fn re_running_an_import_is_a_no_op_for_keyed_records_only() {
+    let (_d, store) = common::seeded();
+    let mut exported = Vec::new();
+    store.export_jsonl(&mut exported).unwrap();
+    let before = store.tenant_stats(2).unwrap();
+    for _ in 0..2 {
+        store.import_jsonl(exported.as_slice(), |_| {}).unwrap();
+    }
+    let mut again = Vec::new();
+    store.export_jsonl(&mut again).unwrap();
+    assert_eq!(again, exported, "keyed records: a no-op");
+    assert_eq!(store.tenant_stats(2).unwrap(), before);
+    // Without ids, each run adds them anew.
+    let unkeyed = "{\"kind\":\"session\",\"tenant\":2,\"uid\":2669}\n";
+    let sessions = |s: &Store| s.tenant_stats(2).unwrap().sessions;
+    let n = sessions(&store);
+    for run in 1..=3 {
+        store.import_jsonl(unkeyed.as_bytes(), |_| {}).unwrap();
+        assert_eq!(sessions(&store), n + run);
+    }
+    assert!(store.check().unwrap().ok);
+}
