@@ -5,7 +5,7 @@
 //! line commits the lines before it and reports `line N: reason`. Records are
 //! upserts by key, so re-running an interrupted import is safe.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,12 @@ use crate::limits;
 use crate::model::{Account, Agent, Member, Message, Reader, Session};
 use crate::storage::{Space, Tree};
 use crate::write::{self, Tx};
+
+/// The longest line an import reads, in bytes: a message's 64 KiB of
+/// content written as `\uXXXX` escapes (six bytes a byte) and its link,
+/// with room to spare. A longer line is refused as `line N: ...` after
+/// reading this much of it.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// Records per import transaction. A commit writes every page the batch
 /// touched once (and on LMDB fsyncs once), so larger batches write less;
@@ -164,28 +170,46 @@ impl Engine {
         self.live()?;
         let mut summary = ImportSummary::default();
         let mut batch: Vec<Pending> = Vec::with_capacity(IMPORT_BATCH);
-        let mut buf = String::new();
+        let mut raw: Vec<u8> = Vec::new();
         let (mut line_no, mut bytes) = (first_line, 0u64);
         let mut batch_text = 0usize;
         loop {
-            buf.clear();
-            let n = match reader.read_line(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    self.commit_batch(&mut batch, &mut summary)?;
-                    return Err(Error::Import {
-                        line: line_no + 1,
-                        source: Box::new(Error::invalid("record", "line is not valid UTF-8")),
-                    });
-                }
-                Err(e) => return Err(e.into()),
-            };
+            raw.clear();
+            // At most one byte past the longest line a record can take: a
+            // longer line is refused without being held whole.
+            let n = (&mut reader)
+                .take(MAX_LINE_BYTES as u64 + 1)
+                .read_until(b'\n', &mut raw)?;
             if n == 0 {
                 break;
             }
             line_no += 1;
             bytes += n as u64;
-            let text = buf.trim();
+            if n > MAX_LINE_BYTES {
+                self.commit_batch(&mut batch, &mut summary)?;
+                return Err(Error::Import {
+                    line: line_no,
+                    source: Box::new(Error::invalid(
+                        "record",
+                        format!(
+                            "the line is longer than {MAX_LINE_BYTES} bytes, more than any \
+                             record can take"
+                        ),
+                    )),
+                });
+            }
+            let Ok(mut text) = std::str::from_utf8(&raw) else {
+                self.commit_batch(&mut batch, &mut summary)?;
+                return Err(Error::Import {
+                    line: line_no,
+                    source: Box::new(Error::invalid("record", "line is not valid UTF-8")),
+                });
+            };
+            if line_no == first_line + 1 {
+                // A byte order mark, as editors on Windows write one.
+                text = text.strip_prefix('\u{feff}').unwrap_or(text);
+            }
+            let text = text.trim();
             if text.is_empty() {
                 continue;
             }

@@ -6,7 +6,7 @@
 //! attaches again (taking the store over when nobody else did) and retries;
 //! a retried write carries its request id and is applied once.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
@@ -577,20 +577,36 @@ impl Store {
         let (mut first_line, mut bytes) = (0u64, 0u64);
         let mut text = String::new();
         let mut lines = 0u64;
+        let mut raw: Vec<u8> = Vec::new();
         loop {
-            let before = text.len();
-            let n = match reader.read_line(&mut text) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    text.truncate(before);
-                    self.import_chunk(&mut text, &mut first_line, lines, &mut total)?;
-                    return Err(Error::Import {
-                        line: first_line + 1,
-                        source: Box::new(Error::invalid("record", "line is not valid UTF-8")),
-                    });
+            raw.clear();
+            // As the engine reads its lines: at most one byte past the
+            // longest a record can take.
+            let n = (&mut reader)
+                .take(crate::jsonl::MAX_LINE_BYTES as u64 + 1)
+                .read_until(b'\n', &mut raw)?;
+            let refused = if n > crate::jsonl::MAX_LINE_BYTES {
+                Some(format!(
+                    "the line is longer than {} bytes, more than any record can take",
+                    crate::jsonl::MAX_LINE_BYTES
+                ))
+            } else {
+                match std::str::from_utf8(&raw) {
+                    Ok(line) => {
+                        text.push_str(line);
+                        None
+                    }
+                    Err(_) => Some("line is not valid UTF-8".to_string()),
                 }
-                Err(e) => return Err(e.into()),
             };
+            if let Some(reason) = refused {
+                // The lines before it are imported; the line is named.
+                self.import_chunk(&mut text, &mut first_line, lines, &mut total)?;
+                return Err(Error::Import {
+                    line: first_line + 1,
+                    source: Box::new(Error::invalid("record", reason)),
+                });
+            }
             bytes += n as u64;
             if n > 0 {
                 lines += 1;

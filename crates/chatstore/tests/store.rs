@@ -709,3 +709,39 @@ fn re_running_an_import_is_a_no_op_for_keyed_records_only() {
     }
     assert!(store.check().unwrap().ok);
 }
+
+/// A line longer than any record can be is refused as `line N` after
+/// reading at most `MAX_LINE_BYTES` of it, even from an endless stream
+/// (`/dev/zero` used to grow the import's memory without end); the lines
+/// before it are stored (issue 18, item 8).
+#[test]
+fn an_overlong_import_line_is_refused_without_being_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let member = "{\"kind\":\"member\",\"tenant\":2,\"uid\":1,\"nickname\":\"a\"}\n";
+    let mut long = member.as_bytes().to_vec();
+    long.extend(std::iter::repeat_n(b' ', 3 << 20));
+    long.extend_from_slice(b"{}\n");
+    let e = store.import_jsonl(long.as_slice(), |_| {}).unwrap_err();
+    assert!(
+        e.to_string().contains("line 2") && e.to_string().contains("longer than"),
+        "{e}"
+    );
+    assert_eq!(store.tenant_stats(2).unwrap().members, 1);
+    // Endless, with no newline: refused all the same.
+    let endless = std::io::BufReader::new(std::io::repeat(0));
+    let e = store.import_jsonl(endless, |_| {}).unwrap_err();
+    assert!(e.to_string().contains("line 1"), "{e}");
+    assert!(store.check().unwrap().ok);
+}
+
+/// A byte order mark before the first line (as Windows editors write) is
+/// not part of the record (issue 18, item 15: it gave "expected value").
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let text = "\u{feff}{\"kind\":\"member\",\"tenant\":2,\"uid\":1,\"nickname\":\"a\"}\n";
+    store.import_jsonl(text.as_bytes(), |_| {}).unwrap();
+    assert_eq!(store.tenant_stats(2).unwrap().members, 1);
+}
