@@ -28,9 +28,13 @@ use crate::query::{
 /// Version of the frames; an owner refuses a client of another version.
 pub const PROTOCOL: u32 = 1;
 
-/// Largest frame accepted (a message is at most 64 KiB; an import chunk or
-/// an export batch stays far below this).
+/// Largest response frame a client accepts (an export batch or a page
+/// stays far below this).
 const MAX_FRAME: usize = 64 << 20;
+/// Largest request frame the owner accepts: the largest legal request is
+/// an import chunk (4 MiB of lines, plus the line that passed it, at most
+/// `jsonl::MAX_LINE_BYTES`) escaped once more inside the JSON frame.
+pub(crate) const MAX_REQUEST: usize = 16 << 20;
 
 /// A write, as [`Engine::apply`] takes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -365,8 +369,10 @@ fn invalid(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> std::io::E
     std::io::Error::new(std::io::ErrorKind::InvalidData, e)
 }
 
-/// Reads one frame's tag and body; `Ok(None)` at a clean end of stream.
-fn receive(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+/// Reads one frame's tag and body, of at most `max` bytes; `Ok(None)` at a
+/// clean end of stream. The body grows as its bytes arrive: a peer that
+/// declares a large frame and sends little costs what it sent.
+fn receive(r: &mut impl Read, max: usize) -> std::io::Result<Option<(u8, Vec<u8>)>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
         Ok(()) => {}
@@ -374,15 +380,20 @@ fn receive(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
         Err(e) => return Err(e),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len == 0 || len > MAX_FRAME {
-        return Err(invalid(format!(
-            "frame of {len} bytes (at most {MAX_FRAME})"
-        )));
+    if len == 0 || len > max {
+        return Err(invalid(format!("frame of {len} bytes (at most {max})")));
     }
     let mut tag = [0u8; 1];
     r.read_exact(&mut tag)?;
-    let mut body = vec![0u8; len - 1];
-    r.read_exact(&mut body)?;
+    let want = len - 1;
+    let mut body = Vec::with_capacity(want.min(64 << 10));
+    r.take(want as u64).read_to_end(&mut body)?;
+    if body.len() != want {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("frame ended after {} of {want} bytes", body.len()),
+        ));
+    }
     Ok(Some((tag[0], body)))
 }
 
@@ -391,7 +402,7 @@ fn receive(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
 /// chatstore) is `Ok(Some(Err(reason)))`: the stream stays in step, so the
 /// owner answers it with an error and goes on serving.
 pub fn read_request(r: &mut impl Read) -> std::io::Result<Option<Result<Request, String>>> {
-    match receive(r)? {
+    match receive(r, MAX_REQUEST)? {
         None => Ok(None),
         Some((TAG_JSON, body)) => Ok(Some(
             serde_json::from_slice(&body).map_err(|e| e.to_string()),
@@ -402,7 +413,7 @@ pub fn read_request(r: &mut impl Read) -> std::io::Result<Option<Result<Request,
 
 /// Reads a response (either kind of frame); `Ok(None)` at a clean end.
 pub fn read_response(r: &mut impl Read) -> std::io::Result<Option<Response>> {
-    match receive(r)? {
+    match receive(r, MAX_FRAME)? {
         None => Ok(None),
         Some((TAG_TEXT, body)) => String::from_utf8(body)
             .map(|t| Some(Response::Text(t)))
@@ -432,6 +443,16 @@ mod tests {
         let huge = (MAX_FRAME as u32 + 1).to_be_bytes();
         let e = read_request(&mut huge.as_slice()).unwrap_err();
         assert!(e.to_string().contains("at most"), "{e}");
+        // A request may not be larger than the largest legal one (issue 18,
+        // item 9: 64 MiB requests were taken, and allocated up front).
+        let big = ((MAX_REQUEST + 1) as u32).to_be_bytes();
+        let e = read_request(&mut big.as_slice()).unwrap_err();
+        assert!(e.to_string().contains("at most"), "{e}");
+        // A declared frame that never comes costs what was sent.
+        let mut short = ((10u32 << 20).to_be_bytes()).to_vec();
+        short.extend_from_slice(&[TAG_JSON, b'{']);
+        let e = read_request(&mut short.as_slice()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
         // Rendered text travels raw and comes back the same.
         let mut buf = Vec::new();
         let text = r#"{"result":1,"msg":"\"引号\"","data":[]}"#;

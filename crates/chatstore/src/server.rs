@@ -38,6 +38,11 @@ const REQUEST_MAX_AGE_SECS: u64 = 3600;
 
 /// Export batch size in records.
 const EXPORT_BATCH: usize = 1000;
+/// The most connections the owner serves at once; a request is at most
+/// `rpc::MAX_REQUEST` bytes, read as its bytes arrive, so the owner's
+/// request memory stays under `MAX_CONNECTIONS x MAX_REQUEST` even with
+/// every client hostile.
+const MAX_CONNECTIONS: usize = 256;
 
 /// The engines this process owns, by absolute store path.
 static OWNED: Mutex<Option<HashMap<PathBuf, Weak<Owner>>>> = Mutex::new(None);
@@ -234,6 +239,14 @@ impl Owner {
                 thread::sleep(Duration::from_millis(10));
                 continue;
             };
+            // At most MAX_CONNECTIONS served at once (each a thread and a
+            // request buffer): the next one waits here, its client waiting
+            // for its answer within its own deadline.
+            while self.connections.load(Ordering::Acquire) >= MAX_CONNECTIONS
+                && !self.stopping.load(Ordering::Acquire)
+            {
+                thread::sleep(Duration::from_millis(1));
+            }
             self.connections.fetch_add(1, Ordering::AcqRel);
             let o = Arc::clone(&self);
             let spawned = thread::Builder::new()
