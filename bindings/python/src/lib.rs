@@ -4,8 +4,10 @@
 //! the core's record types on the other), every rule lives in the core. Every
 //! call that touches the store runs with the GIL released (`py.detach`).
 
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, Once, RwLock};
 
 use chatstore::{ErrorKind, HistoryQuery, HistoryRequest, MessageSearch, Options, Order, Reader};
 use pyo3::create_exception;
@@ -68,6 +70,49 @@ fn to_py(e: chatstore::Error) -> PyErr {
     }
 }
 
+thread_local! {
+    /// This thread is inside a call into chatstore (see [`guarded`]).
+    static IN_CALL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs, once, a panic hook that stays quiet for panics [`guarded`]
+/// catches (the exception carries the message; a host's stderr gets no
+/// backtrace) and leaves every other panic to the hook before it.
+fn quiet_panics_in_calls() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_CALL.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f` as one call into chatstore. A panic in it (chatstore's, or a
+/// library's under it: sled on a damaged file) becomes `StorageError`,
+/// which `except chatstore.Error` catches, instead of pyo3's
+/// `PanicException`, which even `except Exception` misses.
+fn guarded<T>(f: impl FnOnce() -> chatstore::Result<T>) -> PyResult<T> {
+    let was = IN_CALL.with(|c| c.replace(true));
+    let r = catch_unwind(AssertUnwindSafe(f));
+    IN_CALL.with(|c| c.set(was));
+    match r {
+        Ok(r) => r.map_err(to_py),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(StorageError::new_err(format!(
+                "internal error in chatstore (please report it): {msg}"
+            )))
+        }
+    }
+}
+
 fn dumps(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     let json = obj.py().import("json")?;
     json.call_method1("dumps", (obj,))
@@ -109,7 +154,7 @@ impl Store {
         f: impl FnOnce(&chatstore::Store) -> chatstore::Result<T> + Send,
     ) -> PyResult<T> {
         let store = self.get()?;
-        py.detach(move || f(&store)).map_err(to_py)
+        py.detach(move || guarded(|| f(&store)))
     }
 }
 
@@ -397,11 +442,12 @@ impl Store {
             .take();
         if let Some(store) = taken {
             py.detach(move || {
-                let r = store.close();
-                drop(store);
-                r
-            })
-            .map_err(to_py)?;
+                guarded(|| {
+                    let r = store.close();
+                    drop(store);
+                    r
+                })
+            })?;
         }
         Ok(())
     }
@@ -427,14 +473,13 @@ impl ExportIterator {
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         // One record per step: too short to be worth releasing the GIL.
-        let next = self
+        let mut inner = self
             .inner
             .lock()
-            .map_err(|_| StorageError::new_err("iterator lock poisoned"))?
-            .next();
-        match next {
+            .map_err(|_| StorageError::new_err("iterator lock poisoned"))?;
+        match guarded(|| inner.next().transpose())? {
             None => Ok(None),
-            Some(r) => loads(py, &to_json_text(&r.map_err(to_py)?)?).map(Some),
+            Some(r) => loads(py, &to_json_text(&r)?).map(Some),
         }
     }
 }
@@ -455,9 +500,7 @@ fn open(py: Python<'_>, path: PathBuf, options: Option<Bound<'_, PyDict>>) -> Py
             Options::from_json(&v).map_err(to_py)?
         }
     };
-    let store = py
-        .detach(move || chatstore::Store::open(path, options))
-        .map_err(to_py)?;
+    let store = py.detach(move || guarded(|| chatstore::Store::open(path, options)))?;
     Ok(Store {
         inner: RwLock::new(Some(Arc::new(store))),
     })
@@ -467,6 +510,7 @@ fn open(py: Python<'_>, path: PathBuf, options: Option<Bound<'_, PyDict>>) -> Py
 #[pymodule]
 fn _chatstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    quiet_panics_in_calls();
     m.add_function(wrap_pyfunction!(open, m)?)?;
     m.add_class::<Store>()?;
     m.add_class::<ExportIterator>()?;

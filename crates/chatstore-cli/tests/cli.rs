@@ -669,3 +669,41 @@ fn commands_that_read_do_not_create_a_store() {
     assert!(run(&["import", "--db", db, &seeds]).status.success());
     assert_eq!(stdout_json(&run(&["check", "--db", db]))["ok"], true);
 }
+
+/// A damaged sled store is one sentence naming the damaged file: no Rust
+/// debug output, no blame on a sled version (issue 18, items 5 and 15).
+#[test]
+fn a_damaged_sled_store_is_named_in_a_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let seeds = seeds_file(dir.path());
+    let db = dir.path().join("sled.db");
+    let db_s = db.to_str().unwrap();
+    assert!(run(&["import", "--backend", "sled", "--db", db_s, &seeds])
+        .status
+        .success());
+    for (file, at) in [("conf", 0u64), ("db", 21)] {
+        let copy = dir.path().join(format!("flipped-{file}"));
+        std::fs::create_dir(&copy).unwrap();
+        for e in std::fs::read_dir(&db).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+            }
+        }
+        let target = copy.join(file);
+        let mut bytes = std::fs::read(&target).unwrap();
+        bytes[at as usize] ^= 0xff;
+        std::fs::write(&target, bytes).unwrap();
+        let o = run(&["stats", "--db", copy.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{file}: {err}");
+        assert!(
+            err.contains("corrupt") && err.contains(target.to_str().unwrap()),
+            "{file}: {err}"
+        );
+        for debug in ["Some(", "None", "backtrace", "0.29", "panicked"] {
+            assert!(!err.contains(debug), "{file}: {err}");
+        }
+        assert_eq!(err.trim().lines().count(), 1, "{file}: {err}");
+    }
+}

@@ -92,11 +92,25 @@ impl SledKv {
     }
 }
 
+/// A sled error as a sentence about the store (sled's own texts carry
+/// Rust debug output, `offset Some(Inline(..)) backtrace ()`, or blame a
+/// sled version for what is a damaged file).
 fn to_error(e: ::sled::Error, path: &Path) -> Error {
     match e {
-        ::sled::Error::Corruption { .. } => {
-            Error::corrupt(format!("{}: {e}", path.join("db").display()))
-        }
+        ::sled::Error::Corruption { at, .. } => Error::corrupt(format!(
+            "{} holds damaged data{}: restore it from a backup (made by `chatstore backup`)",
+            path.join("db").display(),
+            match at {
+                Some(at) => format!(" (at {at})"),
+                None => String::new(),
+            }
+        )),
+        ::sled::Error::Unsupported(_) if path.join("conf").exists() => Error::corrupt(format!(
+            "{} could not be read as a sled configuration (damaged, or not a chatstore \
+             store): restore the store from a backup",
+            path.join("conf").display()
+        )),
+        ::sled::Error::Io(io) => Error::Storage(format!("{}: {io}", path.display())),
         e => Error::Storage(format!("{}: {e}", path.display())),
     }
 }
