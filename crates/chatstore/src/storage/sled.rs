@@ -71,6 +71,13 @@ impl SledKv {
                     to_error(e, path)
                 }
             })?;
+        // sled creates its files with the umask (0644 under 022): give the
+        // ones it made now the store's mode, as LMDB's are (the directory,
+        // 0700, already keeps others out). Another user's files are left.
+        for f in ["conf", "db"] {
+            let _ = super::set_file_mode(&path.join(f), options.group_access);
+        }
+        let _ = super::create_dir(&path.join("blobs"), options.group_access);
         let fail = |e| to_error(e, path);
         let data = db.open_tree("data").map_err(fail)?;
         let accounts = db.open_tree("accounts").map_err(fail)?;

@@ -209,6 +209,21 @@ fn new_lmdb_files_are_private_whatever_the_umask() {
     assert_eq!(mode(&g.join(lmdb::DATA_FILE)), 0o660);
 }
 
+/// sled's files too (issue 18, item 4: `db` was 0644 under umask 022).
+#[test]
+fn new_sled_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("store");
+    drop(open_kv(Backend::Sled, &p));
+    let mode = |f: &Path| std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&p), 0o700);
+    for f in ["conf", "db"] {
+        assert_eq!(mode(&p.join(f)), 0o600, "{f}");
+    }
+    assert_eq!(mode(&p.join("blobs")), 0o700);
+}
+
 #[test]
 fn a_full_lmdb_map_is_an_error_naming_the_option_and_the_store_stays_usable() {
     let (_dir, _options, kv) = new_lmdb(1 << 20);
