@@ -612,9 +612,11 @@ impl Engine {
     }
 }
 
-/// Refuses a path that is a file, and (with `create_if_missing` false) one
-/// that holds no store, before anything is created.
+/// Refuses a path that is a file, a directory another user controls
+/// (`trust::check_dir`), and (with `create_if_missing` false) one that
+/// holds no store, before anything is created.
 pub(crate) fn check_path(path: &Path, options: &Options) -> Result<()> {
+    crate::trust::check_dir(path)?;
     if path.is_file() {
         return Err(Error::invalid(
             "path",

@@ -42,6 +42,7 @@ pub mod search;
 mod server;
 mod storage;
 mod store;
+mod trust;
 mod write;
 
 pub use check::CheckReport;

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::client::Conn;
+use crate::client::{CallError, Conn};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::options::Options;
@@ -111,8 +111,12 @@ pub fn attach(path: &Path, options: &Options) -> Result<Attached> {
                 Err(e) => return Err(e),
             }
         }
-        if let Ok(conn) = Conn::connect(&socket) {
-            return Ok(Attached::Remote(conn));
+        match Conn::connect(&socket, options.attach_timeout_ms) {
+            Ok(conn) => return Ok(Attached::Remote(conn)),
+            // A peer of another user, another protocol, a stopped or
+            // silent owner: said as it is, not retried.
+            Err(CallError::Failed(e)) => return Err(e),
+            Err(CallError::Lost(_)) => {}
         }
         if Instant::now() >= deadline {
             return Err(Error::Locked {
@@ -264,6 +268,10 @@ impl Owner {
 
     /// Answers one connection's requests until it closes or the owner stops.
     fn serve(&self, stream: UnixStream) {
+        // Another user's process is not served (SO_PEERCRED).
+        if !crate::trust::peer_may_attach(&stream, &self.key) {
+            return;
+        }
         let Ok(read_half) = stream.try_clone() else {
             return;
         };

@@ -681,7 +681,12 @@ impl Store {
                 )))))
             }
             Backend::Remote(_) => {
-                let conn = Conn::connect(&self.path.join(SOCKET_NAME))?;
+                let conn =
+                    Conn::connect(&self.path.join(SOCKET_NAME), self.options.attach_timeout_ms)
+                        .map_err(|e| match e {
+                            CallError::Lost(io) => Error::Io(io),
+                            CallError::Failed(e) => e,
+                        })?;
                 Ok(ExportIter(ExportSource::Remote(RemoteExport::start(conn)?)))
             }
         }

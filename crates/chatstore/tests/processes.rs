@@ -17,6 +17,15 @@ use std::time::{Duration, Instant};
 
 use chatstore::{HistoryQuery, Member, Message, Options, Session, Store};
 
+/// Held while a test forks a child, and while one checks that a dropped
+/// listener refuses connections: a child between fork and exec still holds
+/// its parent's sockets, so the listener would answer for a moment.
+static FORKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn forks() -> std::sync::MutexGuard<'static, ()> {
+    FORKS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const WORKERS: usize = 4;
 const REQUESTS: usize = 60;
 
@@ -129,6 +138,7 @@ fn proc_child() {
 }
 
 fn spawn(dir: &Path, log: &Path, worker: usize) -> std::process::Child {
+    let _forks = forks();
     Command::new(std::env::current_exe().unwrap())
         .args(["proc_child", "--exact", "--nocapture", "--test-threads=1"])
         .env(
@@ -248,11 +258,14 @@ fn a_stale_socket_is_replaced_and_the_socket_is_private() {
     let dir = tmp.path().join("store");
     std::fs::create_dir(&dir).unwrap();
     let socket = dir.join(chatstore::SOCKET_NAME);
-    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-    assert!(
-        std::os::unix::net::UnixStream::connect(&socket).is_err(),
-        "stale"
-    );
+    {
+        let _forks = forks();
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+        assert!(
+            std::os::unix::net::UnixStream::connect(&socket).is_err(),
+            "stale"
+        );
+    }
     // The owner's socket is sled's (an LMDB store has none).
     let sled = Options {
         backend: chatstore::Backend::Sled,
@@ -272,6 +285,7 @@ fn a_stale_socket_is_replaced_and_the_socket_is_private() {
         .unwrap();
     // A worker in another process finds the member through the new socket.
     let log = tmp.path().join("log");
+    let _forking = forks();
     let status = Command::new(std::env::current_exe().unwrap())
         .args(["probe_child", "--exact", "--nocapture", "--test-threads=1"])
         .env(
@@ -300,4 +314,91 @@ fn probe_child() {
         .map(|m| m.uid)
         .collect();
     std::fs::write(log, format!("{role} {}", uids[0])).unwrap();
+}
+
+/// The owner of the test below: opens a sled store (so it serves it),
+/// says so in the log, and holds it until killed.
+#[test]
+fn hold_child() {
+    let Ok(spec) = std::env::var("CHATSTORE_HOLD_CHILD") else {
+        return;
+    };
+    let (dir, log) = spec.split_once('|').unwrap();
+    let store = Store::open(
+        dir,
+        Options {
+            backend: chatstore::Backend::Sled,
+            linger_ms: 60_000,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert!(store.is_owner());
+    std::fs::write(log, format!("{}", std::process::id())).unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// A stopped owner (SIGSTOP, Ctrl-Z on a `chatstore import`) makes another
+/// process's query and open fail within their deadline, naming its
+/// process, where they used to hang (issue 18, item 2).
+#[test]
+fn a_stopped_owner_is_named_instead_of_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store");
+    let log = dir.path().join("hold.log");
+    let forking = forks();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "hold_child", "--nocapture"])
+        .env(
+            "CHATSTORE_HOLD_CHILD",
+            format!("{}|{}", db.display(), log.display()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(forking);
+    let started = Instant::now();
+    let pid = loop {
+        if let Ok(p) = std::fs::read_to_string(&log) {
+            if !p.is_empty() {
+                break p;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the owner did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let client_options = Options {
+        attach_timeout_ms: 500,
+        ..Options::default()
+    };
+    let client = Store::open(&db, client_options.clone()).unwrap();
+    assert!(!client.is_owner());
+    assert_eq!(client.history_list(&HistoryQuery::new(1)).unwrap().total, 0);
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    let t = Instant::now();
+    let e = client.history_list(&HistoryQuery::new(1)).unwrap_err();
+    assert!(
+        e.to_string().contains("stopped") && e.to_string().contains(&pid),
+        "{e}"
+    );
+    let e = Store::open(&db, client_options).unwrap_err();
+    assert!(
+        e.to_string().contains("stopped") && e.to_string().contains(&pid),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    signal("-CONT");
+    let _ = child.kill();
+    let _ = child.wait();
 }
