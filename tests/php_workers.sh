@@ -44,7 +44,7 @@ for w in $(seq 0 $((workers - 1))); do
 done
 if [ -n "$killed" ]; then kill -9 "$owner"; ok; else ko "no worker owned the store (owner pid: '$owner')"; fi
 for w in $(seq 0 $((workers - 1))); do
-  wait "${pids[$w]}"; rc=$?
+  wait "${pids[$w]}" 2>/dev/null; rc=$?  # no "Killed" line for the worker killed on purpose
   if [ "$w" = "$killed" ]; then continue; fi
   if [ "$rc" = 0 ]; then ok; else ko "worker $w exited $rc: $(cat "$tmp/err-$w")"; fi
 done
