@@ -100,16 +100,10 @@ fn guarded<T>(f: impl FnOnce() -> chatstore::Result<T>) -> PyResult<T> {
     IN_CALL.with(|c| c.set(was));
     match r {
         Ok(r) => r.map_err(to_py),
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into());
-            Err(StorageError::new_err(format!(
-                "internal error in chatstore (please report it): {msg}"
-            )))
-        }
+        Err(p) => Err(StorageError::new_err(format!(
+            "internal error in chatstore (please report it): {}",
+            chatstore::panic_message(p.as_ref())
+        ))),
     }
 }
 

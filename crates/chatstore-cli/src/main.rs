@@ -17,12 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     // A panic must never reach the user as a backtrace: one line, exit 70.
     std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown".into());
+        let msg = chatstore::panic_message(info.payload());
         let _ = writeln!(std::io::stderr(), "chatstore: internal error: {msg}");
     }));
     let args = match cli::Cli::try_parse() {

@@ -13,14 +13,7 @@ use crate::CsStore;
 pub fn guard(f: impl FnOnce() -> Result<(), FfiError>) -> i32 {
     let r = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".into());
-            Err(FfiError::Internal(msg))
-        }
+        Err(p) => Err(FfiError::Internal(chatstore::panic_message(p.as_ref()))),
     };
     match r {
         Ok(()) => {

@@ -997,17 +997,10 @@ mod tests {
         expect(&e, "a session deleted");
     }
 
-    /// check() finds a posting missing from a block, one that names a
-    /// message without the gram, and a wrong total.
-    #[test]
-    fn check_reports_damaged_posting_blocks() {
-        let dir = tempfile::tempdir().unwrap();
-        let blocks_at_once = Options {
-            text_pending_bytes: 0,
-            ..Options::default()
-        };
-        let (e, sid) = engine_with_a_session_opened(dir.path(), blocks_at_once);
-        for i in 0..5 {
+    /// Appends `n` messages `订单 i` to session `sid` of tenant 2 and
+    /// returns the first entry under `prefix` (a block or a pending entry).
+    fn orders_then_first(e: &Engine, sid: u64, n: u64, prefix: keys::Key) -> (Vec<u8>, Vec<u8>) {
+        for i in 0..n {
             e.apply(
                 &WriteOp::AppendMessage(Message {
                     tenant: 2,
@@ -1020,27 +1013,39 @@ mod tests {
             .unwrap();
         }
         assert!(e.check().unwrap().ok);
-        let (k, v) = e
-            .read(|s| {
-                let (k, v) = s
-                    .data
-                    .scan_prefix(keys::text_block_prefix(2, "订单"))
-                    .next()
-                    .unwrap()?;
-                Ok((k.to_vec(), v.to_vec()))
-            })
-            .unwrap();
-        let (total, list) = crate::postings::decode(&v).unwrap();
-        let damaged = |block: Vec<u8>| {
-            let mut w = e.begin_write().unwrap();
-            w.put(Space::Data, &k, &block).unwrap();
-            w.commit().unwrap();
-            let report = e.check().unwrap();
-            let mut w = e.begin_write().unwrap();
-            w.put(Space::Data, &k, &v).unwrap();
-            w.commit().unwrap();
-            report.violations
+        e.read(|s| {
+            let (k, v) = s.data.scan_prefix(&prefix).next().expect("an entry")?;
+            Ok((k.to_vec(), v.to_vec()))
+        })
+        .unwrap()
+    }
+
+    /// check()'s violations with `k` holding `damaged`, then `k` restored
+    /// to `v`.
+    fn violations_with(e: &Engine, k: &[u8], v: &[u8], damaged: Vec<u8>) -> Vec<String> {
+        let mut w = e.begin_write().unwrap();
+        w.put(Space::Data, k, &damaged).unwrap();
+        w.commit().unwrap();
+        let report = e.check().unwrap();
+        let mut w = e.begin_write().unwrap();
+        w.put(Space::Data, k, v).unwrap();
+        w.commit().unwrap();
+        report.violations
+    }
+
+    /// check() finds a posting missing from a block, one that names a
+    /// message without the gram, and a wrong total.
+    #[test]
+    fn check_reports_damaged_posting_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocks_at_once = Options {
+            text_pending_bytes: 0,
+            ..Options::default()
         };
+        let (e, sid) = engine_with_a_session_opened(dir.path(), blocks_at_once);
+        let (k, v) = orders_then_first(&e, sid, 5, keys::text_block_prefix(2, "订单"));
+        let (total, list) = crate::postings::decode(&v).unwrap();
+        let damaged = |block: Vec<u8>| violations_with(&e, &k, &v, block);
         // The oldest posting names the block: drop the newest.
         let fewer = damaged(crate::postings::encode(total, &list[1..]));
         assert!(
@@ -1070,40 +1075,9 @@ mod tests {
     fn check_reports_damaged_pending_entries() {
         let dir = tempfile::tempdir().unwrap();
         let (e, sid) = engine_with_a_session(dir.path());
-        for i in 0..3 {
-            e.apply(
-                &WriteOp::AppendMessage(Message {
-                    tenant: 2,
-                    session_id: sid,
-                    content: format!("订单 {i}"),
-                    ..Default::default()
-                }),
-                None,
-            )
-            .unwrap();
-        }
-        assert!(e.check().unwrap().ok);
-        let (k, v) = e
-            .read(|s| {
-                let (k, v) = s
-                    .data
-                    .scan_prefix(keys::text_pending_prefix(2))
-                    .next()
-                    .expect("the appends are pending")?;
-                Ok((k.to_vec(), v.to_vec()))
-            })
-            .unwrap();
+        let (k, v) = orders_then_first(&e, sid, 3, keys::text_pending_prefix(2));
         let entry = crate::postings::decode_entry(&v, |_| true).unwrap();
-        let damaged = |value: Vec<u8>| {
-            let mut w = e.begin_write().unwrap();
-            w.put(Space::Data, &k, &value).unwrap();
-            w.commit().unwrap();
-            let report = e.check().unwrap();
-            let mut w = e.begin_write().unwrap();
-            w.put(Space::Data, &k, &v).unwrap();
-            w.commit().unwrap();
-            report.violations
-        };
+        let damaged = |value: Vec<u8>| violations_with(&e, &k, &v, value);
         let mut fewer = entry.clone();
         fewer.retain(|(g, _)| g != "订单");
         let found = damaged(crate::postings::encode_entry(&fewer));

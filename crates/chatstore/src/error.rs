@@ -212,3 +212,29 @@ impl From<std::io::Error> for Error {
         Error::Io(e)
     }
 }
+
+/// The text of a panic's payload (a `&str` or `String` message, as
+/// `panic!` makes them), for the boundaries that catch panics (the C ABI,
+/// Python, the command line) and report them as errors.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+#[cfg(test)]
+mod panic_tests {
+    #[test]
+    fn panic_messages_are_read_from_either_payload() {
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let s = std::panic::catch_unwind(|| panic!("plain")).unwrap_err();
+        let n = 3;
+        let f = std::panic::catch_unwind(move || panic!("formatted {n}")).unwrap_err();
+        std::panic::set_hook(quiet);
+        assert_eq!(super::panic_message(s.as_ref()), "plain");
+        assert_eq!(super::panic_message(f.as_ref()), "formatted 3");
+    }
+}

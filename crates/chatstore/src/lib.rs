@@ -50,7 +50,7 @@ pub use endpoint::{
     avatar_image, format_time, history_list_error, history_list_value, lenient_int, HistoryRequest,
     MessagesRequest, HISCHAT_BAD_HASH, HISCHAT_NO_HASH,
 };
-pub use error::{Error, ErrorKind, Result};
+pub use error::{panic_message, Error, ErrorKind, Result};
 pub use json::parse_json;
 pub use jsonl::{ExportIter, ImportSummary, ReadMark, Record};
 pub use model::{Account, Agent, Member, Message, ReadState, Reader, Sender, Session, SessionView};
