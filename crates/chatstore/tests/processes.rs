@@ -386,6 +386,17 @@ fn a_stopped_owner_is_named_instead_of_waited_for() {
             .success());
     };
     signal("-STOP");
+    // The signal is delivered asynchronously: wait until the owner is
+    // stopped (what the client's check reads too) before asking it.
+    let stopped = Instant::now();
+    while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap()
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+    {
+        assert!(stopped.elapsed() < Duration::from_secs(10), "never stopped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let t = Instant::now();
     let e = client.history_list(&HistoryQuery::new(1)).unwrap_err();
     assert!(
