@@ -51,6 +51,18 @@ fn required_u64(obj: &Map<String, Value>, key: &str) -> Result<u64> {
     }
 }
 
+/// Request parameters: a JSON object holding only the `known` keys (an
+/// unknown one, a typo, is refused naming it).
+fn params<'v>(v: &'v Value, known: &[&str]) -> Result<&'v Map<String, Value>> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::invalid("params", "must be a JSON object"))?;
+    if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(Error::invalid("params", format!("unknown parameter {k:?}")));
+    }
+    Ok(obj)
+}
+
 fn optional_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -75,24 +87,19 @@ impl HistoryRequest {
     /// `pagesize` follow the paginator's leniency (anything unusable becomes
     /// the default); unknown keys are refused.
     pub fn from_json(v: &Value) -> Result<HistoryRequest> {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| Error::invalid("params", "must be a JSON object"))?;
-        for k in obj.keys() {
-            if !matches!(
-                k.as_str(),
-                "tenant"
-                    | "employee"
-                    | "user_name"
-                    | "page"
-                    | "pagesize"
-                    | "order"
-                    | "page_url"
-                    | "cursor"
-            ) {
-                return Err(Error::invalid("params", format!("unknown parameter {k:?}")));
-            }
-        }
+        let obj = params(
+            v,
+            &[
+                "tenant",
+                "employee",
+                "user_name",
+                "page",
+                "pagesize",
+                "order",
+                "page_url",
+                "cursor",
+            ],
+        )?;
         let (page, pagesize) = resolve_paging(
             lenient_int(obj.get("page")),
             lenient_int(obj.get("pagesize")),
@@ -143,14 +150,7 @@ impl MessagesRequest {
     /// key), `page` and `pagesize` (lenient as history-list's: anything
     /// unusable is the default, 1 and 20). Unknown keys are refused.
     pub fn from_json(v: &Value) -> Result<MessagesRequest> {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| Error::invalid("params", "must be a JSON object"))?;
-        for k in obj.keys() {
-            if !matches!(k.as_str(), "tenant" | "session_id" | "page" | "pagesize") {
-                return Err(Error::invalid("params", format!("unknown parameter {k:?}")));
-            }
-        }
+        let obj = params(v, &["tenant", "session_id", "page", "pagesize"])?;
         let positive = |key: &str| lenient_int(obj.get(key)).filter(|n| *n >= 1);
         Ok(MessagesRequest {
             tenant: required_u64(obj, "tenant")?,

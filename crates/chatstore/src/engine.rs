@@ -997,10 +997,10 @@ mod tests {
         expect(&e, "a session deleted");
     }
 
-    /// Appends `n` messages `订单 i` to session `sid` of tenant 2 and
-    /// returns the first entry under `prefix` (a block or a pending entry).
-    fn orders_then_first(e: &Engine, sid: u64, n: u64, prefix: keys::Key) -> (Vec<u8>, Vec<u8>) {
-        for i in 0..n {
+    /// Appends the messages `订单 i`, `i` in `range`, to session `sid` of
+    /// tenant 2.
+    fn append_orders(e: &Engine, sid: u64, range: std::ops::Range<u64>) {
+        for i in range {
             e.apply(
                 &WriteOp::AppendMessage(Message {
                     tenant: 2,
@@ -1012,6 +1012,12 @@ mod tests {
             )
             .unwrap();
         }
+    }
+
+    /// Appends `n` messages `订单 i` to session `sid` of tenant 2 and
+    /// returns the first entry under `prefix` (a block or a pending entry).
+    fn orders_then_first(e: &Engine, sid: u64, n: u64, prefix: keys::Key) -> (Vec<u8>, Vec<u8>) {
+        append_orders(e, sid, 0..n);
         assert!(e.check().unwrap().ok);
         e.read(|s| {
             let (k, v) = s.data.scan_prefix(&prefix).next().expect("an entry")?;
@@ -1119,21 +1125,7 @@ mod tests {
             ..Options::default()
         };
         let (e, sid) = engine_with_a_session_opened(dir.path(), blocks_only);
-        let append = |e: &Engine, i: u64| {
-            e.apply(
-                &WriteOp::AppendMessage(Message {
-                    tenant: 2,
-                    session_id: sid,
-                    content: format!("订单 {i}"),
-                    ..Default::default()
-                }),
-                None,
-            )
-            .unwrap();
-        };
-        for i in 0..20 {
-            append(&e, i);
-        }
+        append_orders(&e, sid, 0..20);
         // As a build of format 3 left it.
         let mut w = e.begin_write().unwrap();
         w.put(Space::Meta, FORMAT_KEY, &BLOCK_TEXT_FORMAT.to_be_bytes())
@@ -1149,9 +1141,7 @@ mod tests {
                 .unwrap()
                 .map(|v| v.to_vec());
         assert_eq!(marker, Some(TEXT_FORMAT.to_be_bytes().to_vec()));
-        for i in 20..25 {
-            append(&e, i);
-        }
+        append_orders(&e, sid, 20..25);
         let pending = e
             .read(|s| Ok(s.data.scan_prefix(keys::text_pending_prefix(2)).count()))
             .unwrap();
