@@ -4,9 +4,20 @@
 //! process, the *owner*, serves every other process over a Unix socket
 //! beside the store (`PATH/chatstore.sock`, mode 0600). [`attach`] is what
 //! `Store::open` does: use this process's engine when it has one, else take
-//! the store's lock and become the owner, else connect to the owner; retry
-//! until one works. A dead owner's lock dies with it (the kernel drops it);
-//! its socket file is stale and the next owner replaces it.
+//! the owner's lock (`PATH/chatstore.lock`) and become the owner, else
+//! connect to the owner; retry until one works or `attach_timeout_ms`
+//! passes. A dead owner's lock dies with it (the kernel drops it); its
+//! socket file is stale and the next owner replaces it.
+//!
+//! The new owner binds its socket *before* it opens the engine (which can
+//! take a while: sled recovers its log, slower still in a debug build), so
+//! the processes that wait for the store connect at once and are greeted
+//! when the engine is ready, instead of polling for a moment when both the
+//! lock and the socket are free and losing that race to newcomers. It
+//! stops only when no connection is being served, decided under the same
+//! lock the accept loop counts connections with, so a connection is either
+//! served to its end or closed before its greeting (the client then attaches
+//! again; no request of it was read).
 //!
 //! The owner keeps serving after its own handles are closed, for
 //! `Options::linger_ms` after the last request, so a PHP-FPM worker that
@@ -32,6 +43,11 @@ use crate::rpc::{self, Request, Response, PROTOCOL};
 /// File name of the owner's socket inside the store directory.
 pub const SOCKET_NAME: &str = "chatstore.sock";
 
+/// File name of the owner's lock inside the store directory: held (`flock`)
+/// by the process that owns a sled store from before it binds the socket
+/// until after its engine is closed.
+pub const OWNER_LOCK_NAME: &str = "chatstore.lock";
+
 /// Records of writes applied for other processes are kept this long, far
 /// beyond any retry.
 const REQUEST_MAX_AGE_SECS: u64 = 3600;
@@ -43,6 +59,9 @@ const EXPORT_BATCH: usize = 1000;
 /// request memory stays under `MAX_CONNECTIONS x MAX_REQUEST` even with
 /// every client hostile.
 const MAX_CONNECTIONS: usize = 256;
+/// How long a retiring owner keeps a quiet connection open for a request
+/// its client may be sending (see [`Owner::retire`]).
+const RETIRE_GRACE: Duration = Duration::from_millis(100);
 
 /// The engines this process owns, by absolute store path.
 static OWNED: Mutex<Option<HashMap<PathBuf, Weak<Owner>>>> = Mutex::new(None);
@@ -63,9 +82,23 @@ pub struct Owner {
     socket: Option<PathBuf>,
     linger: Duration,
     handles: AtomicUsize,
-    connections: AtomicUsize,
-    last_request: Mutex<Instant>,
+    /// Connections served and whether the owner is stopping, changed
+    /// together: a connection is counted only while not stopping, and the
+    /// owner stops only with none counted.
+    serving: Mutex<Serving>,
+    /// Signalled when a connection ends.
+    ended: std::sync::Condvar,
+    /// Read without the lock by `attach` (set under it, never cleared).
     stopping: AtomicBool,
+    last_request: Mutex<Instant>,
+    /// The owner's lock, released after the engine (fields drop in order).
+    _lock: Option<std::fs::File>,
+}
+
+#[derive(Debug, Default)]
+struct Serving {
+    connections: usize,
+    stopping: bool,
 }
 
 /// What a handle is attached to.
@@ -93,22 +126,18 @@ pub fn attach(path: &Path, options: &Options) -> Result<Attached> {
                     return Ok(Attached::Local(owner));
                 }
             }
-            match Engine::open(&key, options.clone()) {
-                Ok(engine) => {
-                    // An LMDB store is opened by every process itself: no
-                    // socket, and released with its last handle here.
-                    let serve = engine.kv.needs_owner();
-                    let owner = Owner::start(
-                        engine,
-                        key.clone(),
-                        serve.then_some(socket.as_path()),
-                        if serve { options.linger_ms } else { 0 },
-                    );
+            if needs_owner(&key, options) {
+                if let Some(owner) = become_owner(&key, &socket, options)? {
                     map.insert(key, Arc::downgrade(&owner));
                     return Ok(Attached::Local(owner));
                 }
-                Err(Error::Locked { .. }) => {}
-                Err(e) => return Err(e),
+            } else {
+                // An LMDB store is opened by every process itself: no socket,
+                // and released with its last handle here.
+                let engine = Engine::open(&key, options.clone())?;
+                let owner = Owner::start(engine, key.clone(), None, None, 0);
+                map.insert(key, Arc::downgrade(&owner));
+                return Ok(Attached::Local(owner));
             }
         }
         match Conn::connect(&socket, options.attach_timeout_ms) {
@@ -134,10 +163,89 @@ pub fn attach(path: &Path, options: &Options) -> Result<Attached> {
     }
 }
 
+/// Whether the store at `path` is one whose opener serves the others
+/// (sled's, existing or to be made).
+fn needs_owner(path: &Path, options: &Options) -> bool {
+    crate::storage::Backend::of_existing(path)
+        .unwrap_or(options.backend)
+        .needs_owner()
+}
+
+/// Tries to become the owner of the sled store at `key`: take the owner's
+/// lock, bind the socket (waiting processes connect from now on), open the
+/// engine. `None` when another process owns the store (connect to it).
+fn become_owner(key: &Path, socket: &Path, options: &Options) -> Result<Option<Arc<Owner>>> {
+    if !key.exists() {
+        // `check_path` allowed it (`create_if_missing`).
+        crate::storage::create_dir(key, options.group_access)?;
+    }
+    let Some(lock) = take_owner_lock(key, options.group_access)? else {
+        return Ok(None);
+    };
+    // A store whose socket cannot be bound (a path over the 107 bytes a
+    // Unix socket address holds) still works in this process; other
+    // processes then wait and report it locked.
+    let listener = bind(socket).ok();
+    match Engine::open(key, options.clone()) {
+        Ok(engine) => Ok(Some(Owner::start(
+            engine,
+            key.to_path_buf(),
+            listener.map(|l| (l, socket)),
+            Some(lock),
+            options.linger_ms,
+        ))),
+        Err(e) => {
+            // Connections that came meanwhile are closed before their
+            // greeting: their clients attach again.
+            if listener.is_some() {
+                let _ = std::fs::remove_file(socket);
+            }
+            match e {
+                // Held by a process that does not take the owner's lock (a
+                // build before it, or another program): connect or wait.
+                Error::Locked { .. } => Ok(None),
+                e => Err(e),
+            }
+        }
+    }
+}
+
+/// Takes the owner's lock of the store at `key` without waiting: `None`
+/// when another process holds it. The file is created private (or
+/// group-shared with `group_access`) and kept; the lock dies with its
+/// holder.
+fn take_owner_lock(key: &Path, group_access: bool) -> Result<Option<std::fs::File>> {
+    use rustix::fs::{flock, FlockOperation};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = key.join(OWNER_LOCK_NAME);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(if group_access { 0o660 } else { 0o600 })
+        // Never reached through a symbolic link someone else planted.
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)
+        .map_err(|e| crate::storage::io_error(&path, e))?;
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(crate::storage::io_error(&path, e.into())),
+    }
+}
+
 /// Binds the socket privately: to a temporary name, mode 0600, then renamed
-/// over any stale socket (we hold the store's lock, so no live owner has
-/// it).
+/// over any stale socket (we hold the owner's lock, so no owner of this
+/// build has it). A socket that still answers belongs to a process of a
+/// build before the owner's lock (which holds the store's sled lock too):
+/// it is left alone, and this process then finds the store locked.
 fn bind(socket: &Path) -> std::io::Result<UnixListener> {
+    if UnixStream::connect(socket).is_ok() {
+        return Err(std::io::Error::other(
+            "a process of an earlier build serves the store",
+        ));
+    }
     let tmp = socket.with_extension(format!("sock.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let listener = UnixListener::bind(&tmp)?;
@@ -147,11 +255,13 @@ fn bind(socket: &Path) -> std::io::Result<UnixListener> {
 }
 
 impl Owner {
-    fn start(engine: Engine, key: PathBuf, socket: Option<&Path>, linger_ms: u64) -> Arc<Owner> {
-        // A store whose socket cannot be bound (a path over the 107 bytes a
-        // Unix socket address holds) still works in this process; other
-        // processes then wait and report it locked.
-        let listener = socket.and_then(|s| bind(s).ok().map(|l| (l, s)));
+    fn start(
+        engine: Engine,
+        key: PathBuf,
+        listener: Option<(UnixListener, &Path)>,
+        lock: Option<std::fs::File>,
+        linger_ms: u64,
+    ) -> Arc<Owner> {
         let owner = Arc::new(Owner {
             engine,
             pid: std::process::id(),
@@ -159,9 +269,11 @@ impl Owner {
             socket: listener.as_ref().map(|(_, s)| s.to_path_buf()),
             linger: Duration::from_millis(linger_ms),
             handles: AtomicUsize::new(1),
-            connections: AtomicUsize::new(0),
-            last_request: Mutex::new(Instant::now()),
+            serving: Mutex::new(Serving::default()),
+            ended: std::sync::Condvar::new(),
             stopping: AtomicBool::new(false),
+            last_request: Mutex::new(Instant::now()),
+            _lock: lock,
         });
         if let Some((listener, _)) = listener {
             let o = Arc::clone(&owner);
@@ -193,12 +305,63 @@ impl Owner {
         self.handles.load(Ordering::Acquire)
     }
 
-    /// A local handle closed. With no handle, no connection and no linger,
-    /// the store is released now.
+    /// A local handle closed. With no handle left and no linger, the store
+    /// is released now ([`Owner::retire`]).
     pub fn release_handle(&self) {
         self.touch();
         if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 && self.linger.is_zero() {
-            self.try_stop();
+            self.retire();
+        }
+    }
+
+    /// Releases the store although other processes are connected, as a
+    /// process does before it exits: no new connection is taken (the
+    /// socket goes first), each connection is served until it has sent no
+    /// request for [`RETIRE_GRACE`] (a client greeted a moment ago sends
+    /// its request within it) and then closed (its client attaches again,
+    /// to the next owner, before its next request), and the engine is
+    /// closed once they are done. A connection still busy after
+    /// `attach_timeout_ms` (a stopped client reading an export, say) is
+    /// left: the process exits under it and its client retries.
+    fn retire(&self) {
+        let mut owned = owned();
+        {
+            let mut serving = self.serving();
+            if self.handles.load(Ordering::Acquire) > 0 || serving.stopping {
+                return;
+            }
+            serving.stopping = true;
+            self.stopping.store(true, Ordering::Release);
+        }
+        if let Some(map) = owned.as_mut() {
+            map.remove(&self.key);
+        }
+        drop(owned);
+        self.close_socket();
+        let deadline =
+            Instant::now() + Duration::from_millis(self.engine.options.attach_timeout_ms);
+        let mut serving = self.serving();
+        while serving.connections > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            serving = self
+                .ended
+                .wait_timeout(serving, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        drop(serving);
+        let _ = self.engine.close();
+    }
+
+    /// Wakes the accept loop, which sees `stopping` and ends, and removes
+    /// the socket: from then on waiting processes find no owner and retry.
+    fn close_socket(&self) {
+        if let Some(socket) = &self.socket {
+            let _ = UnixStream::connect(socket);
+            let _ = std::fs::remove_file(socket);
         }
     }
 
@@ -213,32 +376,81 @@ impl Owner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .elapsed();
-        if self.handles.load(Ordering::Acquire) > 0
-            || self.connections.load(Ordering::Acquire) > 0
-            || idle < self.linger
-            || self.stopping.swap(true, Ordering::AcqRel)
         {
-            return false;
+            let mut serving = self.serving();
+            if self.handles.load(Ordering::Acquire) > 0
+                || serving.connections > 0
+                || idle < self.linger
+                || serving.stopping
+            {
+                return false;
+            }
+            serving.stopping = true;
+            self.stopping.store(true, Ordering::Release);
         }
         if let Some(map) = owned.as_mut() {
             map.remove(&self.key);
         }
         drop(owned);
+        self.close_socket();
         let _ = self.engine.close();
-        if let Some(socket) = &self.socket {
-            // Wake the accept loop, which sees `stopping` and ends.
-            let _ = UnixStream::connect(socket);
-            let _ = std::fs::remove_file(socket);
-        }
         true
+    }
+
+    fn serving(&self) -> MutexGuard<'_, Serving> {
+        self.serving.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a new connection unless the owner is stopping.
+    fn admit(&self) -> bool {
+        let mut serving = self.serving();
+        if serving.stopping {
+            return false;
+        }
+        serving.connections += 1;
+        true
+    }
+
+    fn dismiss(&self) {
+        self.touch();
+        self.serving().connections -= 1;
+        self.ended.notify_all();
+    }
+
+    /// Waits until the connection's next request begins: `false` when the
+    /// owner retires and none began for [`RETIRE_GRACE`], or the wait
+    /// failed.
+    fn next_request(&self, reader: &BufReader<UnixStream>) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let step = Timespec {
+            tv_sec: 0,
+            tv_nsec: 20_000_000,
+        };
+        let mut quiet_since: Option<Instant> = None;
+        loop {
+            if !reader.buffer().is_empty() {
+                return true;
+            }
+            let mut fds = [PollFd::new(reader.get_ref(), PollFlags::IN)];
+            match poll(&mut fds, Some(&step)) {
+                Ok(n) if n > 0 => return true,
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return false,
+            }
+            if self.stopping.load(Ordering::Acquire)
+                && quiet_since.get_or_insert_with(Instant::now).elapsed() >= RETIRE_GRACE
+            {
+                return false;
+            }
+        }
     }
 
     fn accept_loop(self: Arc<Owner>, listener: UnixListener) {
         for stream in listener.incoming() {
-            if self.stopping.load(Ordering::Acquire) {
-                break;
-            }
             let Ok(stream) = stream else {
+                if self.stopping.load(Ordering::Acquire) {
+                    break;
+                }
                 // Out of file descriptors, say: do not spin on it.
                 thread::sleep(Duration::from_millis(10));
                 continue;
@@ -246,22 +458,25 @@ impl Owner {
             // At most MAX_CONNECTIONS served at once (each a thread and a
             // request buffer): the next one waits here, its client waiting
             // for its answer within its own deadline.
-            while self.connections.load(Ordering::Acquire) >= MAX_CONNECTIONS
+            while self.serving().connections >= MAX_CONNECTIONS
                 && !self.stopping.load(Ordering::Acquire)
             {
                 thread::sleep(Duration::from_millis(1));
             }
-            self.connections.fetch_add(1, Ordering::AcqRel);
+            // Closed before its greeting when stopping: the client attaches
+            // again.
+            if !self.admit() {
+                break;
+            }
             let o = Arc::clone(&self);
             let spawned = thread::Builder::new()
                 .name("chatstore-conn".into())
                 .spawn(move || {
                     o.serve(stream);
-                    o.touch();
-                    o.connections.fetch_sub(1, Ordering::AcqRel);
+                    o.dismiss();
                 });
             if spawned.is_err() {
-                self.connections.fetch_sub(1, Ordering::AcqRel);
+                self.dismiss();
             }
         }
     }
@@ -277,10 +492,10 @@ impl Owner {
         };
         let mut reader = BufReader::new(read_half);
         let mut writer = BufWriter::new(stream);
-        while let Ok(Some(req)) = rpc::read_request(&mut reader) {
-            if self.stopping.load(Ordering::Acquire) {
+        while self.next_request(&reader) {
+            let Ok(Some(req)) = rpc::read_request(&mut reader) else {
                 return;
-            }
+            };
             self.touch();
             let req = match req {
                 Ok(req) => req,
@@ -309,10 +524,12 @@ impl Owner {
                 }
                 Request::Hello { .. } => rpc::write_frame(&mut writer, &Response::Unit),
                 Request::Export => self.export(&mut writer),
-                req => {
-                    let resp = self.answer(req);
-                    rpc::write_response(&mut writer, &resp)
-                }
+                req => match self.answer(req) {
+                    Some(resp) => rpc::write_response(&mut writer, &resp),
+                    // Closed under the request: the client retries it with
+                    // the next owner.
+                    None => return,
+                },
             };
             if sent.is_err() {
                 return;
@@ -323,7 +540,7 @@ impl Owner {
     /// Runs a request; a write is acknowledged only once durable, so the
     /// owner's death cannot lose it. A panic is an error answer, not a dead
     /// connection.
-    fn answer(&self, req: Request) -> Response {
+    fn answer(&self, req: Request) -> Option<Response> {
         let is_write = matches!(req, Request::Write { .. } | Request::Import { .. });
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let resp = rpc::execute(&self.engine, req)?;
@@ -332,11 +549,12 @@ impl Owner {
             }
             Ok::<_, Error>(resp)
         }));
-        match run {
+        Some(match run {
             Ok(Ok(resp)) => resp,
+            Ok(Err(Error::Closed)) => return None,
             Ok(Err(e)) => Response::from_error(&e),
             Err(_) => Response::from_error(&Error::corrupt("internal error in the owning process")),
-        }
+        })
     }
 
     fn export(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
@@ -463,5 +681,28 @@ mod tests {
         b.release_handle();
         // Released (no linger, nobody connected): the socket is gone.
         assert!(!dir.path().join(SOCKET_NAME).exists());
+    }
+
+    #[test]
+    fn the_owner_lock_is_private_and_held_until_the_store_is_released() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let Attached::Local(owner) = attach(dir.path(), &options()).unwrap() else {
+            panic!("owner");
+        };
+        let lock = dir.path().join(OWNER_LOCK_NAME);
+        let mode = std::fs::metadata(&lock).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Held: nobody else becomes the owner (a second open file
+        // description conflicts even in this process).
+        assert!(take_owner_lock(dir.path(), false).unwrap().is_none());
+        owner.release_handle();
+        drop(owner);
+        // Released with the engine, once the accept loop has ended.
+        let started = Instant::now();
+        while take_owner_lock(dir.path(), false).unwrap().is_none() {
+            assert!(started.elapsed() < Duration::from_secs(10), "still held");
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 }

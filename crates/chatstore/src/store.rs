@@ -9,6 +9,7 @@
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -29,7 +30,11 @@ use crate::storage;
 
 pub use crate::engine::{StoreInfo, STORE_FORMAT};
 
-/// How many times a call is tried when the owning process keeps going away.
+/// A call whose owner went away is tried again at least this many times,
+/// and for as long as `attach_timeout_ms` since the first loss: owners hand
+/// the store over as they exit (a command-line process owns it for one
+/// command), each hand-over may close a connection before its request, and
+/// a slow build hands over more often than a fast one.
 const ATTEMPTS: usize = 5;
 
 /// Bytes of JSON Lines sent to the owner per import request at most.
@@ -129,7 +134,12 @@ impl Store {
     /// so that a retry after a lost connection applies them once.
     fn call(&self, req: Request) -> Result<Response> {
         let mut last = None;
-        for attempt in 0..ATTEMPTS {
+        let mut first_loss: Option<Instant> = None;
+        let patience = Duration::from_millis(self.options.attach_timeout_ms);
+        for attempt in 0.. {
+            if attempt >= ATTEMPTS && first_loss.is_none_or(|t| t.elapsed() >= patience) {
+                break;
+            }
             let guard = self.read();
             let att = guard.as_ref().ok_or(Error::Closed)?;
             let generation = att.generation;
@@ -145,7 +155,10 @@ impl Store {
                     match conn.call(&req) {
                         Ok(resp) => return Ok(resp),
                         Err(CallError::Failed(e)) => return Err(e),
-                        Err(CallError::Lost(e)) => last = Some(e),
+                        Err(CallError::Lost(e)) => {
+                            first_loss.get_or_insert_with(Instant::now);
+                            last = Some(e);
+                        }
                     }
                 }
             }

@@ -413,3 +413,101 @@ fn a_stopped_owner_is_named_instead_of_waited_for() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The owner of the test below: opens a sled store with no linger (as the
+/// command line does), says so in the log, and when told to, closes it and
+/// exits while another process's import is in progress.
+#[test]
+fn retire_child() {
+    let Ok(spec) = std::env::var("CHATSTORE_RETIRE_CHILD") else {
+        return;
+    };
+    let (dir, log) = spec.split_once('|').unwrap();
+    let store = Store::open(
+        dir,
+        Options {
+            backend: chatstore::Backend::Sled,
+            linger_ms: 0,
+            attach_timeout_ms: 120_000,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert!(store.is_owner());
+    std::fs::write(log, "owner").unwrap();
+    let go = Path::new(dir).with_extension("go");
+    let started = Instant::now();
+    while !go.exists() {
+        assert!(started.elapsed() < Duration::from_secs(120), "never told");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    store.close().unwrap();
+    std::fs::write(log, "retired").unwrap();
+}
+
+/// A process that owns a store and exits (a `chatstore` command whose own
+/// work is done) answers the request another process is waiting for before
+/// it lets go, instead of cutting it off: the client is answered by it, not
+/// by itself after losing the connection and taking the store over. Owners
+/// used to exit under their clients' requests, which a slow (debug) build
+/// with several short-lived processes turned into "kept going away" errors
+/// (issue 18, item 14).
+#[test]
+fn an_exiting_owner_answers_the_request_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store");
+    let log = dir.path().join("retire.log");
+    let forking = forks();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "retire_child", "--nocapture"])
+        .env(
+            "CHATSTORE_RETIRE_CHILD",
+            format!("{}|{}", db.display(), log.display()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    drop(forking);
+    let started = Instant::now();
+    while read(&log) != "owner" {
+        assert!(started.elapsed() < Duration::from_secs(60), "no owner");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let client = Store::open(&db, Options::default()).unwrap();
+    assert!(!client.is_owner());
+    // An import long enough that the owner is told to exit while it runs.
+    let mut jsonl = String::from(
+        "{\"kind\":\"member\",\"tenant\":1,\"uid\":1,\"nickname\":\"n\"}\n\
+         {\"kind\":\"session\",\"tenant\":1,\"id\":1,\"uid\":1}\n",
+    );
+    const MESSAGES: u64 = 20_000;
+    for id in 1..=MESSAGES {
+        jsonl.push_str(&format!(
+            "{{\"kind\":\"message\",\"tenant\":1,\"session_id\":1,\"id\":{id},\
+             \"content\":\"message number {id} about order {}\",\"time\":{}}}\n",
+            id * 7919,
+            1_700_000_000 + id
+        ));
+    }
+    let go = db.with_extension("go");
+    let summary = std::thread::scope(|s| {
+        let import = s.spawn(|| client.import_jsonl(jsonl.as_bytes(), |_| {}));
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::write(&go, "").unwrap();
+        import.join().unwrap()
+    })
+    .unwrap();
+    assert_eq!(summary.messages, MESSAGES);
+    // Answered by the exiting owner: no connection was lost, so this
+    // process did not take the store over to finish the import itself.
+    assert!(!client.is_owner());
+    assert!(child.wait().unwrap().success());
+    assert_eq!(read(&log), "retired");
+    // The next call finds the owner gone and takes the store over.
+    let page = client.history_list(&HistoryQuery::new(1)).unwrap();
+    assert_eq!(page.total, 1);
+    assert!(client.is_owner());
+    let messages = client.messages(1, 1, 1, 1).unwrap();
+    assert_eq!(messages.total, MESSAGES);
+}

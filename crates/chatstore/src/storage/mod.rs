@@ -77,6 +77,12 @@ impl Backend {
         }
     }
 
+    /// Whether other processes reach a store of this backend through an
+    /// owner process (sled) rather than opening it themselves (LMDB).
+    pub fn needs_owner(self) -> bool {
+        self == Backend::Sled
+    }
+
     /// The name `parse` reads.
     pub fn name(self) -> &'static str {
         match self {
@@ -194,11 +200,6 @@ pub(crate) trait WriteTxn: ReadTxn {
 pub(crate) trait Kv: Send + Sync + std::fmt::Debug {
     /// Which backend this is.
     fn backend(&self) -> Backend;
-    /// Whether other processes reach this store through an owner process
-    /// (sled) rather than opening it themselves (LMDB).
-    fn needs_owner(&self) -> bool {
-        self.backend() == Backend::Sled
-    }
     /// Starts a read transaction.
     fn read(&self) -> Result<Box<dyn ReadTxn + '_>>;
     /// Starts a write transaction, waiting at most `timeout_ms` for other
