@@ -25,6 +25,10 @@ fn options(render: &Render, attach_timeout_ms: u64) -> Result<Options> {
     let mut o = Options {
         attach_timeout_ms,
         create_if_missing: false,
+        // A command owns a sled store for its own life only: when it ends,
+        // the store is handed over to the processes it served (a process
+        // cannot linger after it exits).
+        linger_ms: 0,
         ..Options::default()
     };
     if let Some(m) = &render.media_base {
@@ -80,10 +84,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Compact { db } => {
             let before = dir_size(&db);
-            let o = Options {
-                linger_ms: 0,
-                ..options(&Render::default(), attach)?
-            };
+            let o = options(&Render::default(), attach)?;
             let started = Instant::now();
             Store::open(&db, o)?.compact()?;
             eprintln!(
@@ -99,7 +100,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let started = Instant::now();
             let o = Options {
                 backend: backend.into(),
-                linger_ms: 0,
                 create_if_missing: true,
                 ..options(&Render::default(), attach)?
             };
@@ -306,8 +306,6 @@ fn import(
     let o = Options {
         text_index,
         backend: backend.unwrap_or(defaults.backend),
-        // Released as soon as the import is done, so it can be reopened.
-        linger_ms: 0,
         create_if_missing: true,
         ..defaults
     };
