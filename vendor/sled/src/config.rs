@@ -834,8 +834,13 @@ impl RunningConfig {
                 let path_buf = de.path();
                 let path = path_buf.as_path();
                 let path_str = &*path.to_string_lossy();
+                // chatstore patch 2: a snapshot still being written (or
+                // left half-written by a failed write: a full disk, a
+                // crash) is never a candidate, so it cannot hide the last
+                // complete snapshot and fail every later open.
                 if path_str.starts_with(&*absolute_path.to_string_lossy())
                     && !path_str.ends_with(".in___motion")
+                    && !path_str.ends_with(".generating")
                 {
                     Some(path.to_path_buf())
                 } else {
