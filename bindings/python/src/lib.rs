@@ -6,14 +6,17 @@
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Once, RwLock};
 
 use chatstore::{ErrorKind, HistoryQuery, HistoryRequest, MessageSearch, Options, Order, Reader};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyType};
+
+mod args;
+use args::{Signed, StorePath, Text, Whole};
 
 /// mimalloc: sled allocates per key; the system allocator cost about a
 /// quarter of the write path's cycles.
@@ -40,12 +43,6 @@ create_exception!(
 );
 create_exception!(
     chatstore,
-    InvalidInputError,
-    Error,
-    "Malformed input: a field out of range, too long or of the wrong type."
-);
-create_exception!(
-    chatstore,
     ConflictError,
     Error,
     "The write would break a rule of the data model."
@@ -58,12 +55,55 @@ create_exception!(
     "I/O failed, the store is damaged, or it has a newer format."
 );
 
+/// `chatstore.InvalidInputError`: made at import (`create_exception!`
+/// takes one base) so that it is also a `ValueError` and a `TypeError`,
+/// what Python code expects of a bad argument.
+static INVALID_INPUT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// An `InvalidInputError` with `msg`.
+fn invalid(msg: impl Into<String>) -> PyErr {
+    let msg = msg.into();
+    Python::attach(|py| match INVALID_INPUT.get(py) {
+        Some(t) => PyErr::from_type(t.bind(py).clone(), msg),
+        None => pyo3::exceptions::PyValueError::new_err(msg),
+    })
+}
+
+fn make_invalid_input(py: Python<'_>) -> PyResult<Py<PyType>> {
+    let ns = PyDict::new(py);
+    ns.set_item("Error", py.get_type::<Error>())?;
+    py.run(
+        cr#"
+class InvalidInputError(Error, ValueError, TypeError):
+    """Malformed input: an argument or field of the wrong type, out of range or too long."""
+
+    __module__ = "chatstore"
+
+    def __str__(self):
+        # A bad argument is named by the note Python's binding layer adds
+        # ("while processing 'pagesize'", Python 3.11+).
+        text = super().__str__()
+        for note in getattr(self, "__notes__", ()):
+            if note.startswith("while processing '") and note.endswith("'"):
+                return "argument " + note[len("while processing "):] + ": " + text
+        return text
+"#,
+        Some(&ns),
+        None,
+    )?;
+    Ok(ns
+        .get_item("InvalidInputError")?
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("InvalidInputError"))?
+        .cast_into::<PyType>()?
+        .unbind())
+}
+
 fn to_py(e: chatstore::Error) -> PyErr {
     let msg = e.to_string();
     match e.kind() {
         ErrorKind::Locked => LockedError::new_err(msg),
         ErrorKind::NotFound => NotFoundError::new_err(msg),
-        ErrorKind::InvalidInput => InvalidInputError::new_err(msg),
+        ErrorKind::InvalidInput => invalid(msg),
         ErrorKind::Conflict => ConflictError::new_err(msg),
         ErrorKind::Closed => ClosedError::new_err(msg),
         _ => StorageError::new_err(msg),
@@ -110,7 +150,7 @@ fn guarded<T>(f: impl FnOnce() -> chatstore::Result<T>) -> PyResult<T> {
 fn dumps(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     let json = obj.py().import("json")?;
     json.call_method1("dumps", (obj,))
-        .map_err(|e| InvalidInputError::new_err(format!("invalid argument: {e}")))?
+        .map_err(|e| invalid(format!("invalid argument: {e}")))?
         .extract()
 }
 
@@ -170,13 +210,15 @@ impl Store {
     }
 
     /// Imports a JSON Lines file; returns the summary (lines, members, ...).
-    fn import_jsonl<'py>(&self, py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+    fn import_jsonl<'py>(&self, py: Python<'py>, path: StorePath) -> PyResult<Bound<'py, PyAny>> {
+        let path = path.0;
         let s = self.run(py, move |s| s.import_file(&path))?;
         loads(py, &to_json_text(&s)?)
     }
 
     /// Writes every record to a JSON Lines file; returns the number of records.
-    fn export_jsonl(&self, py: Python<'_>, path: PathBuf) -> PyResult<u64> {
+    fn export_jsonl(&self, py: Python<'_>, path: StorePath) -> PyResult<u64> {
+        let path = path.0;
         self.run(py, move |s| {
             let f = std::fs::File::create(&path).map_err(chatstore::Error::Io)?;
             s.export_jsonl(std::io::BufWriter::new(f))
@@ -192,27 +234,38 @@ impl Store {
     }
 
     /// The whole history-list response (first seed) as a dict.
-    #[pyo3(signature = (tenant, employee=None, user_name=None, page=1, pagesize=10, order="id", page_url=None, cursor=None))]
+    #[pyo3(
+        signature = (tenant, employee=None, user_name=None, page=Signed(1), pagesize=Signed(10), order=Text("id".into()), page_url=None, cursor=None),
+        text_signature = "(self, tenant, employee=None, user_name=None, page=1, pagesize=10, order='id', page_url=None, cursor=None)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn history_list<'py>(
         &self,
         py: Python<'py>,
-        tenant: u64,
-        employee: Option<u64>,
-        user_name: Option<String>,
-        page: i64,
-        pagesize: i64,
-        order: &str,
-        page_url: Option<String>,
-        cursor: Option<String>,
+        tenant: Whole,
+        employee: Option<Whole>,
+        user_name: Option<Text>,
+        page: Signed,
+        pagesize: Signed,
+        order: Text,
+        page_url: Option<Text>,
+        cursor: Option<Text>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let tenant = tenant.0;
+        let employee = employee.map(|v| v.0);
+        let user_name = user_name.map(|v| v.0);
+        let page = page.0;
+        let pagesize = pagesize.0;
+        let order = order.0;
+        let page_url = page_url.map(|v| v.0);
+        let cursor = cursor.map(|v| v.0);
         let (page, pagesize) = chatstore::resolve_paging(Some(page), Some(pagesize));
         let mut query = HistoryQuery::new(tenant);
         query.employee = employee;
         query.user_name = user_name;
         query.page = page;
         query.pagesize = pagesize;
-        query.order = Order::parse(order).map_err(to_py)?;
+        query.order = Order::parse(&order).map_err(to_py)?;
         query.after = cursor.map(|c| c.parse()).transpose().map_err(to_py)?;
         let req = HistoryRequest {
             query,
@@ -224,14 +277,17 @@ impl Store {
 
     /// The whole hischat response (second seed) as a dict; a wrong or empty
     /// hash is a refusal (status 0), not an exception.
-    #[pyo3(signature = (sso_id, hash, page=1))]
+    #[pyo3(signature = (sso_id, hash, page=Signed(1)), text_signature = "(self, sso_id, hash, page=1)")]
     fn hischat<'py>(
         &self,
         py: Python<'py>,
-        sso_id: u64,
-        hash: String,
-        page: i64,
+        sso_id: Whole,
+        hash: Text,
+        page: Signed,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let sso_id = sso_id.0;
+        let hash = hash.0;
+        let page = page.0;
         let text = self.run(py, move |s| s.hischat_text(sso_id, &hash, page))?;
         loads(py, &text)
     }
@@ -267,15 +323,22 @@ impl Store {
     }
 
     /// A session's messages, newest first: {"total","page","pagesize","data"}.
-    #[pyo3(signature = (tenant, session_id, page=1, pagesize=20))]
+    #[pyo3(
+        signature = (tenant, session_id, page=Whole(1), pagesize=Whole(20)),
+        text_signature = "(self, tenant, session_id, page=1, pagesize=20)"
+    )]
     fn messages<'py>(
         &self,
         py: Python<'py>,
-        tenant: u64,
-        session_id: u64,
-        page: u64,
-        pagesize: u64,
+        tenant: Whole,
+        session_id: Whole,
+        page: Whole,
+        pagesize: Whole,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let tenant = tenant.0;
+        let session_id = session_id.0;
+        let page = page.0;
+        let pagesize = pagesize.0;
         let p = self.run(py, move |s| s.messages(tenant, session_id, page, pagesize))?;
         loads(py, &to_json_text(&p)?)
     }
@@ -286,13 +349,17 @@ impl Store {
     fn mark_read(
         &self,
         py: Python<'_>,
-        tenant: u64,
-        session_id: u64,
-        reader: &str,
-        up_to: u64,
+        tenant: Whole,
+        session_id: Whole,
+        reader: Text,
+        up_to: Whole,
     ) -> PyResult<u64> {
-        let reader = Reader::parse(reader).ok_or_else(|| {
-            InvalidInputError::new_err(format!(
+        let tenant = tenant.0;
+        let session_id = session_id.0;
+        let reader = reader.0;
+        let up_to = up_to.0;
+        let reader = Reader::parse(&reader).ok_or_else(|| {
+            invalid(format!(
                 "invalid reader: {reader:?} is neither \"agent\" nor \"member\""
             ))
         })?;
@@ -304,10 +371,13 @@ impl Store {
     fn recall_message(
         &self,
         py: Python<'_>,
-        tenant: u64,
-        session_id: u64,
-        message_id: u64,
+        tenant: Whole,
+        session_id: Whole,
+        message_id: Whole,
     ) -> PyResult<()> {
+        let tenant = tenant.0;
+        let session_id = session_id.0;
+        let message_id = message_id.0;
         self.run(py, move |s| {
             s.recall_message(tenant, session_id, message_id)
         })
@@ -318,10 +388,13 @@ impl Store {
     fn delete_message(
         &self,
         py: Python<'_>,
-        tenant: u64,
-        session_id: u64,
-        message_id: u64,
+        tenant: Whole,
+        session_id: Whole,
+        message_id: Whole,
     ) -> PyResult<()> {
+        let tenant = tenant.0;
+        let session_id = session_id.0;
+        let message_id = message_id.0;
         self.run(py, move |s| {
             s.delete_message(tenant, session_id, message_id)
         })
@@ -331,15 +404,22 @@ impl Store {
     /// {"total","page","pagesize","data"}; each row has session, member,
     /// agent, last_message and read (read["unread_by_agent"] is the
     /// platform's un_read_num).
-    #[pyo3(signature = (tenant, agent_id, page=1, pagesize=20))]
+    #[pyo3(
+        signature = (tenant, agent_id, page=Whole(1), pagesize=Whole(20)),
+        text_signature = "(self, tenant, agent_id, page=1, pagesize=20)"
+    )]
     fn live_sessions<'py>(
         &self,
         py: Python<'py>,
-        tenant: u64,
-        agent_id: u64,
-        page: u64,
-        pagesize: u64,
+        tenant: Whole,
+        agent_id: Whole,
+        page: Whole,
+        pagesize: Whole,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let tenant = tenant.0;
+        let agent_id = agent_id.0;
+        let page = page.0;
+        let pagesize = pagesize.0;
         let p = self.run(py, move |s| {
             s.live_sessions(tenant, agent_id, page, pagesize)
         })?;
@@ -348,18 +428,27 @@ impl Store {
 
     /// Searches message text: {"total","page","pagesize","data"}, newest
     /// first, exact total; narrowed to a session or an agent when given.
-    #[pyo3(signature = (tenant, q, session_id=None, agent_id=None, page=1, pagesize=20))]
+    #[pyo3(
+        signature = (tenant, q, session_id=None, agent_id=None, page=Whole(1), pagesize=Whole(20)),
+        text_signature = "(self, tenant, q, session_id=None, agent_id=None, page=1, pagesize=20)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn search_messages<'py>(
         &self,
         py: Python<'py>,
-        tenant: u64,
-        q: String,
-        session_id: Option<u64>,
-        agent_id: Option<u64>,
-        page: u64,
-        pagesize: u64,
+        tenant: Whole,
+        q: Text,
+        session_id: Option<Whole>,
+        agent_id: Option<Whole>,
+        page: Whole,
+        pagesize: Whole,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let tenant = tenant.0;
+        let q = q.0;
+        let session_id = session_id.map(|v| v.0);
+        let agent_id = agent_id.map(|v| v.0);
+        let page = page.0;
+        let pagesize = pagesize.0;
         let search = MessageSearch {
             tenant,
             q,
@@ -376,30 +465,39 @@ impl Store {
     fn search_members<'py>(
         &self,
         py: Python<'py>,
-        tenant: u64,
-        q: String,
+        tenant: Whole,
+        q: Text,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let tenant = tenant.0;
+        let q = q.0;
         let found = self.run(py, move |s| s.search_members(tenant, &q))?;
         loads(py, &to_json_text(&found)?)
     }
 
     /// Deletes a session and its messages.
-    fn delete_session(&self, py: Python<'_>, tenant: u64, id: u64) -> PyResult<()> {
+    fn delete_session(&self, py: Python<'_>, tenant: Whole, id: Whole) -> PyResult<()> {
+        let tenant = tenant.0;
+        let id = id.0;
         self.run(py, move |s| s.delete_session(tenant, id))
     }
 
     /// Deletes a member, its sessions and their messages.
-    fn delete_member(&self, py: Python<'_>, tenant: u64, uid: u64) -> PyResult<()> {
+    fn delete_member(&self, py: Python<'_>, tenant: Whole, uid: Whole) -> PyResult<()> {
+        let tenant = tenant.0;
+        let uid = uid.0;
         self.run(py, move |s| s.delete_member(tenant, uid))
     }
 
     /// Deletes an agent; ConflictError while it has sessions.
-    fn delete_agent(&self, py: Python<'_>, tenant: u64, id: u64) -> PyResult<()> {
+    fn delete_agent(&self, py: Python<'_>, tenant: Whole, id: Whole) -> PyResult<()> {
+        let tenant = tenant.0;
+        let id = id.0;
         self.run(py, move |s| s.delete_agent(tenant, id))
     }
 
     /// Deletes an account.
-    fn delete_account(&self, py: Python<'_>, sso_id: u64) -> PyResult<()> {
+    fn delete_account(&self, py: Python<'_>, sso_id: Whole) -> PyResult<()> {
+        let sso_id = sso_id.0;
         self.run(py, move |s| s.delete_account(sso_id))
     }
 
@@ -485,7 +583,8 @@ impl ExportIterator {
 /// text_pending_bytes).
 #[pyfunction]
 #[pyo3(signature = (path, **options))]
-fn open(py: Python<'_>, path: PathBuf, options: Option<Bound<'_, PyDict>>) -> PyResult<Store> {
+fn open(py: Python<'_>, path: StorePath, options: Option<Bound<'_, PyDict>>) -> PyResult<Store> {
+    let path = path.0;
     let options = match options {
         None => Options::default(),
         Some(d) => {
@@ -511,7 +610,8 @@ fn _chatstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Error", py.get_type::<Error>())?;
     m.add("LockedError", py.get_type::<LockedError>())?;
     m.add("NotFoundError", py.get_type::<NotFoundError>())?;
-    m.add("InvalidInputError", py.get_type::<InvalidInputError>())?;
+    let invalid_input = INVALID_INPUT.get_or_try_init(py, || make_invalid_input(py))?;
+    m.add("InvalidInputError", invalid_input.bind(py))?;
     m.add("ConflictError", py.get_type::<ConflictError>())?;
     m.add("ClosedError", py.get_type::<ClosedError>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;

@@ -100,7 +100,7 @@ def test_errors(store, tmp_path):
         store.delete_agent(2, 2)
     with pytest.raises(chatstore.InvalidInputError, match="durability"):
         chatstore.open(tmp_path / "x", durability="sometimes")
-    with pytest.raises(OverflowError):
+    with pytest.raises(chatstore.InvalidInputError, match="tenant"):
         store.history_list(-1)
     for cls in (chatstore.LockedError, chatstore.NotFoundError, chatstore.InvalidInputError,
                 chatstore.ConflictError, chatstore.ClosedError, chatstore.StorageError):
@@ -229,13 +229,13 @@ def test_negative_and_huge_numbers(store):
     """docs/RELIABILITY.md, Python column: numbers out of range are refused, paging follows the platform."""
     before = list(store.export())
     for bad in (-1, 2**64):
-        with pytest.raises(OverflowError):
+        with pytest.raises(chatstore.InvalidInputError, match="tenant.*whole number"):
             store.history_list(tenant=bad)
-    with pytest.raises(TypeError, match="tenant"):
+    with pytest.raises(chatstore.InvalidInputError, match="tenant"):
         store.history_list(tenant="two")
-    with pytest.raises(OverflowError):
+    with pytest.raises(chatstore.InvalidInputError, match="tenant"):
         store.delete_session(-2, 1)
-    with pytest.raises(OverflowError):
+    with pytest.raises(chatstore.InvalidInputError, match="sso_id"):
         store.hischat(-218, HASH)
     r = store.history_list(tenant=2, page=-3, pagesize=-1)
     assert (r["data"]["current_page"], r["data"]["per_page"]) == (1, 10)
@@ -407,3 +407,37 @@ def test_a_store_without_the_text_index_searches_sessions_only(tmp_path):
         s.close()
     with pytest.raises(chatstore.InvalidInputError, match="text_index"):
         chatstore.open(tmp_path / "other", text_index="no")
+
+
+def test_a_bad_argument_is_invalid_input_in_every_method(store, tmp_path):
+    """Issue 18, item 15: an argument of the wrong type or out of range is
+    chatstore.InvalidInputError naming it, for every method alike (it was a
+    bare TypeError or OverflowError from the binding layer); the error is
+    also a ValueError and a TypeError, as Python code expects."""
+    assert issubclass(chatstore.InvalidInputError, (chatstore.Error, ValueError, TypeError))
+    before = list(store.export())
+    calls = [
+        ("pagesize", lambda: store.history_list(2, pagesize="abc")),
+        ("page", lambda: store.history_list(2, page=2.5)),
+        ("employee", lambda: store.history_list(2, employee="2")),
+        ("user_name", lambda: store.history_list(2, user_name=5)),
+        ("order", lambda: store.history_list(2, order=None)),
+        ("page", lambda: store.hischat(218, HASH, page="1")),
+        ("hash", lambda: store.hischat(218, b"bytes")),
+        ("pagesize", lambda: store.messages(2, 1, pagesize="abc")),
+        ("session_id", lambda: store.messages(2, -1)),
+        ("up_to", lambda: store.mark_read(2, 1, "agent", 1.0)),
+        ("reader", lambda: store.mark_read(2, 1, 1, 1)),
+        ("message_id", lambda: store.recall_message(2, 1, "x")),
+        ("page", lambda: store.live_sessions(2, 2, page=[])),
+        ("q", lambda: store.search_members(2, None)),
+        ("agent_id", lambda: store.search_messages(2, "x", agent_id=True)),
+        ("uid", lambda: store.delete_member(2, 2**64)),
+        ("path", lambda: store.import_jsonl(42)),
+        ("path", lambda: chatstore.open(None)),
+    ]
+    for name, call in calls:
+        with pytest.raises(chatstore.InvalidInputError) as e:
+            call()
+        assert name in str(e.value), (name, str(e.value))
+    assert list(store.export()) == before

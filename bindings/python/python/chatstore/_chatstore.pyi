@@ -32,8 +32,8 @@ class LockedError(Error):
 class NotFoundError(Error):
     """A record the call refers to does not exist."""
 
-class InvalidInputError(Error):
-    """Malformed input: a field out of range, too long or of the wrong type."""
+class InvalidInputError(Error, ValueError, TypeError):
+    """Malformed input: an argument or field of the wrong type, out of range or too long."""
 
 class ConflictError(Error):
     """The write would break a rule of the data model."""
