@@ -599,12 +599,21 @@ fn open(py: Python<'_>, path: StorePath, options: Option<Bound<'_, PyDict>>) -> 
     })
 }
 
+/// Panics inside a guarded call: how the tests show that a panic under any
+/// call (chatstore's or a library's) reaches Python as `StorageError`
+/// without a backtrace on stderr. Not part of the API.
+#[pyfunction]
+fn _panic_in_a_call(py: Python<'_>) -> PyResult<()> {
+    py.detach(|| guarded(|| -> chatstore::Result<()> { panic!("a test panic") }))
+}
+
 /// The native module.
 #[pymodule]
 fn _chatstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     quiet_panics_in_calls();
     m.add_function(wrap_pyfunction!(open, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_in_a_call, m)?)?;
     m.add_class::<Store>()?;
     m.add_class::<ExportIterator>()?;
     m.add("Error", py.get_type::<Error>())?;

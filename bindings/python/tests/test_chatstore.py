@@ -441,3 +441,20 @@ def test_a_bad_argument_is_invalid_input_in_every_method(store, tmp_path):
             call()
         assert name in str(e.value), (name, str(e.value))
     assert list(store.export()) == before
+
+
+def test_a_panic_under_a_call_is_a_storage_error_without_a_backtrace(capfd):
+    """Issue 18, item 5: a panic under a call (chatstore's or a library's,
+    such as sled's on a damaged file) is chatstore.StorageError, which
+    `except chatstore.Error` and `except Exception` catch, where pyo3's
+    PanicException escaped both; and the host's stderr gets no backtrace."""
+    from chatstore import _chatstore
+
+    with pytest.raises(chatstore.StorageError, match="a test panic"):
+        _chatstore._panic_in_a_call()
+    try:
+        _chatstore._panic_in_a_call()
+    except Exception as e:  # noqa: BLE001 - what a host writes
+        assert isinstance(e, chatstore.Error)
+    err = capfd.readouterr().err
+    assert "panicked" not in err and "backtrace" not in err, err

@@ -17,6 +17,7 @@ __all__ = [
     "StorageError",
     "Store",
     "__version__",
+    "_panic_in_a_call",
     "open",
 ]
 __version__: str
@@ -153,3 +154,6 @@ def open(path: _StrPath, **options: Any) -> Store:
     default_avatar, utc_offset, compression, linger_ms, attach_timeout_ms,
     text_index (False: a new store keeps no message-text index; fixed when
     the store is created)."""
+
+def _panic_in_a_call() -> None:
+    """Panics inside a guarded call (tests only: a panic reaches Python as StorageError)."""
