@@ -6,7 +6,7 @@
 # Usage: tests/php_server.sh [TARGET_DIR]   (default: target/debug)
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="${1:-$root/target/debug}"
+bin="$(cd "${1:-$root/target/debug}" && pwd)"
 tmp="$(mktemp -d)"
 pass=0 fail=0
 server=""
@@ -47,6 +47,26 @@ if grep -q '"status":0' "$tmp/c3.json" && grep -q '"history":""' "$tmp/c3.json";
 
 code=$(curl -s -o "$tmp/e.json" -w '%{http_code}' "$base/plugin.yun-chat.frontend.chat.history-list?employee_id=2")
 if [ "$code" = 400 ] && grep -q 'tenant' "$tmp/e.json"; then ok; else ko "missing tenant: $code $(cat "$tmp/e.json")"; fi
+
+# The README's controller (examples/minimal.php) is the README's code block,
+# and works started from another directory.
+readme_block="$(awk '/^```php$/{on=1; next} on && /^```$/{exit} on' "$root/bindings/php/README.md")"
+if [ "$readme_block" = "$(cat "$root/bindings/php/examples/minimal.php")" ]; then ok; else ko "README's controller differs from examples/minimal.php"; fi
+port2=$(php -r '$s = stream_socket_server("tcp://127.0.0.1:0"); echo explode(":", stream_socket_get_name($s, false))[1];')
+(cd "$tmp" && CHATSTORE_DB="$tmp/db" CHATSTORE_LIB="$bin/libchatstore_ffi.so" \
+  exec php -d ffi.enable=1 -S "127.0.0.1:$port2" "$root/bindings/php/examples/minimal.php" >"$tmp/minimal.log" 2>&1) &
+minimal=$!
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port2/" && break; sleep 0.1; done
+base2="http://127.0.0.1:$port2"
+curl -s "$base2/plugin.yun-chat.frontend.chat.history-list?i=2&employee_id=2&page=1&pagesize=10" >"$tmp/m1.json"
+if same_json "$tmp/m1.json" "$root/crates/chatstore/data/expected_history_list.json"; then ok; else ko "minimal.php history-list: $(cat "$tmp/m1.json")"; fi
+code=$(curl -s -o "$tmp/m2.json" -w '%{http_code}' "$base2/plugin.yun-chat.frontend.chat.history-list?employee_id=2")
+if [ "$code" = 400 ] && grep -q '"msg":"invalid tenant' "$tmp/m2.json"; then ok; else ko "minimal.php missing tenant: $code $(cat "$tmp/m2.json")"; fi
+code=$(curl -s -o "$tmp/m3.json" -w '%{http_code}' "$base2/no/such/path")
+if [ "$code" = 404 ] && grep -q '"msg":"no such endpoint"' "$tmp/m3.json"; then ok; else ko "minimal.php unknown path: $code $(cat "$tmp/m3.json")"; fi
+curl -s -d "sso_id=218&hash=$hash&page=1" "$base2/hischat.php" >"$tmp/m4.json"
+if same_json "$tmp/m4.json" "$tmp/c1.cli.json"; then ok; else ko "minimal.php hischat: $(cat "$tmp/m4.json")"; fi
+kill "$minimal" 2>/dev/null
 
 echo "e2e: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

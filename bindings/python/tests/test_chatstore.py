@@ -458,3 +458,24 @@ def test_a_panic_under_a_call_is_a_storage_error_without_a_backtrace(capfd):
         assert isinstance(e, chatstore.Error)
     err = capfd.readouterr().err
     assert "panicked" not in err and "backtrace" not in err, err
+
+
+def test_the_readme_example_runs_from_any_directory(tmp_path):
+    """Issue 18, item 16: the README's example is examples/quickstart.py,
+    which finds its sample data itself, so it runs from any directory."""
+    import json
+    import pathlib
+    import subprocess
+    import sys
+
+    here = pathlib.Path(__file__).resolve().parent.parent
+    example = here / "examples" / "quickstart.py"
+    readme = (here / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```python\n", 1)[1].split("```\n", 1)[0]
+    assert block == example.read_text(encoding="utf-8")
+    out = subprocess.run([sys.executable, str(example)], cwd=tmp_path, capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    summary = json.loads(out[-1])
+    assert summary["history_list_total"] == 1 and summary["hischat_status"] == 1, summary
+    assert summary["hits"] >= 1 and summary["records"] > 20, summary
+    assert list(tmp_path.iterdir()) == []
