@@ -182,6 +182,26 @@ fn become_owner(key: &Path, socket: &Path, options: &Options) -> Result<Option<A
     let Some(lock) = take_owner_lock(key, options.group_access)? else {
         return Ok(None);
     };
+    // Something else at the socket's path (a directory, a file) would make
+    // every other process wait for an owner it can never reach.
+    if let Ok(meta) = std::fs::symlink_metadata(socket) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            let what = if meta.is_dir() {
+                "a directory"
+            } else {
+                "not a socket"
+            };
+            return Err(Error::invalid(
+                "store",
+                format!(
+                    "{} is {what}, where the store's owner serves other processes: \
+                     remove it",
+                    socket.display()
+                ),
+            ));
+        }
+    }
     // A store whose socket cannot be bound (a path over the 107 bytes a
     // Unix socket address holds) still works in this process; other
     // processes then wait and report it locked.
@@ -249,8 +269,12 @@ fn bind(socket: &Path) -> std::io::Result<UnixListener> {
     let tmp = socket.with_extension(format!("sock.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let listener = UnixListener::bind(&tmp)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    std::fs::rename(&tmp, socket)?;
+    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&tmp, socket));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     Ok(listener)
 }
 
@@ -704,5 +728,35 @@ mod tests {
             assert!(started.elapsed() < Duration::from_secs(10), "still held");
             thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn a_directory_at_the_socket_path_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let Attached::Local(owner) = attach(dir.path(), &options()).unwrap() else {
+            panic!("owner");
+        };
+        owner.release_handle();
+        drop(owner);
+        std::fs::create_dir(dir.path().join(SOCKET_NAME)).unwrap();
+        let e = match attach(dir.path(), &options()) {
+            Err(e) => e,
+            Ok(_) => panic!("attached with a directory at the socket path"),
+        };
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        let text = e.to_string();
+        assert!(
+            text.contains(SOCKET_NAME) && text.contains("is a directory"),
+            "{text}"
+        );
+        // Nothing left behind: no temporary socket.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.starts_with("chatstore.sock.")),
+            "{names:?}"
+        );
     }
 }
