@@ -11,10 +11,10 @@ use crate::codec::{self, AgentRec, MemberRec, MsgBody, SessionRec};
 use crate::error::Result;
 use crate::keys::{self, Counter, Field};
 use crate::model::Account;
-use crate::postings;
-use crate::query::Snap;
-use crate::search;
+use crate::read::Snap;
 use crate::storage::Bytes;
+use crate::text::postings;
+use crate::text::search;
 use crate::write;
 
 /// The outcome of [`Store::check`].

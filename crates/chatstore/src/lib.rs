@@ -20,45 +20,50 @@
 //! ```
 #![deny(missing_docs, unsafe_code)]
 
-mod check;
-mod client;
+// Low: plain types and rules, importing nothing that runs.
+mod backend;
 mod codec;
-mod commit;
-pub mod demo;
-mod endpoint;
-mod engine;
 mod error;
-mod group;
 mod json;
-mod jsonl;
 mod keys;
 pub mod limits;
 mod model;
 mod options;
-mod postings;
-mod query;
-mod rpc;
-pub mod search;
-mod server;
-mod storage;
-mod store;
 mod trust;
+// Text normalization and posting blocks; the storage boundary.
+mod storage;
+mod text;
+// The write side, the read side, the endpoints' renderers, the checker.
+mod check;
+mod read;
+mod render;
 mod write;
+// Records of the import format; the calls as values.
+mod command;
+mod jsonl;
+// This process's engine; other processes' (sled) through the owner.
+mod engine;
+mod ipc;
+// The public handle and the demo.
+pub mod demo;
+mod store;
 
+pub use text::search;
+
+pub use backend::Backend;
 pub use check::CheckReport;
-pub use endpoint::{
-    avatar_image, format_time, history_list_error, history_list_value, lenient_int, HistoryRequest,
-    MessagesRequest, HISCHAT_BAD_HASH, HISCHAT_NO_HASH,
-};
 pub use error::{panic_message, Error, ErrorKind, Result};
+pub use ipc::server::SOCKET_NAME;
 pub use json::parse_json;
-pub use jsonl::{ExportIter, ImportSummary, ReadMark, Record};
+pub use jsonl::{ImportSummary, ReadMark, Record};
 pub use model::{Account, Agent, Member, Message, ReadState, Reader, Sender, Session, SessionView};
 pub use options::{parse_utc_offset, Durability, Options, RenderSettings, MAX_TEXT_PENDING_BYTES};
-pub use query::{
+pub use read::{
     resolve_paging, Cursor, HistoryPage, HistoryQuery, LivePage, MessageHits, MessageSearch,
     MessagesPage, Order, TenantStats,
 };
-pub use server::SOCKET_NAME;
-pub use storage::Backend;
-pub use store::{Store, StoreInfo, STORE_FORMAT};
+pub use render::{
+    avatar_image, format_time, history_list_error, history_list_value, lenient_int, HistoryRequest,
+    MessagesRequest, HISCHAT_BAD_HASH, HISCHAT_NO_HASH,
+};
+pub use store::{ExportIter, Store, StoreInfo, STORE_FORMAT};

@@ -3,8 +3,8 @@
 use serde_json::Value;
 use time::UtcOffset;
 
+use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::storage::Backend;
 
 /// When a write becomes durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The store handle every interface uses. A handle is attached either to
 //! this process's engine (always, for an LMDB store) or, when another
 //! process owns a sled store, to that process over its socket
-//! ([`crate::server`]); either way every call is one
+//! ([`crate::ipc::server`]); either way every call is one
 //! [`Request`] and the answer the same. A handle whose owner went away
 //! attaches again (taking the store over when nobody else did) and retries;
 //! a retried write carries its request id and is applied once.
@@ -15,20 +15,22 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::check::CheckReport;
-use crate::client::{CallError, Conn, RemoteExport};
-use crate::endpoint::{hischat_params, HistoryRequest};
+use crate::command::{Request, Response, WriteOp};
+use crate::engine::records::LocalExport;
 use crate::error::{Error, Result};
-use crate::jsonl::{ExportIter, ExportSource, ImportSummary, LocalExport, IMPORT_BATCH};
+use crate::ipc::client::{CallError, Conn, RemoteExport};
+use crate::ipc::server::{self, Attached, Owner, SOCKET_NAME};
+use crate::jsonl::{ImportSummary, Record, IMPORT_BATCH};
 use crate::model::{Account, Agent, Member, Message, Reader, Session, SessionView};
 use crate::options::{Durability, Options};
-use crate::query::{
+use crate::read::{
     HistoryPage, HistoryQuery, LivePage, MessageHits, MessageSearch, MessagesPage, TenantStats,
 };
-use crate::rpc::{self, Request, Response, WriteOp};
-use crate::server::{self, Attached, Owner, SOCKET_NAME};
+use crate::render::{hischat_params, HistoryRequest};
 use crate::storage;
 
-pub use crate::engine::{StoreInfo, STORE_FORMAT};
+pub use crate::command::StoreInfo;
+pub use crate::engine::STORE_FORMAT;
 
 /// A call whose owner went away is tried again at least this many times,
 /// and for as long as `attach_timeout_ms` since the first loss: owners hand
@@ -184,7 +186,7 @@ impl Store {
                 }
                 Ok(Response::Id(id))
             }
-            req => rpc::execute(&owner.engine, req),
+            req => owner.engine.execute(req),
         }
     }
 
@@ -300,7 +302,7 @@ impl Store {
     ) -> Result<LivePage> {
         let mut q = HistoryQuery::new(tenant);
         q.employee = Some(agent);
-        q.order = crate::query::Order::Recent;
+        q.order = crate::read::Order::Recent;
         q.page = page.max(1);
         q.pagesize = pagesize.clamp(1, crate::limits::MAX_PAGESIZE);
         let p = self.history_list(&q)?;
@@ -335,7 +337,7 @@ impl Store {
     /// Flushes and closes the handle; later calls fail with
     /// [`Error::Closed`]. Closing twice is a no-op. The process that owns
     /// the store keeps serving other processes for `Options::linger_ms`
-    /// after its last handle closed (see [`crate::server`]).
+    /// after its last handle closed (see [`crate::ipc::server`]).
     pub fn close(&self) -> Result<()> {
         let taken = self.inner.write().unwrap_or_else(|e| e.into_inner()).take();
         match taken.map(|a| a.backend) {
@@ -651,13 +653,7 @@ impl Store {
         };
         let s = answer!(self.call(req), Imported)?;
         *first_line += lines;
-        total.lines += s.lines;
-        total.accounts += s.accounts;
-        total.members += s.members;
-        total.agents += s.agents;
-        total.sessions += s.sessions;
-        total.messages += s.messages;
-        total.reads += s.reads;
+        *total += s;
         Ok(())
     }
 
@@ -821,6 +817,29 @@ fn random_bytes() -> Result<[u8; 16]> {
     getrandom::getrandom(&mut b)
         .map_err(|e| Error::Io(std::io::Error::other(format!("random source: {e}"))))?;
     Ok(b)
+}
+
+/// Iterator over the records of a store (see
+/// [`crate::Store::export_records`]), read in this process or streamed by
+/// the process that owns the store.
+#[derive(Debug)]
+pub struct ExportIter(pub(crate) ExportSource);
+
+#[derive(Debug)]
+pub(crate) enum ExportSource {
+    Local(Box<LocalExport<'static>>),
+    Remote(crate::ipc::client::RemoteExport),
+}
+
+impl Iterator for ExportIter {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        match &mut self.0 {
+            ExportSource::Local(it) => it.next(),
+            ExportSource::Remote(it) => it.next(),
+        }
+    }
 }
 
 impl Drop for Store {

@@ -17,7 +17,7 @@
 //!   nothing); a power loss may undo the last commits but never breaks the
 //!   store (lmdb.h: "maintains database integrity"). [`Kv::sync`]
 //!   (`mdb_env_sync`) makes everything committed durable: the Sync mode
-//!   calls it once per group of concurrent writers (`crate::commit`).
+//!   calls it once per group of concurrent writers (`crate::storage::commit`).
 //!   `MDB_NOSYNC` and `MDB_WRITEMAP` are not used: with them a system crash
 //!   can corrupt the store.
 //! - **Files** are created 0600 in a 0700 directory (0660/0770 with group
@@ -48,7 +48,7 @@ use crate::error::{Error, Result};
 use crate::options::Options;
 
 /// LMDB's data file, the mark of an LMDB store.
-pub(crate) const DATA_FILE: &str = "data.mdb";
+pub(crate) use crate::backend::LMDB_DATA_FILE as DATA_FILE;
 /// LMDB's lock file.
 const LOCK_FILE: &str = "lock.mdb";
 /// The file whose `flock` serializes writers across processes.

@@ -12,7 +12,7 @@
 //!   processes open a store directly; reads are snapshots from a memory map;
 //!   a commit is atomic across every key space; no recovery step.
 //! - [`sled`]: sled 0.34.7, the engine the project started on. One process
-//!   holds a store (the owner serves the others, `crate::server`); a write
+//!   holds a store (the owner serves the others, `crate::ipc::server`); a write
 //!   is an overlay applied as one batch; reads are not snapshots.
 //!
 //! Nothing outside this module names either engine. Keys are compared as
@@ -21,9 +21,11 @@
 use std::ops::{Bound, Deref};
 use std::path::Path;
 
+pub use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::options::Options;
 
+pub(crate) mod commit;
 pub(crate) mod lmdb;
 pub(crate) mod sled;
 
@@ -41,73 +43,6 @@ pub(crate) enum Space {
 
 impl Space {
     pub(crate) const ALL: [Space; 3] = [Space::Meta, Space::Data, Space::Accounts];
-}
-
-/// The engine a store is made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Backend {
-    /// LMDB (through heed): the default for new stores; every process opens
-    /// the store directly.
-    Lmdb,
-    /// sled 0.34.7: one process owns the store and serves the others.
-    Sled,
-}
-
-impl Backend {
-    /// Parses `"lmdb"` or `"sled"`.
-    pub fn parse(s: &str) -> Result<Backend> {
-        match s {
-            "lmdb" => Ok(Backend::Lmdb),
-            "sled" => Ok(Backend::Sled),
-            other => Err(Error::invalid(
-                "backend",
-                format!("{other:?} is neither \"lmdb\" nor \"sled\""),
-            )),
-        }
-    }
-
-    /// LMDB, unless the environment variable `CHATSTORE_BACKEND` says
-    /// `sled` (anything else is LMDB).
-    pub fn default_for_new_stores() -> Backend {
-        match std::env::var("CHATSTORE_BACKEND").as_deref() {
-            Ok("sled") => Backend::Sled,
-            _ => Backend::Lmdb,
-        }
-    }
-
-    /// Whether other processes reach a store of this backend through an
-    /// owner process (sled) rather than opening it themselves (LMDB).
-    pub fn needs_owner(self) -> bool {
-        self == Backend::Sled
-    }
-
-    /// The name `parse` reads.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Lmdb => "lmdb",
-            Backend::Sled => "sled",
-        }
-    }
-
-    /// What the directory `path` already holds: a store of this backend, or
-    /// `None` when it holds no store yet (absent or empty).
-    pub fn of_existing(path: &Path) -> Option<Backend> {
-        if path.join(lmdb::DATA_FILE).exists() {
-            Some(Backend::Lmdb)
-        } else if path.join("conf").exists() || path.join("db").exists() {
-            Some(Backend::Sled)
-        } else {
-            None
-        }
-    }
-}
-
-impl std::fmt::Display for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
 }
 
 /// Bytes read from a store: borrowed from an LMDB map for the life of the

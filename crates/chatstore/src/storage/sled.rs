@@ -2,7 +2,7 @@
 //! fix), the engine chatstore started on.
 //!
 //! One process holds a sled store (its `flock` on `db`); the owner process
-//! serves the others (`crate::server`). Spaces are trees: [`Space::Meta`] is
+//! serves the others (`crate::ipc::server`). Spaces are trees: [`Space::Meta`] is
 //! the default tree (where earlier builds kept the format marker), `data`
 //! and `accounts` are named trees. A write transaction is an overlay of
 //! pending puts and deletes, serialized by a mutex, that serves its own

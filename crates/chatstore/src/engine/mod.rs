@@ -3,7 +3,10 @@
 //! logical write, request ids that make a retried write apply once),
 //! durability. Reads run in one read transaction each ([`Engine::read`]).
 //! Handles ([`crate::Store`]) reach it in process or, for a sled store
-//! another process owns, through the owner's socket ([`crate::server`]).
+//! another process owns, through the owner's socket ([`crate::ipc::server`]).
+
+mod execute;
+pub(crate) mod records;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -11,19 +14,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::check::CheckReport;
 use crate::codec;
-use crate::commit::GroupCommit;
-use crate::endpoint::HistoryRequest;
+use crate::command::{StoreInfo, WriteOp};
 use crate::error::{Error, Result};
-use crate::group::Combiner;
 use crate::keys;
 use crate::limits;
 use crate::model::{Account, Agent, Member, SessionView};
 use crate::options::{Durability, Options, RenderSettings};
-use crate::query::{
+use crate::read::{
     HistoryPage, HistoryQuery, MessageHits, MessageSearch, MessagesPage, Snap, TenantStats,
 };
-use crate::rpc::WriteOp;
+use crate::render::HistoryRequest;
+use crate::storage::commit::GroupCommit;
 use crate::storage::{self, Backend, Kv, Space, Tree, WriteTxn};
+use crate::write::group::Combiner;
 use crate::write::{self, Cascade, Tx, TxResult};
 
 /// The newest store layout (key spaces, key layout) this build reads.
@@ -62,19 +65,6 @@ const LEGACY_NO_TEXT_FORMAT: u32 = 2;
 const LEGACY_TEXT_FORMAT: u32 = 1;
 const FORMAT_KEY: &[u8] = b"chatstore.format";
 
-/// What a store was created as (fixed for its life).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
-pub struct StoreInfo {
-    /// The store's format marker (see [`STORE_FORMAT`]).
-    pub format: u32,
-    /// Whether the store keeps the message-text index (`Options::text_index`
-    /// when it was created).
-    pub text_index: bool,
-    /// The engine the store is made of.
-    pub backend: Backend,
-}
-
 /// An open chatstore. Share it between threads by reference or `Arc`; all
 /// methods take `&self`.
 pub struct Engine {
@@ -103,17 +93,6 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").field("path", &self.path).finish()
     }
-}
-
-/// Applies an overlay's writes to a write transaction.
-pub(crate) fn put_all(w: &mut dyn WriteTxn, writes: write::Writes) -> Result<()> {
-    for (space, k, v) in writes {
-        match v {
-            Some(v) => w.put(space, &k, &v)?,
-            None => w.delete(space, &k)?,
-        }
-    }
-    Ok(())
 }
 
 impl Engine {
@@ -1050,10 +1029,10 @@ mod tests {
         };
         let (e, sid) = engine_with_a_session_opened(dir.path(), blocks_at_once);
         let (k, v) = orders_then_first(&e, sid, 5, keys::text_block_prefix(2, "订单"));
-        let (total, list) = crate::postings::decode(&v).unwrap();
+        let (total, list) = crate::text::postings::decode(&v).unwrap();
         let damaged = |block: Vec<u8>| violations_with(&e, &k, &v, block);
         // The oldest posting names the block: drop the newest.
-        let fewer = damaged(crate::postings::encode(total, &list[1..]));
+        let fewer = damaged(crate::text::postings::encode(total, &list[1..]));
         assert!(
             fewer
                 .iter()
@@ -1062,12 +1041,12 @@ mod tests {
         );
         let mut moved = list.clone();
         moved[0].offsets = vec![1];
-        let wrong = damaged(crate::postings::encode(total, &moved));
+        let wrong = damaged(crate::text::postings::encode(total, &moved));
         assert!(
             wrong.iter().any(|v| v.contains("postings name 5 others")),
             "{wrong:?}"
         );
-        let count = damaged(crate::postings::encode(total + 1, &list));
+        let count = damaged(crate::text::postings::encode(total + 1, &list));
         assert!(
             count.iter().any(|v| v.contains("states 6 postings")),
             "{count:?}"
@@ -1082,11 +1061,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (e, sid) = engine_with_a_session(dir.path());
         let (k, v) = orders_then_first(&e, sid, 3, keys::text_pending_prefix(2));
-        let entry = crate::postings::decode_entry(&v, |_| true).unwrap();
+        let entry = crate::text::postings::decode_entry(&v, |_| true).unwrap();
         let damaged = |value: Vec<u8>| violations_with(&e, &k, &v, value);
         let mut fewer = entry.clone();
         fewer.retain(|(g, _)| g != "订单");
-        let found = damaged(crate::postings::encode_entry(&fewer));
+        let found = damaged(crate::text::postings::encode_entry(&fewer));
         assert!(
             found
                 .iter()
@@ -1099,7 +1078,7 @@ mod tests {
                 *offsets = vec![1];
             }
         }
-        let found = damaged(crate::postings::encode_entry(&moved));
+        let found = damaged(crate::text::postings::encode_entry(&moved));
         assert!(
             found.iter().any(|v| v.contains("postings name 3 others")),
             "{found:?}"
@@ -1295,9 +1274,9 @@ mod tests {
         w.put(
             Space::Data,
             crate::keys::text_block(2, "订单", mid, sid).as_ref(),
-            &crate::postings::encode(
+            &crate::text::postings::encode(
                 1,
-                &[crate::postings::Posting {
+                &[crate::text::postings::Posting {
                     mid,
                     sid,
                     offsets: vec![0],

@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::limits;
 use crate::model::{Account, Member, Sender};
 use crate::options::RenderSettings;
-use crate::query::Snap;
-use crate::query::{resolve_paging, Cursor, HistoryPage, HistoryQuery, Order};
+use crate::read::Snap;
+use crate::read::{resolve_paging, Cursor, HistoryPage, HistoryQuery, Order};
 
 /// hischat's answer when the hash is missing or empty.
 pub const HISCHAT_NO_HASH: &str = "Khong co ma bao mat";
@@ -156,7 +156,7 @@ impl MessagesRequest {
             tenant: required_u64(obj, "tenant")?,
             session_id: required_u64(obj, "session_id")?,
             page: positive("page").map_or(1, |n| n as u64),
-            pagesize: positive("pagesize").map_or(crate::query::MESSAGES_PAGESIZE, |n| {
+            pagesize: positive("pagesize").map_or(crate::read::MESSAGES_PAGESIZE, |n| {
                 (n as u64).min(limits::MAX_PAGESIZE)
             }),
         })

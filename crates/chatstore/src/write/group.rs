@@ -112,7 +112,7 @@ fn commit<'e>(
             .unwrap_or_else(|_| Err(Error::corrupt("internal error in a write (it panicked)")));
         match r {
             Ok((v, writes)) => {
-                if let Err(e) = crate::engine::put_all(&mut *w, writes) {
+                if let Err(e) = super::put_all(&mut *w, writes) {
                     // Part of this job may be in the transaction: drop it all.
                     return all(&e);
                 }

@@ -12,6 +12,8 @@
 //! Everything a write must undo (old n-grams, old index keys) is read from
 //! the primary record, never found by scanning.
 
+pub(crate) mod group;
+
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -23,9 +25,9 @@ use crate::error::Error;
 use crate::keys::{self, Counter, Field};
 use crate::limits;
 use crate::model::{Agent, Member, Message, Reader, Session};
-use crate::postings::{self, Posting};
-use crate::search;
 use crate::storage::{ReadTxn, Space, Tree};
+use crate::text::postings::{self, Posting};
+use crate::text::search;
 
 /// Result of a step of a write.
 pub type TxResult<T> = Result<T, Error>;
@@ -1097,4 +1099,18 @@ fn purge_oldest(tx: &Tx, t: u64, sid: u64, msgs: &SessionMessages, n: u64) -> Tx
     rec.msg_count = rec.msg_count.saturating_sub(removed as u64);
     tx.add(keys::counter(t, Counter::Messages), -removed)?;
     tx.put(sk, &rec)
+}
+
+/// Applies an overlay's writes to a write transaction.
+pub(crate) fn put_all(
+    w: &mut dyn crate::storage::WriteTxn,
+    writes: Writes,
+) -> crate::error::Result<()> {
+    for (space, k, v) in writes {
+        match v {
+            Some(v) => w.put(space, &k, &v)?,
+            None => w.delete(space, &k)?,
+        }
+    }
+    Ok(())
 }

@@ -34,11 +34,12 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::client::{CallError, Conn};
+use crate::command::{Request, Response};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::ipc::client::{CallError, Conn};
+use crate::ipc::frames::{self as rpc, PROTOCOL};
 use crate::options::Options;
-use crate::rpc::{self, Request, Response, PROTOCOL};
 
 /// File name of the owner's socket inside the store directory.
 pub const SOCKET_NAME: &str = "chatstore.sock";
@@ -567,7 +568,7 @@ impl Owner {
     fn answer(&self, req: Request) -> Option<Response> {
         let is_write = matches!(req, Request::Write { .. } | Request::Import { .. });
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let resp = rpc::execute(&self.engine, req)?;
+            let resp = self.engine.execute(req)?;
             if is_write {
                 self.engine.sync()?;
             }

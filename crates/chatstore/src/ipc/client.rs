@@ -1,13 +1,14 @@
-//! A connection to the process that owns a store (see [`crate::server`]).
+//! A connection to the process that owns a store (see [`crate::ipc::server`]).
 
 use std::io::{BufReader, BufWriter};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::command::{Request, Response};
 use crate::error::{Error, Result};
+use crate::ipc::frames::{self as rpc, PROTOCOL};
 use crate::jsonl::Record;
-use crate::rpc::{self, Request, Response, PROTOCOL};
 
 /// One connection; calls on it are sequential.
 #[derive(Debug)]

@@ -1,0 +1,66 @@
+//! A session's messages, newest first, one page read by key.
+
+use super::Snap;
+use crate::codec::{self, MsgBody};
+use crate::error::{Error, Result};
+use crate::keys::{self};
+use crate::limits;
+use crate::model::Message;
+
+/// Rows of a page of a session's messages when none (or 0) is asked for.
+pub const MESSAGES_PAGESIZE: u64 = 20;
+
+/// One page of a session's messages, newest first. Serializes as
+/// `{"total","page","pagesize","data":[message records]}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MessagesPage {
+    /// Messages in the session.
+    pub total: u64,
+    /// The page number.
+    pub page: u64,
+    /// Rows per page.
+    pub pagesize: u64,
+    /// The messages.
+    #[serde(rename = "data")]
+    pub messages: Vec<Message>,
+}
+
+impl Snap<'_> {
+    /// A session's messages, newest (greatest id) first.
+    pub fn messages(
+        &self,
+        tenant: u64,
+        session_id: u64,
+        page: u64,
+        pagesize: u64,
+    ) -> Result<MessagesPage> {
+        let page = page.max(1);
+        // 0 is the default, as history-list's paging treats it.
+        let pagesize = match pagesize {
+            0 => MESSAGES_PAGESIZE,
+            n => n.min(limits::MAX_PAGESIZE),
+        };
+        let Some(rec) = self.session_rec(tenant, session_id)? else {
+            return Err(Error::not_found(format!(
+                "session {session_id} of tenant {tenant}"
+            )));
+        };
+        let mut messages = Vec::new();
+        for item in self
+            .data
+            .scan_prefix(keys::messages_of(tenant, session_id))
+            .skip((page - 1).saturating_mul(pagesize).min(usize::MAX as u64) as usize)
+            .take(pagesize as usize)
+        {
+            let (k, v) = item?;
+            let body: MsgBody = codec::decode(&v, "message")?;
+            messages.push(body.to_message(tenant, session_id, keys::last_desc(&k)));
+        }
+        Ok(MessagesPage {
+            total: rec.msg_count,
+            page,
+            pagesize,
+            messages,
+        })
+    }
+}
