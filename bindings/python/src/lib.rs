@@ -8,7 +8,7 @@ use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, Once, RwLock};
 
-use chatstore::{ErrorKind, HistoryQuery, HistoryRequest, MessageSearch, Options, Order, Reader};
+use chatstore::{ErrorKind, HistoryParams, HistoryRequest, MessageSearch, Options, Reader};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -259,18 +259,17 @@ impl Store {
         let order = order.0;
         let page_url = page_url.map(|v| v.0);
         let cursor = cursor.map(|v| v.0);
-        let (page, pagesize) = chatstore::resolve_paging(Some(page), Some(pagesize));
-        let mut query = HistoryQuery::new(tenant);
-        query.employee = employee;
-        query.user_name = user_name;
-        query.page = page;
-        query.pagesize = pagesize;
-        query.order = Order::parse(&order).map_err(to_py)?;
-        query.after = cursor.map(|c| c.parse()).transpose().map_err(to_py)?;
-        let req = HistoryRequest {
-            query,
-            page_url: page_url.unwrap_or_default(),
-        };
+        let req = HistoryRequest::new(HistoryParams {
+            tenant,
+            employee,
+            user_name,
+            page: Some(page),
+            pagesize: Some(pagesize),
+            order: Some(order),
+            page_url,
+            cursor,
+        })
+        .map_err(to_py)?;
         let text = self.run(py, move |s| s.history_list_text(&req))?;
         loads(py, &text)
     }

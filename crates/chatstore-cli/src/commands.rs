@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use chatstore::{demo, HistoryQuery, Options, Order, Store};
+use chatstore::{demo, HistoryQuery, Options, Store};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, OrderArg, ReaderArg, Render};
@@ -144,20 +144,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             render,
         } => {
             let store = open(&db, &render, attach)?;
-            let (page, pagesize) = chatstore::resolve_paging(lenient(&page), lenient(&pagesize));
-            let mut q = HistoryQuery::new(tenant);
-            q.employee = employee;
-            q.user_name = user_name;
-            q.page = page;
-            q.pagesize = pagesize;
-            q.order = match order {
-                OrderArg::Id => Order::Id,
-                OrderArg::Recent => Order::Recent,
-            };
-            let req = chatstore::HistoryRequest {
-                query: q,
-                page_url: page_url.unwrap_or_default(),
-            };
+            let req = chatstore::HistoryRequest::new(chatstore::HistoryParams {
+                tenant,
+                employee,
+                user_name,
+                page: lenient(&page),
+                pagesize: lenient(&pagesize),
+                order: Some(
+                    match order {
+                        OrderArg::Id => "id",
+                        OrderArg::Recent => "recent",
+                    }
+                    .into(),
+                ),
+                page_url,
+                cursor: None,
+            })?;
             print_line(&store.history_list_text(&req)?)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -63,7 +63,7 @@ pub use read::{
     MessagesPage, Order, TenantStats,
 };
 pub use render::{
-    avatar_image, format_time, history_list_error, history_list_value, lenient_int, HistoryRequest,
-    MessagesRequest, HISCHAT_BAD_HASH, HISCHAT_NO_HASH,
+    avatar_image, format_time, history_list_error, history_list_value, lenient_int, HistoryParams,
+    HistoryRequest, MessagesRequest, HISCHAT_BAD_HASH, HISCHAT_NO_HASH,
 };
 pub use store::{ExportIter, Store, StoreInfo, STORE_FORMAT};

@@ -100,34 +100,71 @@ impl HistoryRequest {
                 "cursor",
             ],
         )?;
-        let (page, pagesize) = resolve_paging(
-            lenient_int(obj.get("page")),
-            lenient_int(obj.get("pagesize")),
-        );
         let employee = match obj.get("employee") {
             None | Some(Value::Null) => None,
             Some(_) => Some(required_u64(obj, "employee")?),
         };
-        let order = match optional_str(obj, "order")? {
+        HistoryRequest::new(HistoryParams {
+            tenant: required_u64(obj, "tenant")?,
+            employee,
+            user_name: optional_str(obj, "user_name")?,
+            page: lenient_int(obj.get("page")),
+            pagesize: lenient_int(obj.get("pagesize")),
+            order: optional_str(obj, "order")?,
+            page_url: optional_str(obj, "page_url")?,
+            cursor: optional_str(obj, "cursor")?,
+        })
+    }
+
+    /// Builds a request from its parameters as an interface received them:
+    /// the one place their rules are applied, whatever the interface (the
+    /// endpoints' JSON, the CLI's flags, Python's arguments). `page` and
+    /// `pagesize` follow the paginator ([`resolve_paging`]: below 1 or
+    /// absent is the default, a page size is at most 100), `order` is
+    /// `"id"` (the default) or `"recent"`, `cursor` is one a page returned.
+    pub fn new(p: HistoryParams) -> Result<HistoryRequest> {
+        let (page, pagesize) = resolve_paging(p.page, p.pagesize);
+        let order = match p.order.as_deref() {
             None => Order::Id,
-            Some(s) => Order::parse(&s)?,
+            Some(s) => Order::parse(s)?,
         };
-        let after = optional_str(obj, "cursor")?
-            .map(|c| c.parse::<Cursor>())
-            .transpose()?;
+        let after = p.cursor.map(|c| c.parse::<Cursor>()).transpose()?;
         Ok(HistoryRequest {
             query: HistoryQuery {
-                tenant: required_u64(obj, "tenant")?,
-                employee,
-                user_name: optional_str(obj, "user_name")?,
+                tenant: p.tenant,
+                employee: p.employee,
+                user_name: p.user_name,
                 page,
                 pagesize,
                 order,
                 after,
             },
-            page_url: optional_str(obj, "page_url")?.unwrap_or_default(),
+            page_url: p.page_url.unwrap_or_default(),
         })
     }
+}
+
+/// A history-list request's parameters before their rules are applied
+/// (see [`HistoryRequest::new`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryParams {
+    /// The tenant (the platform's `i`, uniacid).
+    pub tenant: u64,
+    /// The agent (`employee_id`); `None`: every agent's sessions.
+    pub employee: Option<u64>,
+    /// The member filter, nickname or mobile (`"0"` and `""`: no filter,
+    /// as on the platform).
+    pub user_name: Option<String>,
+    /// The page as given (`None` when absent or not a whole number).
+    pub page: Option<i64>,
+    /// The page size as given.
+    pub pagesize: Option<i64>,
+    /// `"id"` or `"recent"`.
+    pub order: Option<String>,
+    /// Base of `next_page_url` / `prev_page_url`.
+    pub page_url: Option<String>,
+    /// A cursor a page returned (`next_cursor`).
+    pub cursor: Option<String>,
 }
 
 /// A request for a page of a session's messages, from parameters as the
