@@ -71,6 +71,11 @@ const char *cs_last_error_message(void);
 int32_t cs_last_error_code(void);
 
 // Frees a string returned through an out-parameter. NULL is a no-op.
+//
+// # Safety
+//
+// `s` is NULL or a string this library returned through an out-parameter,
+// not freed before.
 void cs_string_free(char *s);
 
 // Opens (creating when absent) the store at `path` (NUL-terminated).
@@ -83,58 +88,131 @@ void cs_string_free(char *s);
 // the others over `PATH/chatstore.sock`. CS_STATUS_LOCKED only when the
 // store stays locked with nobody serving it for `attach_timeout_ms`
 // (10 s; also `linger_ms`, see ARCHITECTURE.md "Many processes").
+//
+// # Safety
+//
+// `path` is NULL or a NUL-terminated string; `options_json` is NULL or a
+// NUL-terminated string; `out` is NULL or points to a writable `cs_store *`.
 int32_t cs_store_open(const char *path, const char *options_json, struct cs_store **out);
 
 // Flushes and frees the handle. NULL is a no-op. The handle must not be used
 // afterwards, by any thread.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, closed once: no call
+// may use it after this one, from any thread.
 void cs_store_close(struct cs_store *store);
 
 // Whether this process owns the store (holds it and serves the other
 // processes that open it): `*out_owner` is 1 or 0.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `out_owner` is NULL or points to a writable `int32_t`.
 int32_t cs_store_is_owner(const struct cs_store *store, int32_t *out_owner);
 
 // Makes every write so far durable.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call.
 int32_t cs_store_flush(const struct cs_store *store);
 
 // Inserts or replaces a member given as a JSON object (a JSONL member record
 // without "kind").
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `json` is NULL or points to `len` readable bytes.
 int32_t cs_upsert_member(const struct cs_store *store, const char *json, size_t len);
 
 // Inserts or replaces an agent given as a JSON object.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `json` is NULL or points to `len` readable bytes.
 int32_t cs_upsert_agent(const struct cs_store *store, const char *json, size_t len);
 
 // Inserts or replaces a session given as a JSON object; `*out_id` (may be
 // NULL) receives its id, assigned when the record has none.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `json` is NULL or points to `len` readable bytes; `out_id` is NULL
+// or points to a writable `uint64_t`.
 int32_t cs_upsert_session(const struct cs_store *store,
                           const char *json,
                           size_t len,
                           uint64_t *out_id);
 
 // Inserts or replaces an account (`{"sso_id","tenant","hash"}`).
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `json` is NULL or points to `len` readable bytes.
 int32_t cs_upsert_account(const struct cs_store *store, const char *json, size_t len);
 
 // Deletes an account.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call.
 int32_t cs_delete_account(const struct cs_store *store, uint64_t sso_id);
 
 // Appends a message given as a JSON object; `*out_id` (may be NULL)
 // receives its id.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `json` is NULL or points to `len` readable bytes; `out_id` is NULL
+// or points to a writable `uint64_t`.
 int32_t cs_append_message(const struct cs_store *store,
                           const char *json,
                           size_t len,
                           uint64_t *out_id);
 
 // Deletes a session and its messages.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call.
 int32_t cs_delete_session(const struct cs_store *store, uint64_t tenant, uint64_t id);
 
 // Deletes a member, its sessions and their messages.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call.
 int32_t cs_delete_member(const struct cs_store *store, uint64_t tenant, uint64_t uid);
 
 // Deletes an agent without sessions.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call.
 int32_t cs_delete_agent(const struct cs_store *store, uint64_t tenant, uint64_t id);
 
 // The history-list response (first seed) for JSON parameters: tenant
 // (required), employee, user_name, page, pagesize, order ("id"/"recent"),
 // page_url, cursor. `*out_json` receives the whole response.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `params_json` is NULL or points to `len` readable bytes; `out_json`
+// is NULL or points to a writable `char *`.
 int32_t cs_history_list(const struct cs_store *store,
                         const char *params_json,
                         size_t len,
@@ -145,6 +223,12 @@ int32_t cs_history_list(const struct cs_store *store,
 // `{"total","page","pagesize","data":[message...]}`, newest first, with the
 // exact total. A query too short for the index (one CJK character, fewer
 // than three others) needs a session_id.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `params_json` is NULL or points to `len` readable bytes; `out_json`
+// is NULL or points to a writable `char *`.
 int32_t cs_search_messages(const struct cs_store *store,
                            const char *params_json,
                            size_t len,
@@ -152,6 +236,12 @@ int32_t cs_search_messages(const struct cs_store *store,
 
 // The hischat response (second seed). A wrong or empty hash is a normal
 // response (status 0), not an error.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `hash` is NULL or points to `hash_len` readable bytes; `out_json` is
+// NULL or points to a writable `char *`.
 int32_t cs_hischat(const struct cs_store *store,
                    uint64_t sso_id,
                    const char *hash,
@@ -160,6 +250,11 @@ int32_t cs_hischat(const struct cs_store *store,
                    char **out_json);
 
 // A session's messages, newest first: `{"total","page","pagesize","data"}`.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `out_json` is NULL or points to a writable `char *`.
 int32_t cs_messages(const struct cs_store *store,
                     uint64_t tenant,
                     uint64_t session_id,
@@ -171,6 +266,12 @@ int32_t cs_messages(const struct cs_store *store,
 // `page`, `pagesize`; `params_len` bytes), checked as history-list's are:
 // ids must be non-negative integers (or strings of one), paging is
 // lenient. The same answer as [`cs_messages`].
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `params_json` is NULL or points to `params_len` readable bytes;
+// `out_json` is NULL or points to a writable `char *`.
 int32_t cs_messages_json(const struct cs_store *store,
                          const char *params_json,
                          size_t params_len,
@@ -178,6 +279,11 @@ int32_t cs_messages_json(const struct cs_store *store,
 
 // Recalls a message: it stays in history flagged `"recalled":true` (the
 // platform's `is_backed`) and stops counting as unread.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call.
 int32_t cs_recall_message(const struct cs_store *store,
                           uint64_t tenant,
                           uint64_t session_id,
@@ -186,6 +292,11 @@ int32_t cs_recall_message(const struct cs_store *store,
 // Deletes a message softly: it leaves every view (message lists, the
 // session's count and last message, unread counts) and is kept, with
 // `deleted_at`, for export.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call.
 int32_t cs_delete_message(const struct cs_store *store,
                           uint64_t tenant,
                           uint64_t session_id,
@@ -194,6 +305,11 @@ int32_t cs_delete_message(const struct cs_store *store,
 // Marks a session's messages read by `reader` (CS_READER_AGENT or
 // CS_READER_MEMBER) up to message id `up_to`; a read mark never moves back.
 // `*out_unread` (may be NULL) gets that reader's unread count after.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `out_unread` is NULL or points to a writable `uint64_t`.
 int32_t cs_mark_read(const struct cs_store *store,
                      uint64_t tenant,
                      uint64_t session_id,
@@ -204,6 +320,11 @@ int32_t cs_mark_read(const struct cs_store *store,
 // An agent's live session list, newest activity first, each row with its
 // last message and read state (`read.unread_by_agent` is the platform's
 // `un_read_num`): `{"total","page","pagesize","data":[...]}`.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `out_json` is NULL or points to a writable `char *`.
 int32_t cs_live_sessions(const struct cs_store *store,
                          uint64_t tenant,
                          uint64_t agent_id,
@@ -212,6 +333,12 @@ int32_t cs_live_sessions(const struct cs_store *store,
                          char **out_json);
 
 // Members whose nickname or mobile matches the query, as a JSON array.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `query` is NULL or points to `len` readable bytes; `out_json` is
+// NULL or points to a writable `char *`.
 int32_t cs_search_members(const struct cs_store *store,
                           uint64_t tenant,
                           const char *query,
@@ -221,19 +348,41 @@ int32_t cs_search_members(const struct cs_store *store,
 // Imports a JSON Lines file (NUL-terminated path); `*out_json` (may be
 // NULL) receives the summary. A refused line: CS_STATUS_INVALID_INPUT (or
 // NOT_FOUND) with "line N: reason"; the lines before it are stored.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `path` is NULL or a NUL-terminated string; `out_json` is NULL or
+// points to a writable `char *`.
 int32_t cs_import_jsonl(const struct cs_store *store, const char *path, char **out_json);
 
 // Exports every record to a JSON Lines file; `*out_count` (may be NULL)
 // receives the number of records.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `path` is NULL or a NUL-terminated string; `out_count` is NULL or
+// points to a writable `uint64_t`.
 int32_t cs_export_jsonl(const struct cs_store *store, const char *path, uint64_t *out_count);
 
 // What the store was created as; `*out_json` receives
 // `{"format": N, "text_index": true|false}`.
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `out_json` is NULL or points to a writable `char *`.
 int32_t cs_store_info(const struct cs_store *store, char **out_json);
 
 // Verifies every invariant; `*out_json` receives the report
 // (`{"ok","keys","tenants","violations"}`). Returns OK even when violations
 // are found: read "ok".
+//
+// # Safety
+//
+// `store` is NULL or a handle from `cs_store_open`, not closed during the
+// call; `out_json` is NULL or points to a writable `char *`.
 int32_t cs_check(const struct cs_store *store, char **out_json);
 
 #ifdef __cplusplus
