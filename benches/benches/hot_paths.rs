@@ -1,5 +1,7 @@
 //! criterion benches of the hot paths: page render, n-gram query, key
 //! encoding, search normalization.
+#![allow(clippy::unwrap_used)] // a failed unwrap here is a failed test or run
+#![allow(missing_docs)] // criterion_group! and criterion_main! generate undocumented functions
 
 use chatstore::{HistoryQuery, HistoryRequest, Member, Options, Session, Store};
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -10,7 +10,7 @@ use serde_json::json;
 
 /// Size of a dataset.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct Scale {
+pub(crate) struct Scale {
     /// Name (tiny, small, medium, large).
     pub name: &'static str,
     /// Members.
@@ -25,7 +25,7 @@ pub struct Scale {
 
 impl Scale {
     /// The named scales of the benchmark issue (and `tiny` for CI smoke runs).
-    pub fn named(name: &str) -> Option<Scale> {
+    pub(crate) fn named(name: &str) -> Option<Scale> {
         let (name, m, a, s, msg) = match name {
             "tiny" => ("tiny", 1_000, 5, 2_000, 10_000),
             "small" => ("small", 10_000, 20, 20_000, 200_000),
@@ -45,7 +45,7 @@ impl Scale {
 
 /// The queries the filter workloads run, chosen from the data.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Queries {
+pub(crate) struct Queries {
     /// The agent the history-list workloads run for (the busiest).
     pub agent: u64,
     /// Two Chinese characters of a member of that agent.
@@ -75,7 +75,7 @@ pub struct Queries {
 }
 
 /// The tenant of the dataset.
-pub const TENANT: u64 = 1;
+pub(crate) const TENANT: u64 = 1;
 
 const SURNAMES: &str = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤";
 const GIVEN: &str = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉兰萍建华红梅鑫波斌宇浩凯小龙云飞婷雪琳晨阳佳怡子涵梓萱一诺欣然";
@@ -205,7 +205,7 @@ fn content(rng: &mut StdRng, zh: &[char]) -> String {
 /// Writes the dataset as JSON Lines: the account, members, agents and
 /// sessions to `out`, the messages (in time order, skewed to hot sessions) to
 /// `msgs`. Returns the queries for the filter workloads.
-pub fn generate(
+pub(crate) fn generate(
     scale: Scale,
     seed: u64,
     out: &mut impl Write,

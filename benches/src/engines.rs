@@ -16,7 +16,7 @@ use crate::data::{Queries, TENANT};
 use crate::measure::{self, Stat};
 
 /// Results of one engine: workload name -> figure.
-pub type Results = Vec<(String, String, Stat)>;
+pub(crate) type Results = Vec<(String, String, Stat)>;
 
 fn push(r: &mut Results, name: &str, unit: &str, s: Stat) {
     eprintln!("  {name}: {:.1} {unit} (p99 {:.1})", s.median, s.p99);
@@ -28,7 +28,7 @@ fn once(v: f64) -> Stat {
 }
 
 /// Iterations per query workload.
-pub struct Plan {
+pub(crate) struct Plan {
     /// Query repetitions.
     pub queries: usize,
     /// Buffered appends.
@@ -50,7 +50,7 @@ fn count_lines(p: &Path) -> u64 {
 
 /// No linger: every open in the bench is a real open (a store reopened in
 /// the same process would otherwise still be held by the lingering owner).
-pub fn chat_options(durable: bool) -> Options {
+pub(crate) fn chat_options(durable: bool) -> Options {
     let mut o = Options {
         linger_ms: 0,
         ..Options::default()
@@ -62,7 +62,7 @@ pub fn chat_options(durable: bool) -> Options {
     o
 }
 
-pub fn new_message(sid: u64, i: u64) -> Message {
+pub(crate) fn new_message(sid: u64, i: u64) -> Message {
     Message {
         tenant: TENANT,
         session_id: sid,
@@ -76,7 +76,7 @@ pub fn new_message(sid: u64, i: u64) -> Message {
 }
 
 /// Runs every workload on chatstore.
-pub fn chatstore(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) -> Results {
+pub(crate) fn chatstore(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) -> Results {
     let mut r = Results::new();
     let db = dir.join("chatstore.db");
     let created = Options {
@@ -294,7 +294,7 @@ CREATE TABLE messages (id INTEGER PRIMARY KEY, uniacid INTEGER NOT NULL, session
 CREATE INDEX messages_session ON messages (session_id, id);
 ";
 
-pub fn sqlite_open(path: &Path) -> Connection {
+pub(crate) fn sqlite_open(path: &Path) -> Connection {
     let c = Connection::open(path).unwrap();
     c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
     c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
@@ -665,7 +665,7 @@ fn live_list_schema(c: &Connection) {
     .unwrap();
 }
 
-pub fn sqlite_append(c: &Connection, m: &Message) {
+pub(crate) fn sqlite_append(c: &Connection, m: &Message) {
     let tx = c.unchecked_transaction().unwrap();
     tx.prepare_cached("INSERT INTO messages (uniacid, session_id, sender, sender_id, content, content_type, link, time, ip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)").unwrap()
         .execute(params![m.tenant, m.session_id, m.sender.as_str(), m.sender_id, m.content, m.content_type, m.link, m.time, m.ip]).unwrap();
@@ -729,7 +729,7 @@ fn sqlite_appends(c: &Connection, plan: &Plan) -> Stat {
 }
 
 /// Runs every workload on SQLite (and the FTS5 variant of the filters).
-pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) -> Results {
+pub(crate) fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) -> Results {
     let mut r = Results::new();
     let db = dir.join("sqlite.db");
     let mut c = sqlite_open(&db);
@@ -906,7 +906,7 @@ pub fn sqlite(dir: &Path, base: &Path, msgs: &Path, q: &Queries, plan: &Plan) ->
 }
 
 /// Both engines must give the same answers before their times mean anything.
-pub fn agree(dir: &Path, q: &Queries) -> Result<(), String> {
+pub(crate) fn agree(dir: &Path, q: &Queries) -> Result<(), String> {
     let store =
         Store::open(dir.join("chatstore.db"), chat_options(false)).map_err(|e| e.to_string())?;
     let c = sqlite_open(&dir.join("sqlite.db"));

@@ -8,6 +8,8 @@
 //! The parent generates the data once, then runs each engine in a child
 //! process of its own (so each one's peak RSS is its own), checks that both
 //! engines give the same answers, and prints the table.
+#![allow(clippy::unwrap_used)] // a failed unwrap here is a failed test or run
+#![forbid(unsafe_code)]
 
 mod data;
 mod engines;

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 /// Median and p99 of a sample, in microseconds.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-pub struct Stat {
+pub(crate) struct Stat {
     /// Median.
     pub median: f64,
     /// 99th percentile.
@@ -14,13 +14,13 @@ pub struct Stat {
 
 /// Time one workload may take: slow workloads (a scan of millions of rows)
 /// stop sampling here, after at least [`MIN_SAMPLES`].
-pub const BUDGET_SECS: f64 = 20.0;
+pub(crate) const BUDGET_SECS: f64 = 20.0;
 /// The fewest samples a workload gets, whatever the budget.
-pub const MIN_SAMPLES: usize = 5;
+pub(crate) const MIN_SAMPLES: usize = 5;
 
 /// Times `f` `n` times (after one warm-up call), or fewer once
 /// [`BUDGET_SECS`] are spent (never fewer than [`MIN_SAMPLES`]).
-pub fn time(n: usize, mut f: impl FnMut()) -> Stat {
+pub(crate) fn time(n: usize, mut f: impl FnMut()) -> Stat {
     f();
     let mut t: Vec<f64> = Vec::with_capacity(n);
     let mut spent = 0.0;
@@ -36,7 +36,7 @@ pub fn time(n: usize, mut f: impl FnMut()) -> Stat {
 }
 
 /// Median and p99 of samples in microseconds.
-pub fn stat(t: &mut [f64]) -> Stat {
+pub(crate) fn stat(t: &mut [f64]) -> Stat {
     t.sort_by(|a, b| a.total_cmp(b));
     let n = t.len().max(1);
     Stat {
@@ -49,7 +49,7 @@ pub fn stat(t: &mut [f64]) -> Stat {
 }
 
 /// Peak resident set size of this process, in bytes (Linux).
-pub fn peak_rss() -> u64 {
+pub(crate) fn peak_rss() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -63,7 +63,7 @@ pub fn peak_rss() -> u64 {
 
 /// Anonymous resident memory of this process now (`RssAnon`: the heap and
 /// stacks, not pages of mapped files such as an LMDB map), in bytes.
-pub fn rss_anon() -> u64 {
+pub(crate) fn rss_anon() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -78,7 +78,7 @@ pub fn rss_anon() -> u64 {
 static MAX_ANON: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Samples [`rss_anon`]; returns the largest sample so far.
-pub fn note_anon() -> u64 {
+pub(crate) fn note_anon() -> u64 {
     let now = rss_anon();
     MAX_ANON
         .fetch_max(now, std::sync::atomic::Ordering::Relaxed)
@@ -86,7 +86,7 @@ pub fn note_anon() -> u64 {
 }
 
 /// Bytes under a path.
-pub fn disk_bytes(p: &Path) -> u64 {
+pub(crate) fn disk_bytes(p: &Path) -> u64 {
     if p.is_file() {
         return p.metadata().map_or(0, |m| m.len());
     }

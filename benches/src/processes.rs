@@ -16,7 +16,7 @@ use crate::measure;
 
 /// The child that owns the store: opens it, says so, holds it until its
 /// standard input closes.
-pub fn own(dir: &Path) {
+pub(crate) fn own(dir: &Path) {
     let store = Store::open(dir.join("chatstore.db"), chat_options(false)).unwrap();
     // (Every process opens an LMDB store itself: all of them "own" it.)
     assert!(store.is_owner(), "the owner child must own the store");
@@ -37,7 +37,7 @@ fn page1(q: &Queries) -> HistoryRequest {
 }
 
 /// Measures page 1 across processes and in process; returns the JSON row.
-pub fn measure(exe: &Path, dir: &Path, q: &Queries, iterations: usize) -> Value {
+pub(crate) fn measure(exe: &Path, dir: &Path, q: &Queries, iterations: usize) -> Value {
     let req = page1(q);
     let db = dir.join("chatstore.db");
     let mut owner = Command::new(exe)
@@ -117,7 +117,7 @@ fn killed_message(i: u64) -> chatstore::Message {
 
 /// The child of [`open_after_kill`]: appends to the engine's store until it
 /// is killed, saying "ready" after its first append.
-pub fn write_until_killed(dir: &Path, engine: &str) {
+pub(crate) fn write_until_killed(dir: &Path, engine: &str) {
     let mut i = 0u64;
     let ready = |i: u64| {
         if i == 1 {
@@ -161,7 +161,7 @@ pub fn write_until_killed(dir: &Path, engine: &str) {
 
 /// Kills (SIGKILL) a process writing to the engine's store 200 ms into its
 /// writes; returns how long the next open takes (recovery included).
-pub fn open_after_kill(exe: &Path, dir: &Path, engine: &str, open: impl FnOnce()) -> f64 {
+pub(crate) fn open_after_kill(exe: &Path, dir: &Path, engine: &str, open: impl FnOnce()) -> f64 {
     let mut child = Command::new(exe)
         .args(["--engine", &format!("writer-{engine}"), "--workdir"])
         .arg(dir)

@@ -13,7 +13,7 @@ use chatstore::Record;
 
 /// A JSONL line: parsing never panics; a record that parses survives a
 /// serialize -> parse round trip, and validating it never panics.
-pub fn jsonl_record(data: &[u8]) {
+pub(crate) fn jsonl_record(data: &[u8]) {
     let Ok(line) = std::str::from_utf8(data) else {
         return;
     };
@@ -29,7 +29,7 @@ pub fn jsonl_record(data: &[u8]) {
 /// panic; a normalized substring is a match; and the n-gram index cannot miss
 /// it: every gram the planner would look up is among the stored text's grams.
 /// The same input is then a message-text query and message ([`message_text`]).
-pub fn search_query(data: &[u8]) {
+pub(crate) fn search_query(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -79,7 +79,7 @@ pub fn search_query(data: &[u8]) {
 /// (so the postings cannot miss it); and when the query's grams cover it,
 /// the verification from gram offsets ([`holds_query`], what the engine does
 /// without reading the message) says exactly whether the text holds it.
-pub fn message_text(q: &str, stored: &str) {
+pub(crate) fn message_text(q: &str, stored: &str) {
     let text = normalize(stored);
     let norm = normalize(q.trim());
     if norm.is_empty() {

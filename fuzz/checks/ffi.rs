@@ -19,6 +19,7 @@ struct Seeded {
 
 impl Drop for Seeded {
     fn drop(&mut self) {
+        // SAFETY: the handle came from cs_store_open and is closed once.
         unsafe { cs_store_close(self.store) };
     }
 }
@@ -33,6 +34,8 @@ fn seeded() -> Seeded {
     std::fs::write(&seeds, chatstore::demo::SEED_JSONL).unwrap();
     let path = std::ffi::CString::new(dir.path().join("db").to_str().unwrap()).unwrap();
     let mut store = ptr::null_mut();
+    // SAFETY: NUL-terminated paths that outlive the calls, a writable out
+    // pointer, and the handle the open returned.
     unsafe {
         assert_eq!(cs_store_open(path.as_ptr(), ptr::null(), &mut store), 0);
         let file = std::ffi::CString::new(seeds.to_str().unwrap()).unwrap();
@@ -49,26 +52,32 @@ fn answered(rc: i32, out: *mut c_char) {
     );
     if rc == 0 {
         assert!(!out.is_null());
+        // SAFETY: on OK the call wrote a NUL-terminated string to `out`.
         let text = unsafe { CStr::from_ptr(out) }
             .to_str()
             .expect("UTF-8 output");
         serde_json::from_str::<serde_json::Value>(text).expect("JSON output");
+        // SAFETY: a string the library returned, freed once.
         unsafe { cs_string_free(out) };
     } else {
         assert!(out.is_null(), "output on error");
+        // SAFETY: the last error message is a NUL-terminated string owned by
+        // the library, valid until the next call on this thread.
         let msg = unsafe { CStr::from_ptr(cs_last_error_message()) };
         assert!(!msg.to_bytes().is_empty(), "an error without a message");
     }
 }
 
 /// First byte: which call; the rest: its parameters.
-pub fn ffi_params(data: &[u8]) {
+pub(crate) fn ffi_params(data: &[u8]) {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
     STORE.with(|s| {
         let mut out: *mut c_char = ptr::null_mut();
         let p = rest.as_ptr() as *const c_char;
+        // SAFETY: a live handle, `rest.len()` readable bytes at `p`, and a
+        // writable out pointer.
         let rc = unsafe {
             match which % 4 {
                 0 => cs_history_list(s.store, p, rest.len(), &mut out),

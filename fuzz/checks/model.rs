@@ -50,7 +50,7 @@ macro_rules! ensure_eq {
 
 /// One write of the model test.
 #[derive(Debug, Clone)]
-pub enum Op {
+pub(crate) enum Op {
     Member {
         t: u64,
         uid: u64,
@@ -106,9 +106,9 @@ pub enum Op {
 }
 
 /// Nicknames members take (by index).
-pub const NICKS: &[&str] = &["李小龙", "Nguyễn Văn Đức", "john", "小芳", "Trường", "bob"];
+pub(crate) const NICKS: &[&str] = &["李小龙", "Nguyễn Văn Đức", "john", "小芳", "Trường", "bob"];
 /// Mobiles members take (by index).
-pub const MOBILES: &[&str] = &[
+pub(crate) const MOBILES: &[&str] = &[
     "",
     "+84 916 123 456",
     "0912345678",
@@ -118,7 +118,7 @@ pub const MOBILES: &[&str] = &[
 
 /// The plain in-memory model of a store.
 #[derive(Default, Debug)]
-pub struct Model {
+pub(crate) struct Model {
     members: BTreeMap<(u64, u64), Member>,
     agents: BTreeMap<(u64, u64), Agent>,
     sessions: BTreeMap<(u64, u64), Session>,
@@ -133,7 +133,7 @@ pub struct Model {
 
 impl Model {
     /// Applies an op; returns whether it should succeed.
-    pub fn apply(&mut self, op: &Op) -> bool {
+    pub(crate) fn apply(&mut self, op: &Op) -> bool {
         match *op {
             Op::Member {
                 t,
@@ -273,7 +273,7 @@ impl Model {
     /// Generated recalls and deletes name a message by its place in its
     /// session, newest first (so they hit messages that exist); this turns
     /// the place into the message id (an absent one past the end).
-    pub fn resolve(&self, op: &Op) -> Op {
+    pub(crate) fn resolve(&self, op: &Op) -> Op {
         let id_at = |t: u64, sid: u64, nth: u64| {
             self.messages
                 .range((t, sid, 0)..=(t, sid, u64::MAX))
@@ -377,7 +377,7 @@ fn message(t: u64, sid: u64, id: u64, time: i64, sender: u8) -> Message {
 }
 
 /// Applies `op` to the store; returns whether it succeeded.
-pub fn apply(store: &Store, op: &Op) -> bool {
+pub(crate) fn apply(store: &Store, op: &Op) -> bool {
     let r = match *op {
         Op::Member {
             t,
@@ -431,7 +431,7 @@ pub fn apply(store: &Store, op: &Op) -> bool {
 
 /// Every query of the store against the model, and `check()`.
 /// `text_index`: whether `store` was created with the message-text index.
-pub fn compare(store: &Store, model: &Model, text_index: bool) -> Result<(), String> {
+pub(crate) fn compare(store: &Store, model: &Model, text_index: bool) -> Result<(), String> {
     for t in 1..=2u64 {
         for agent in [None, Some(0), Some(1), Some(2), Some(3)] {
             for order in [Order::Id, Order::Recent] {
@@ -588,7 +588,7 @@ impl Op {
     /// spaces as the proptest strategy (so writes collide): a selector byte
     /// weights the kinds (members and sessions 3, messages 5, the rest 1),
     /// then one byte per field. Every byte string decodes.
-    pub fn decode(data: &[u8]) -> Vec<Op> {
+    pub(crate) fn decode(data: &[u8]) -> Vec<Op> {
         let mut b = Bytes(data);
         let mut ops = Vec::new();
         while !b.0.is_empty() && ops.len() < 120 {
@@ -696,7 +696,7 @@ fn setup() -> Vec<Op> {
 
 /// The whole property for one op sequence (see the module docs), after
 /// [`setup`].
-pub fn run(ops: &[Op]) -> Result<(), String> {
+pub(crate) fn run(ops: &[Op]) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store = open(dir.path(), true)?;
     let mut model = Model::default();
@@ -726,7 +726,7 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
 }
 
 /// The fuzz target and corpus replay: decode, run, panic on a difference.
-pub fn model_ops(data: &[u8]) {
+pub(crate) fn model_ops(data: &[u8]) {
     let ops = Op::decode(data);
     if let Err(e) = run(&ops) {
         panic!("{e}\nops: {ops:#?}");

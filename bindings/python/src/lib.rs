@@ -3,6 +3,7 @@
 //! Conversion only: dicts travel as JSON (Python's `json` module on this side,
 //! the core's record types on the other), every rule lives in the core. Every
 //! call that touches the store runs with the GIL released (`py.detach`).
+#![forbid(unsafe_code)]
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};

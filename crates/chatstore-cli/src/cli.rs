@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// chatstore: customer-service chat history in an embedded store.
 #[derive(Debug, Parser)]
 #[command(name = "chatstore", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -19,7 +19,7 @@ pub struct Cli {
 
 /// The rendering settings of the endpoints.
 #[derive(Debug, Args, Clone, Default)]
-pub struct Render {
+pub(crate) struct Render {
     /// Prefix of media paths in `avatar_image`, e.g. http://localhost:82.
     #[arg(long, value_name = "URL")]
     pub media_base: Option<String>,
@@ -33,7 +33,7 @@ pub struct Render {
 
 /// Session list order.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum OrderArg {
+pub(crate) enum OrderArg {
     /// Session id descending.
     Id,
     /// Last activity descending.
@@ -42,7 +42,7 @@ pub enum OrderArg {
 
 /// One message of a store.
 #[derive(Debug, Args)]
-pub struct MessageArgs {
+pub(crate) struct MessageArgs {
     /// Store directory.
     #[arg(long, value_name = "DIR")]
     pub db: PathBuf,
@@ -77,7 +77,7 @@ impl From<BackendArg> for chatstore::Backend {
 
 /// Who reads.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ReaderArg {
+pub(crate) enum ReaderArg {
     /// The agent, reading the member's messages.
     Agent,
     /// The member, reading the agent's messages.
@@ -86,7 +86,7 @@ pub enum ReaderArg {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Load the seeds' sample data and print both endpoints' responses.
     Demo {
         /// Store directory (a temporary one when absent).

@@ -60,7 +60,7 @@ fn lenient(s: &Option<String>) -> Option<i64> {
 }
 
 /// Runs a parsed command.
-pub fn run(cli: Cli) -> Result<ExitCode> {
+pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     let attach = cli.attach_timeout_ms;
     match cli.command {
         Command::Demo { db } => demo_cmd(db.as_deref(), attach),

@@ -5,7 +5,7 @@ use std::fmt;
 /// What can stop a command.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum CliError {
+pub(crate) enum CliError {
     /// An error of the engine (its message names what was wrong).
     Store(chatstore::Error),
     /// Reading or writing a file or a stream.
@@ -25,7 +25,7 @@ impl std::error::Error for CliError {}
 
 impl CliError {
     /// Whether standard output was closed by its reader.
-    pub fn is_broken_pipe(&self) -> bool {
+    pub(crate) fn is_broken_pipe(&self) -> bool {
         let io = match self {
             CliError::Io(_, e) => Some(e),
             CliError::Store(chatstore::Error::Io(e)) => Some(e),

@@ -1,4 +1,5 @@
 //! `chatstore`: the command line of CONTRACT §6.
+#![forbid(unsafe_code)]
 
 mod cli;
 mod commands;

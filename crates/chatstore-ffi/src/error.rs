@@ -90,17 +90,17 @@ thread_local! {
 }
 
 /// Records the outcome of a call.
-pub fn set(code: i32, message: &str) {
+pub(crate) fn set(code: i32, message: &str) {
     let msg = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
     LAST.with(|l| *l.borrow_mut() = (code, msg));
 }
 
 /// The last message (borrowed from the thread-local).
-pub fn last_message() -> *const c_char {
+pub(crate) fn last_message() -> *const c_char {
     LAST.with(|l| l.borrow().1.as_ptr())
 }
 
 /// The last code.
-pub fn last_code() -> i32 {
+pub(crate) fn last_code() -> i32 {
     LAST.with(|l| l.borrow().0)
 }

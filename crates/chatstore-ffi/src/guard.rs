@@ -11,7 +11,7 @@ use crate::CsStore;
 
 /// Runs `f`, records its outcome in the thread-local last error and returns
 /// the status. A panic becomes [`CsStatus::Internal`].
-pub fn guard(f: impl FnOnce() -> Result<(), FfiError>) -> i32 {
+pub(crate) fn guard(f: impl FnOnce() -> Result<(), FfiError>) -> i32 {
     let r = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => Err(FfiError::Internal(chatstore::panic_message(p.as_ref()))),
@@ -30,7 +30,7 @@ pub fn guard(f: impl FnOnce() -> Result<(), FfiError>) -> i32 {
 }
 
 /// A store handle argument: NULL, or a handle from `cs_store_open`.
-pub struct StoreArg<'a>(Option<&'a Store>);
+pub(crate) struct StoreArg<'a>(Option<&'a Store>);
 
 impl<'a> StoreArg<'a> {
     /// Reads a handle argument.
@@ -39,20 +39,20 @@ impl<'a> StoreArg<'a> {
     ///
     /// `p` is NULL or a handle returned by `cs_store_open` that is not
     /// closed (`cs_store_close`) before `'a` ends.
-    pub unsafe fn new(p: *const CsStore) -> StoreArg<'a> {
+    pub(crate) unsafe fn new(p: *const CsStore) -> StoreArg<'a> {
         // SAFETY: non-NULL, `p` points to a live `CsStore` for `'a` (the
         // caller's contract).
         StoreArg(unsafe { p.as_ref() }.map(|s| &s.0))
     }
 
     /// The store, or the error naming the NULL argument.
-    pub fn get(&self) -> Result<&'a Store, FfiError> {
+    pub(crate) fn get(&self) -> Result<&'a Store, FfiError> {
         self.0.ok_or(FfiError::Null("store"))
     }
 }
 
 /// A text argument given as a pointer and a length (not NUL-terminated).
-pub struct Bytes<'a>(Option<&'a [u8]>);
+pub(crate) struct Bytes<'a>(Option<&'a [u8]>);
 
 impl<'a> Bytes<'a> {
     /// Reads a pointer-and-length argument.
@@ -61,7 +61,7 @@ impl<'a> Bytes<'a> {
     ///
     /// `p` is NULL or points to `len` bytes that stay readable and unchanged
     /// for `'a`.
-    pub unsafe fn new(p: *const c_char, len: usize) -> Bytes<'a> {
+    pub(crate) unsafe fn new(p: *const c_char, len: usize) -> Bytes<'a> {
         if p.is_null() {
             return Bytes(None);
         }
@@ -73,14 +73,14 @@ impl<'a> Bytes<'a> {
     }
 
     /// The text, or an error naming the argument `what` (NULL, not UTF-8).
-    pub fn str(&self, what: &'static str) -> Result<&'a str, FfiError> {
+    pub(crate) fn str(&self, what: &'static str) -> Result<&'a str, FfiError> {
         let b = self.0.ok_or(FfiError::Null(what))?;
         std::str::from_utf8(b).map_err(|_| FfiError::Utf8(what))
     }
 }
 
 /// A NUL-terminated text argument.
-pub struct CText<'a>(Option<&'a CStr>);
+pub(crate) struct CText<'a>(Option<&'a CStr>);
 
 impl<'a> CText<'a> {
     /// Reads a NUL-terminated argument.
@@ -89,7 +89,7 @@ impl<'a> CText<'a> {
     ///
     /// `p` is NULL or points to a NUL-terminated string that stays readable
     /// and unchanged for `'a`.
-    pub unsafe fn new(p: *const c_char) -> CText<'a> {
+    pub(crate) unsafe fn new(p: *const c_char) -> CText<'a> {
         if p.is_null() {
             return CText(None);
         }
@@ -99,12 +99,12 @@ impl<'a> CText<'a> {
     }
 
     /// Whether the argument is NULL.
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         self.0.is_none()
     }
 
     /// The text, or an error naming the argument `what` (NULL, not UTF-8).
-    pub fn str(&self, what: &'static str) -> Result<&'a str, FfiError> {
+    pub(crate) fn str(&self, what: &'static str) -> Result<&'a str, FfiError> {
         self.0
             .ok_or(FfiError::Null(what))?
             .to_str()
@@ -113,7 +113,7 @@ impl<'a> CText<'a> {
 }
 
 /// An out-parameter: NULL, or where the call writes one `T`.
-pub struct Out<'a, T> {
+pub(crate) struct Out<'a, T> {
     p: *mut T,
     _life: PhantomData<&'a mut T>,
 }
@@ -125,7 +125,7 @@ impl<'a, T> Out<'a, T> {
     ///
     /// `p` is NULL or points to memory where a `T` may be written, valid
     /// and not otherwise accessed for `'a`.
-    pub unsafe fn new(p: *mut T) -> Out<'a, T> {
+    pub(crate) unsafe fn new(p: *mut T) -> Out<'a, T> {
         Out {
             p,
             _life: PhantomData,
@@ -133,7 +133,7 @@ impl<'a, T> Out<'a, T> {
     }
 
     /// The out-parameter, or an error naming it when it is NULL.
-    pub fn required(self, what: &'static str) -> Result<Out<'a, T>, FfiError> {
+    pub(crate) fn required(self, what: &'static str) -> Result<Out<'a, T>, FfiError> {
         if self.p.is_null() {
             Err(FfiError::Null(what))
         } else {
@@ -142,12 +142,12 @@ impl<'a, T> Out<'a, T> {
     }
 
     /// Whether the caller asked for the value.
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         !self.p.is_null()
     }
 
     /// Writes the value (nothing when NULL).
-    pub fn set(&self, v: T) {
+    pub(crate) fn set(&self, v: T) {
         if !self.p.is_null() {
             // SAFETY: a non-NULL `p` is writable for `'a` (`Out::new`'s
             // contract), and `self` lives within `'a`.
@@ -158,7 +158,7 @@ impl<'a, T> Out<'a, T> {
 
 impl Out<'_, *mut c_char> {
     /// Writes an owned string, to be released with `cs_string_free`.
-    pub fn set_string(&self, s: String) -> Result<(), FfiError> {
+    pub(crate) fn set_string(&self, s: String) -> Result<(), FfiError> {
         let c = CString::new(s).map_err(|_| FfiError::Internal("NUL in output".into()))?;
         self.set(c.into_raw());
         Ok(())

@@ -1,5 +1,6 @@
 //! Replays the fuzz corpus of `ffi_params` (`fuzz/corpus/ffi_params`) through
 //! the checks the fuzz target runs.
+#![allow(clippy::unwrap_used)] // a failed unwrap here is a failed test or run
 
 #[path = "../../../fuzz/checks/ffi.rs"]
 mod checks;

@@ -17,7 +17,7 @@ use crate::text::postings;
 use crate::text::search;
 use crate::write;
 
-/// The outcome of [`Store::check`].
+/// The outcome of [`crate::Store::check`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CheckReport {
     /// True when no violation was found.
@@ -515,7 +515,7 @@ impl Snap<'_> {
     /// Verifies every invariant: each index entry has its record and each
     /// record its index entries, counters equal real counts, n-grams match
     /// the stored text, denormalized last messages are right.
-    pub fn check(&self) -> Result<CheckReport> {
+    pub(crate) fn check(&self) -> Result<CheckReport> {
         let mut ck = Checker {
             store: self,
             report: CheckReport::default(),

@@ -11,13 +11,13 @@ use crate::error::{Error, Result};
 use crate::model::{Agent, Member, Message, Sender, Session};
 
 /// Version byte that begins every stored value of this format.
-pub const VALUE_VERSION: u8 = 1;
+pub(crate) const VALUE_VERSION: u8 = 1;
 
 /// `MsgBody::flags`: the message was recalled.
-pub const MSG_RECALLED: u8 = 1;
+pub(crate) const MSG_RECALLED: u8 = 1;
 
 /// Encodes a value behind the version byte.
-pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     let mut out = vec![VALUE_VERSION];
     // Encoding plain structs of strings and integers into a Vec cannot fail.
     let body = bincode::serde::encode_to_vec(v, bincode::config::standard())
@@ -27,12 +27,12 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 /// Decodes a value written by [`encode`]; `what` names it in errors.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     decode_borrowed(bytes, what)
 }
 
 /// [`decode`] for a type that borrows its strings from `bytes` (no copies).
-pub fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
+pub(crate) fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
     match bytes.split_first() {
         Some((&VALUE_VERSION, body)) => {
             bincode::serde::borrow_decode_from_slice(body, bincode::config::standard())
@@ -47,12 +47,12 @@ pub fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> R
 }
 
 /// Encodes a counter.
-pub fn encode_u64(x: u64) -> [u8; 8] {
+pub(crate) fn encode_u64(x: u64) -> [u8; 8] {
     x.to_be_bytes()
 }
 
 /// Decodes a counter (absent = 0).
-pub fn decode_u64(v: Option<&[u8]>) -> Result<u64> {
+pub(crate) fn decode_u64(v: Option<&[u8]>) -> Result<u64> {
     match v {
         None => Ok(0),
         Some(b) if b.len() == 8 => {
@@ -66,7 +66,7 @@ pub fn decode_u64(v: Option<&[u8]>) -> Result<u64> {
 
 /// A stored member.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MemberRec {
+pub(crate) struct MemberRec {
     /// The member as written.
     pub member: Member,
     /// `search::normalize(nickname)`, kept to verify candidates and to delete
@@ -80,14 +80,14 @@ pub struct MemberRec {
 
 /// A stored agent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AgentRec {
+pub(crate) struct AgentRec {
     /// The agent as written. (Its session count is a counter key.)
     pub agent: Agent,
 }
 
 /// A stored message body (tenant, session and id are in the key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MsgBody {
+pub(crate) struct MsgBody {
     /// 0 member, 1 agent, 2 system.
     pub sender: u8,
     /// Writer id.
@@ -113,7 +113,7 @@ pub struct MsgBody {
 /// (the unit test `msg_body_ref_reads_msg_body` holds them together).
 #[derive(Debug, Deserialize)]
 #[allow(dead_code)] // bincode reads fields by position: every one must be here.
-pub struct MsgBodyRef<'a> {
+pub(crate) struct MsgBodyRef<'a> {
     /// 0 member, 1 agent, 2 system.
     pub sender: u8,
     /// Writer id.
@@ -136,14 +136,14 @@ pub struct MsgBodyRef<'a> {
 
 impl MsgBodyRef<'_> {
     /// Whether the message was recalled.
-    pub fn recalled(&self) -> bool {
+    pub(crate) fn recalled(&self) -> bool {
         self.flags & MSG_RECALLED != 0
     }
 }
 
 impl MsgBody {
     /// Builds the body of a message (validated before).
-    pub fn from_message(m: &Message) -> MsgBody {
+    pub(crate) fn from_message(m: &Message) -> MsgBody {
         MsgBody {
             sender: match m.sender {
                 Sender::Member => 0,
@@ -166,12 +166,12 @@ impl MsgBody {
     }
 
     /// Whether the message was recalled.
-    pub fn recalled(&self) -> bool {
+    pub(crate) fn recalled(&self) -> bool {
         self.flags & MSG_RECALLED != 0
     }
 
     /// Rebuilds the public message.
-    pub fn to_message(&self, tenant: u64, session_id: u64, id: u64) -> Message {
+    pub(crate) fn to_message(&self, tenant: u64, session_id: u64, id: u64) -> Message {
         Message {
             tenant,
             session_id,
@@ -198,7 +198,7 @@ impl MsgBody {
 
 /// A stored session with its denormalized message state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SessionRec {
+pub(crate) struct SessionRec {
     /// The session as written (with its assigned id and hash).
     pub session: Session,
     /// Number of messages.
@@ -219,7 +219,7 @@ pub struct SessionRec {
 
 impl SessionRec {
     /// The public read state.
-    pub fn read_state(&self) -> crate::model::ReadState {
+    pub(crate) fn read_state(&self) -> crate::model::ReadState {
         crate::model::ReadState {
             unread_by_agent: self.unread_by_agent,
             unread_by_member: self.unread_by_member,
@@ -230,13 +230,13 @@ impl SessionRec {
 
     /// Whether a visible message counts as unread by its reader (a recalled
     /// one never does).
-    pub fn counts_unread(&self, body: &MsgBody, mid: u64) -> bool {
+    pub(crate) fn counts_unread(&self, body: &MsgBody, mid: u64) -> bool {
         !body.recalled() && self.unread(body.sender, mid) == Some(true)
     }
 
     /// Whether a message of `sender` (stored code) with id `mid` is unread
     /// by its reader; `None` for system messages, which nobody reads.
-    pub fn unread(&self, sender: u8, mid: u64) -> Option<bool> {
+    pub(crate) fn unread(&self, sender: u8, mid: u64) -> Option<bool> {
         match sender {
             0 => Some(mid > self.agent_read_upto),
             1 => Some(mid > self.member_read_upto),
@@ -245,7 +245,7 @@ impl SessionRec {
     }
 
     /// Moves the unread count of `sender`'s reader by `delta`.
-    pub fn bump_unread(&mut self, sender: u8, delta: i64) {
+    pub(crate) fn bump_unread(&mut self, sender: u8, delta: i64) {
         let c = match sender {
             0 => &mut self.unread_by_agent,
             1 => &mut self.unread_by_member,
@@ -256,7 +256,7 @@ impl SessionRec {
 
     /// The time the session is ordered by: the stored time or the last
     /// message's, whichever is larger.
-    pub fn activity_at(&self) -> i64 {
+    pub(crate) fn activity_at(&self) -> i64 {
         let msg = self.last.map(|(_, time)| time).unwrap_or(i64::MIN);
         self.session.last_updated_at.max(msg)
     }

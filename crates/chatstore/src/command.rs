@@ -36,7 +36,7 @@ pub struct StoreInfo {
 
 /// A write, as [`Engine::apply`] takes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum WriteOp {
+pub(crate) enum WriteOp {
     /// Insert or replace a member.
     UpsertMember(Member),
     /// Insert or replace an agent.
@@ -105,7 +105,7 @@ pub enum WriteOp {
 
 /// One call of a handle on an engine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Request {
+pub(crate) enum Request {
     /// First frame of a connection: the client's protocol version.
     Hello {
         /// [`PROTOCOL`] of the client.
@@ -222,7 +222,7 @@ pub enum Request {
 /// answers are built once and moved, never stored.)
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Response {
+pub(crate) enum Response {
     /// Done, nothing to return.
     Unit,
     /// An id (assigned by a write) or a count.
@@ -270,7 +270,7 @@ pub enum Response {
 
 impl Response {
     /// The error of a failed call, as a response.
-    pub fn from_error(e: &Error) -> Response {
+    pub(crate) fn from_error(e: &Error) -> Response {
         Response::Error {
             kind: e.kind(),
             message: e.to_string(),

@@ -13,22 +13,22 @@ use crate::model::{Account, Agent, Member, Message, Session};
 /// content written as `\uXXXX` escapes (six bytes a byte) and its link,
 /// with room to spare. A longer line is refused as `line N: ...` after
 /// reading this much of it.
-pub const MAX_LINE_BYTES: usize = 1 << 20;
+pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// Records per import transaction. A commit writes every page the batch
 /// touched once (and on LMDB fsyncs once), so larger batches write less;
 /// the batch and its overlay are in memory. At the medium scale on LMDB
 /// (BENCHMARKS.md): 2,000 records cost 99 µs a message with 31 MB of
 /// anonymous memory, 10,000 records 43 µs with 127 MB.
-pub const IMPORT_BATCH: usize = 5_000;
+pub(crate) const IMPORT_BATCH: usize = 5_000;
 /// Message text per import transaction, in bytes, in a store with the
 /// message-text index: every gram of a message's text is a key, so a batch
 /// is also cut by text (about 40k keys).
-pub const IMPORT_BATCH_TEXT: usize = 512 * 1024;
+pub(crate) const IMPORT_BATCH_TEXT: usize = 512 * 1024;
 /// Message text per import transaction without the text index: the bound
 /// in bytes that keeps a batch of long messages (up to 64 KB each) from
 /// holding hundreds of MB in memory or in one transaction.
-pub const IMPORT_BATCH_BYTES: usize = 4 << 20;
+pub(crate) const IMPORT_BATCH_BYTES: usize = 4 << 20;
 
 /// One line of the JSON Lines format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

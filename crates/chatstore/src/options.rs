@@ -49,11 +49,11 @@ mod offset_seconds {
     use serde::{Deserialize, Deserializer, Serializer};
     use time::UtcOffset;
 
-    pub fn serialize<S: Serializer>(o: &UtcOffset, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(o: &UtcOffset, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_i32(o.whole_seconds())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<UtcOffset, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<UtcOffset, D::Error> {
         UtcOffset::from_whole_seconds(i32::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }

@@ -337,7 +337,7 @@ impl Store {
     /// Flushes and closes the handle; later calls fail with
     /// [`Error::Closed`]. Closing twice is a no-op. The process that owns
     /// the store keeps serving other processes for `Options::linger_ms`
-    /// after its last handle closed (see [`crate::ipc::server`]).
+    /// after its last handle closed (ARCHITECTURE.md, "Many processes").
     pub fn close(&self) -> Result<()> {
         let taken = self.inner.write().unwrap_or_else(|e| e.into_inner()).take();
         match taken.map(|a| a.backend) {

@@ -2,6 +2,7 @@
 //! `check()` run at every pause between phases and at the end; a second open
 //! of a held store is refused with `Locked`; closing while other threads
 //! still query is safe.
+#![allow(clippy::unwrap_used)] // a failed unwrap here is a failed test or run
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};

@@ -27,6 +27,7 @@
 //!
 //! SIGKILL ends the process, not the machine: the kernel keeps what the
 //! engine wrote with `write(2)`. Power loss is outside what a test here can do.
+#![allow(clippy::unwrap_used)] // a failed unwrap here is a failed test or run
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@
 //!
 //! Mounting needs root (CI runs as root); elsewhere the test says it
 //! skipped.
+#![allow(clippy::unwrap_used)] // a failed unwrap here is a failed test or run
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

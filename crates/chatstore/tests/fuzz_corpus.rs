@@ -1,6 +1,7 @@
 //! Replays the fuzz corpora of `jsonl_record` and `search_query`
 //! (`fuzz/corpus/*`) through the same checks the fuzz targets run, so a
 //! regression on any input the fuzzer ever kept fails CI.
+#![allow(clippy::unwrap_used)] // a failed unwrap here is a failed test or run
 
 #[path = "../../../fuzz/checks/core.rs"]
 mod checks;

@@ -3,6 +3,7 @@
 //! the store holding both tenants returns exactly what it returns on a store
 //! holding tenant 1 alone, and no row of tenant 2. hischat with tenant 1's
 //! hash for tenant 2's account is refused with nothing revealed.
+#![allow(clippy::unwrap_used)] // a failed unwrap here is a failed test or run
 
 use chatstore::{
     Account, Agent, HistoryQuery, Member, Message, Options, Order, Sender, Session, Store,

@@ -6,6 +6,7 @@
 //! in blocks; `check()` verifies the index. A store created
 //! without the text index answers the same within a session and refuses
 //! the rest.
+#![allow(clippy::unwrap_used)] // a failed unwrap here is a failed test or run
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! and `check()` passes after each sequence, after a reopen and after an
 //! export -> import round trip. The model and the comparison live in
 //! `fuzz/checks/model.rs`, shared with the fuzz target `model_ops`.
+#![allow(clippy::unwrap_used)] // a failed unwrap here is a failed test or run
 
 #[path = "../../../fuzz/checks/model.rs"]
 mod model;

@@ -8,6 +8,7 @@
 //! owns the store with SIGKILL; another takes over without anyone acting.
 //! At the end: `check()` passes, every acknowledged append is in the store
 //! exactly once, and no append is there twice (a retried write applies once).
+#![allow(clippy::unwrap_used)] // a failed unwrap here is a failed test or run
 
 use std::collections::HashMap;
 use std::io::Write;

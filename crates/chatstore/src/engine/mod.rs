@@ -31,21 +31,21 @@ use crate::write::{self, Cascade, Tx, TxResult};
 
 /// The newest store layout (key spaces, key layout) this build reads.
 /// Stored in the meta space, it also records what was fixed at creation:
-/// - [`TEXT_FORMAT`] (5): a store with the message-text index, its
+/// - `TEXT_FORMAT` (5): a store with the message-text index, its
 ///   postings in blocks with a pending list of recent messages
-///   (`postings.rs`), nicknames and mobiles indexed by grams of every
+///   (`text/postings.rs`), nicknames and mobiles indexed by grams of every
 ///   length;
-/// - [`NO_TEXT_FORMAT`] (4): the same without the message-text index
+/// - `NO_TEXT_FORMAT` (4): the same without the message-text index
 ///   (`Options::text_index` false);
-/// - [`BLOCK_TEXT_FORMAT`] (3): format 5 before the pending list (builds of
+/// - `BLOCK_TEXT_FORMAT` (3): format 5 before the pending list (builds of
 ///   2026-12-03). Such a store is a format 5 store without pending entries:
 ///   opening it moves its marker to 5 (one small write), after which
 ///   builds that do not know the pending list refuse it;
-/// - [`LEGACY_NO_TEXT_FORMAT`] (2): a store without the index made by
+/// - `LEGACY_NO_TEXT_FORMAT` (2): a store without the index made by
 ///   builds before 2026-12-03: nickname grams from three characters (two
 ///   CJK). This build reads and writes it as it is (short member filters
 ///   walk the sessions, as they did);
-/// - [`LEGACY_TEXT_FORMAT`] (1): a store with the index as those builds
+/// - `LEGACY_TEXT_FORMAT` (1): a store with the index as those builds
 ///   kept it, a key per posting. This build reads it (reads, export,
 ///   `chatstore migrate`) but refuses to write it or search its message
 ///   text.
@@ -54,9 +54,9 @@ use crate::write::{self, Cascade, Tx, TxResult};
 /// or 4. Builds older than a store's format refuse it.
 pub const STORE_FORMAT: u32 = 5;
 /// A store with the message-text index in blocks and a pending list.
-pub const TEXT_FORMAT: u32 = 5;
+pub(crate) const TEXT_FORMAT: u32 = 5;
 /// A store created without the message-text index.
-pub const NO_TEXT_FORMAT: u32 = 4;
+pub(crate) const NO_TEXT_FORMAT: u32 = 4;
 /// A store with the message-text index in blocks, before the pending list.
 const BLOCK_TEXT_FORMAT: u32 = 3;
 /// The format of a store created without the index by earlier builds.
@@ -67,7 +67,7 @@ const FORMAT_KEY: &[u8] = b"chatstore.format";
 
 /// An open chatstore. Share it between threads by reference or `Arc`; all
 /// methods take `&self`.
-pub struct Engine {
+pub(crate) struct Engine {
     pub(crate) kv: Box<dyn Kv>,
     pub(crate) options: Options,
     /// Whether this store keeps the message-text index: its format marker
@@ -102,7 +102,7 @@ impl Engine {
     /// Fails with [`Error::Locked`] when another process holds a sled
     /// store, and with [`Error::Format`] when the store was written by a
     /// newer chatstore.
-    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Engine> {
+    pub(crate) fn open(path: impl AsRef<Path>, options: Options) -> Result<Engine> {
         let path = path.as_ref().to_path_buf();
         options.check()?;
         check_path(&path, &options)?;
@@ -161,7 +161,7 @@ impl Engine {
     }
 
     /// What the store was created as.
-    pub fn info(&self) -> Result<StoreInfo> {
+    pub(crate) fn info(&self) -> Result<StoreInfo> {
         self.live()?;
         Ok(StoreInfo {
             format: self.format,
@@ -212,7 +212,7 @@ impl Engine {
 
     /// Makes every write so far durable (nothing to do when this engine
     /// wrote nothing since the last flush).
-    pub fn flush(&self) -> Result<()> {
+    pub(crate) fn flush(&self) -> Result<()> {
         self.live()?;
         self.sync_if_dirty()
     }
@@ -476,7 +476,7 @@ impl Engine {
     /// Writes a consistent, compact copy of the store into `dir` (a new
     /// directory), with the same backend, while others keep reading and
     /// writing.
-    pub fn backup(&self, dir: &Path) -> Result<()> {
+    pub(crate) fn backup(&self, dir: &Path) -> Result<()> {
         self.live()?;
         if dir.exists() {
             return Err(Error::invalid(
@@ -511,7 +511,7 @@ impl Engine {
     /// Rewrites an LMDB store compactly in place; it must not be open in
     /// any other process. The engine is closed after (its map shows the
     /// old file).
-    pub fn compact(&self) -> Result<()> {
+    pub(crate) fn compact(&self) -> Result<()> {
         self.live()?;
         self.kv.compact()?;
         self.closed.store(true, Ordering::Release);
@@ -522,27 +522,27 @@ impl Engine {
 /// The read API: each call one read transaction (see [`Engine::read`]).
 impl Engine {
     /// A member by uid.
-    pub fn get_member(&self, tenant: u64, uid: u64) -> Result<Option<Member>> {
+    pub(crate) fn get_member(&self, tenant: u64, uid: u64) -> Result<Option<Member>> {
         self.read(|s| s.get_member(tenant, uid))
     }
     /// An agent by id.
-    pub fn get_agent(&self, tenant: u64, id: u64) -> Result<Option<Agent>> {
+    pub(crate) fn get_agent(&self, tenant: u64, id: u64) -> Result<Option<Agent>> {
         self.read(|s| s.get_agent(tenant, id))
     }
     /// A session with its member, agent and last message.
-    pub fn get_session(&self, tenant: u64, sid: u64) -> Result<Option<SessionView>> {
+    pub(crate) fn get_session(&self, tenant: u64, sid: u64) -> Result<Option<SessionView>> {
         self.read(|s| s.get_session(tenant, sid))
     }
     /// One page of sessions.
-    pub fn history_list(&self, q: &HistoryQuery) -> Result<HistoryPage> {
+    pub(crate) fn history_list(&self, q: &HistoryQuery) -> Result<HistoryPage> {
         self.read(|s| s.history_list(q))
     }
     /// Members whose nickname or mobile matches `q`.
-    pub fn search_members(&self, tenant: u64, q: &str) -> Result<Vec<Member>> {
+    pub(crate) fn search_members(&self, tenant: u64, q: &str) -> Result<Vec<Member>> {
         self.read(|s| s.search_members(tenant, q))
     }
     /// A session's messages, newest first.
-    pub fn messages(
+    pub(crate) fn messages(
         &self,
         tenant: u64,
         session: u64,
@@ -552,25 +552,25 @@ impl Engine {
         self.read(|s| s.messages(tenant, session, page, pagesize))
     }
     /// A tenant's counters.
-    pub fn tenant_stats(&self, tenant: u64) -> Result<TenantStats> {
+    pub(crate) fn tenant_stats(&self, tenant: u64) -> Result<TenantStats> {
         self.read(|s| s.tenant_stats(tenant))
     }
     /// The tenants that hold any data, ascending.
-    pub fn tenants(&self) -> Result<Vec<u64>> {
+    pub(crate) fn tenants(&self) -> Result<Vec<u64>> {
         self.read(|s| s.tenants())
     }
     /// Searches message text.
-    pub fn search_messages(&self, q: &MessageSearch) -> Result<MessageHits> {
+    pub(crate) fn search_messages(&self, q: &MessageSearch) -> Result<MessageHits> {
         self.not_legacy()?;
         self.read(|s| s.search_messages(q))
     }
     /// Verifies every invariant, over one snapshot.
-    pub fn check(&self) -> Result<CheckReport> {
+    pub(crate) fn check(&self) -> Result<CheckReport> {
         self.not_legacy()?;
         self.read(|s| s.check())
     }
     /// The history-list response as JSON text.
-    pub fn history_list_text(
+    pub(crate) fn history_list_text(
         &self,
         req: &HistoryRequest,
         render: &RenderSettings,
@@ -578,15 +578,15 @@ impl Engine {
         self.read(|s| s.history_list_text(req, render))
     }
     /// A tenant's sessions by activity, 30 a page.
-    pub fn conversations(&self, tenant: u64, page: u64) -> Result<HistoryPage> {
+    pub(crate) fn conversations(&self, tenant: u64, page: u64) -> Result<HistoryPage> {
         self.read(|s| s.conversations(tenant, page))
     }
     /// An account by sso_id.
-    pub fn get_account(&self, sso_id: u64) -> Result<Option<Account>> {
+    pub(crate) fn get_account(&self, sso_id: u64) -> Result<Option<Account>> {
         self.read(|s| s.get_account(sso_id))
     }
     /// The hischat response as JSON text.
-    pub fn hischat_text(&self, sso_id: u64, hash: &str, page: i64) -> Result<String> {
+    pub(crate) fn hischat_text(&self, sso_id: u64, hash: &str, page: i64) -> Result<String> {
         self.read(|s| s.hischat_text(sso_id, hash, page))
     }
 }
@@ -650,7 +650,7 @@ fn unix_now() -> u64 {
 }
 
 /// A fresh random session hash: 32 lowercase hex characters.
-pub fn new_session_hash() -> Result<String> {
+pub(crate) fn new_session_hash() -> Result<String> {
     let mut b = [0u8; 16];
     getrandom::getrandom(&mut b)
         .map_err(|e| Error::Io(std::io::Error::other(format!("random source: {e}"))))?;

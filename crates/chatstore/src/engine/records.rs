@@ -54,7 +54,7 @@ impl Engine {
     /// Imports JSON Lines from a reader whose first line is line
     /// `first_line + 1` of the import (errors name lines that way).
     /// `progress` is called after each batch with the bytes read so far.
-    pub fn import_jsonl<R: BufRead>(
+    pub(crate) fn import_jsonl<R: BufRead>(
         &self,
         mut reader: R,
         first_line: u64,
@@ -200,7 +200,7 @@ impl Engine {
 
     /// Every record of the store in export order: accounts by sso_id, then
     /// per tenant its members, agents, sessions and messages, each by key.
-    pub fn export_records(&self) -> Result<LocalExport<'_>> {
+    pub(crate) fn export_records(&self) -> Result<LocalExport<'_>> {
         self.live()?;
         Ok(LocalExport::new(Box::new(move |space, after| {
             self.export_chunk(space, after)

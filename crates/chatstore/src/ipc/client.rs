@@ -12,7 +12,7 @@ use crate::jsonl::Record;
 
 /// One connection; calls on it are sequential.
 #[derive(Debug)]
-pub struct Conn {
+pub(crate) struct Conn {
     reader: BufReader<UnixStream>,
     writer: BufWriter<UnixStream>,
     /// The store's directory (errors name it).
@@ -47,7 +47,7 @@ fn proc_state(pid: i32) -> ProcState {
 }
 
 /// How a call over a connection failed.
-pub enum CallError {
+pub(crate) enum CallError {
     /// The connection is gone (the owner died or stopped): attach again and
     /// retry.
     Lost(std::io::Error),
@@ -61,7 +61,7 @@ impl Conn {
     /// running as another user than this one or the store's owner
     /// (`trust::check_peer`), stopped, or silent for `timeout_ms`, is
     /// `CallError::Failed` with the error naming why.
-    pub fn connect(socket: &Path, timeout_ms: u64) -> Result<Conn, CallError> {
+    pub(crate) fn connect(socket: &Path, timeout_ms: u64) -> Result<Conn, CallError> {
         let stream = UnixStream::connect(socket).map_err(CallError::Lost)?;
         let store = socket.parent().unwrap_or(Path::new(".")).to_path_buf();
         crate::trust::check_peer(&stream, crate::trust::dir_owner(&store)).map_err(|e| {
@@ -88,7 +88,7 @@ impl Conn {
 
     /// Sends a request and reads its answer, however long the owner works
     /// on it, unless the owner stops (then `Error::Locked` naming it).
-    pub fn call(&mut self, req: &Request) -> Result<Response, CallError> {
+    pub(crate) fn call(&mut self, req: &Request) -> Result<Response, CallError> {
         rpc::write_frame(&mut self.writer, req).map_err(CallError::Lost)?;
         self.read(None)
     }
@@ -160,7 +160,7 @@ impl Conn {
 
 /// The records of an export streamed by the owner.
 #[derive(Debug)]
-pub struct RemoteExport {
+pub(crate) struct RemoteExport {
     conn: Conn,
     batch: std::vec::IntoIter<Record>,
     done: bool,
@@ -168,7 +168,7 @@ pub struct RemoteExport {
 
 impl RemoteExport {
     /// Starts an export on a connection of its own.
-    pub fn start(mut conn: Conn) -> Result<RemoteExport> {
+    pub(crate) fn start(mut conn: Conn) -> Result<RemoteExport> {
         rpc::write_frame(&mut conn.writer, &Request::Export).map_err(lost)?;
         Ok(RemoteExport {
             conn,

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::command::{Request, Response};
 
 /// Version of the frames; an owner refuses a client of another version.
-pub const PROTOCOL: u32 = 1;
+pub(crate) const PROTOCOL: u32 = 1;
 
 /// Largest response frame a client accepts (an export batch or a page
 /// stays far below this).
@@ -29,14 +29,14 @@ const TAG_JSON: u8 = b'J';
 const TAG_TEXT: u8 = b'T';
 
 /// Writes one frame of JSON.
-pub fn write_frame<T: Serialize>(w: &mut impl Write, v: &T) -> std::io::Result<()> {
+pub(crate) fn write_frame<T: Serialize>(w: &mut impl Write, v: &T) -> std::io::Result<()> {
     let mut frame = vec![0, 0, 0, 0, TAG_JSON];
     serde_json::to_writer(&mut frame, v).map_err(std::io::Error::other)?;
     send(w, frame)
 }
 
 /// Writes a response: rendered text as is, anything else as JSON.
-pub fn write_response(w: &mut impl Write, resp: &Response) -> std::io::Result<()> {
+pub(crate) fn write_response(w: &mut impl Write, resp: &Response) -> std::io::Result<()> {
     match resp {
         Response::Text(text) => {
             let mut frame = Vec::with_capacity(5 + text.len());
@@ -91,7 +91,7 @@ fn receive(r: &mut impl Read, max: usize) -> std::io::Result<Option<(u8, Vec<u8>
 /// JSON frame that is not a request this build knows (one added by a newer
 /// chatstore) is `Ok(Some(Err(reason)))`: the stream stays in step, so the
 /// owner answers it with an error and goes on serving.
-pub fn read_request(r: &mut impl Read) -> std::io::Result<Option<Result<Request, String>>> {
+pub(crate) fn read_request(r: &mut impl Read) -> std::io::Result<Option<Result<Request, String>>> {
     match receive(r, MAX_REQUEST)? {
         None => Ok(None),
         Some((TAG_JSON, body)) => Ok(Some(
@@ -102,7 +102,7 @@ pub fn read_request(r: &mut impl Read) -> std::io::Result<Option<Result<Request,
 }
 
 /// Reads a response (either kind of frame); `Ok(None)` at a clean end.
-pub fn read_response(r: &mut impl Read) -> std::io::Result<Option<Response>> {
+pub(crate) fn read_response(r: &mut impl Read) -> std::io::Result<Option<Response>> {
     match receive(r, MAX_FRAME)? {
         None => Ok(None),
         Some((TAG_TEXT, body)) => String::from_utf8(body)

@@ -47,7 +47,7 @@ pub const SOCKET_NAME: &str = "chatstore.sock";
 /// File name of the owner's lock inside the store directory: held (`flock`)
 /// by the process that owns a sled store from before it binds the socket
 /// until after its engine is closed.
-pub const OWNER_LOCK_NAME: &str = "chatstore.lock";
+pub(crate) const OWNER_LOCK_NAME: &str = "chatstore.lock";
 
 /// Records of writes applied for other processes are kept this long, far
 /// beyond any retry.
@@ -73,7 +73,7 @@ fn owned() -> MutexGuard<'static, Option<HashMap<PathBuf, Weak<Owner>>>> {
 
 /// A store this process owns: the engine, its local handles, its server.
 #[derive(Debug)]
-pub struct Owner {
+pub(crate) struct Owner {
     /// The engine.
     pub engine: Engine,
     /// The process that opened the engine. A child forked from it inherits
@@ -103,7 +103,7 @@ struct Serving {
 }
 
 /// What a handle is attached to.
-pub enum Attached {
+pub(crate) enum Attached {
     /// This process owns the store.
     Local(Arc<Owner>),
     /// Another process does.
@@ -111,7 +111,7 @@ pub enum Attached {
 }
 
 /// Attaches a handle to the store at `path` (see the module docs).
-pub fn attach(path: &Path, options: &Options) -> Result<Attached> {
+pub(crate) fn attach(path: &Path, options: &Options) -> Result<Attached> {
     let key = std::path::absolute(path)?;
     let socket = key.join(SOCKET_NAME);
     // An owner starting up or shutting down answers within milliseconds.
@@ -317,7 +317,7 @@ impl Owner {
 
     /// Whether this process opened the engine (not a copy inherited through
     /// `fork`).
-    pub fn is_ours(&self) -> bool {
+    pub(crate) fn is_ours(&self) -> bool {
         self.pid == std::process::id()
     }
 
@@ -326,13 +326,13 @@ impl Owner {
     }
 
     /// How many handles of this process are attached.
-    pub fn handle_count(&self) -> usize {
+    pub(crate) fn handle_count(&self) -> usize {
         self.handles.load(Ordering::Acquire)
     }
 
     /// A local handle closed. With no handle left and no linger, the store
     /// is released now ([`Owner::retire`]).
-    pub fn release_handle(&self) {
+    pub(crate) fn release_handle(&self) {
         self.touch();
         if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 && self.linger.is_zero() {
             self.retire();

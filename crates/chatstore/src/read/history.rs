@@ -160,7 +160,7 @@ impl Snap<'_> {
     /// One page of a tenant's sessions: the first seed's history-list and,
     /// with [`Order::Recent`], the second seed's conversations. Rows carry
     /// their last message.
-    pub fn history_list(&self, q: &HistoryQuery) -> Result<HistoryPage> {
+    pub(crate) fn history_list(&self, q: &HistoryQuery) -> Result<HistoryPage> {
         self.history_page(q, true)
     }
 

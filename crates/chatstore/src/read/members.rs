@@ -12,7 +12,7 @@ use crate::text::search::Query;
 impl Snap<'_> {
     /// Members of a tenant whose nickname or mobile matches `q` (CONTRACT §4),
     /// by uid. An empty query or one that normalizes to nothing finds nobody.
-    pub fn search_members(&self, tenant: u64, q: &str) -> Result<Vec<Member>> {
+    pub(crate) fn search_members(&self, tenant: u64, q: &str) -> Result<Vec<Member>> {
         limits::query(q)?;
         let Some(query) = Query::parse(q) else {
             return Ok(Vec::new());

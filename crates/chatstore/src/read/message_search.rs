@@ -85,7 +85,7 @@ impl Snap<'_> {
     /// others) is refused unless narrowed to a session, whose messages are
     /// then read; so is any query on a store created without the text index
     /// ([`Error::Conflict`] when not narrowed to a session).
-    pub fn search_messages(&self, s: &MessageSearch) -> Result<MessageHits> {
+    pub(crate) fn search_messages(&self, s: &MessageSearch) -> Result<MessageHits> {
         limits::message_query(&s.q)?;
         let (page, pagesize) = (s.page.max(1), s.pagesize.clamp(1, limits::MAX_PAGESIZE));
         let norm = search::normalize(s.q.trim());

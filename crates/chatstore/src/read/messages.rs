@@ -8,7 +8,7 @@ use crate::limits;
 use crate::model::Message;
 
 /// Rows of a page of a session's messages when none (or 0) is asked for.
-pub const MESSAGES_PAGESIZE: u64 = 20;
+pub(crate) const MESSAGES_PAGESIZE: u64 = 20;
 
 /// One page of a session's messages, newest first. Serializes as
 /// `{"total","page","pagesize","data":[message records]}`.
@@ -27,7 +27,7 @@ pub struct MessagesPage {
 
 impl Snap<'_> {
     /// A session's messages, newest (greatest id) first.
-    pub fn messages(
+    pub(crate) fn messages(
         &self,
         tenant: u64,
         session_id: u64,

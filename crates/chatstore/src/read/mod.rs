@@ -12,7 +12,8 @@ mod messages;
 
 pub use history::{resolve_paging, Cursor, HistoryPage, HistoryQuery, LivePage, Order};
 pub use message_search::{MessageHits, MessageSearch};
-pub use messages::{MessagesPage, MESSAGES_PAGESIZE};
+pub use messages::MessagesPage;
+pub(crate) use messages::MESSAGES_PAGESIZE;
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -83,12 +84,12 @@ impl Snap<'_> {
     }
 
     /// A member by uid.
-    pub fn get_member(&self, tenant: u64, uid: u64) -> Result<Option<Member>> {
+    pub(crate) fn get_member(&self, tenant: u64, uid: u64) -> Result<Option<Member>> {
         Ok(self.member_rec(tenant, uid)?.map(|r| r.member))
     }
 
     /// An agent by id.
-    pub fn get_agent(&self, tenant: u64, id: u64) -> Result<Option<Agent>> {
+    pub(crate) fn get_agent(&self, tenant: u64, id: u64) -> Result<Option<Agent>> {
         match self.data.get(keys::agent(tenant, id))? {
             None => Ok(None),
             Some(v) => Ok(Some(codec::decode::<AgentRec>(&v, "agent")?.agent)),
@@ -103,7 +104,7 @@ impl Snap<'_> {
     }
 
     /// A session with its member, agent and last message.
-    pub fn get_session(&self, tenant: u64, sid: u64) -> Result<Option<SessionView>> {
+    pub(crate) fn get_session(&self, tenant: u64, sid: u64) -> Result<Option<SessionView>> {
         self.view(tenant, sid, &mut Joins::default(), true)
     }
 
@@ -156,7 +157,7 @@ impl Snap<'_> {
     }
 
     /// The counters of one tenant.
-    pub fn tenant_stats(&self, tenant: u64) -> Result<TenantStats> {
+    pub(crate) fn tenant_stats(&self, tenant: u64) -> Result<TenantStats> {
         let c = |kind| self.counter(&keys::counter(tenant, kind));
         Ok(TenantStats {
             tenant,
@@ -168,7 +169,7 @@ impl Snap<'_> {
     }
 
     /// The tenants that hold any data, ascending (walks one key per tenant).
-    pub fn tenants(&self) -> Result<Vec<u64>> {
+    pub(crate) fn tenants(&self) -> Result<Vec<u64>> {
         let mut out = Vec::new();
         let mut from: Option<Vec<u8>> = Some(Vec::new());
         while let Some(start) = from {

@@ -287,7 +287,7 @@ struct Paginator<'a> {
 /// paginator), borrowing from a page. Serializes with the seed's key order;
 /// serialize it straight to text rather than through `Value` on hot paths.
 #[derive(Serialize)]
-pub struct HistoryResponse<'a> {
+pub(crate) struct HistoryResponse<'a> {
     result: u8,
     msg: &'static str,
     data: Paginator<'a>,
@@ -295,7 +295,7 @@ pub struct HistoryResponse<'a> {
 
 impl<'a> HistoryResponse<'a> {
     /// Renders a page with the settings and the page URL.
-    pub fn new(page: &'a HistoryPage, settings: &RenderSettings, page_url: &str) -> Self {
+    pub(crate) fn new(page: &'a HistoryPage, settings: &RenderSettings, page_url: &str) -> Self {
         let per_page = page.per_page.max(1);
         let p = page.current_page;
         let last_page = page.total.div_ceil(per_page);
@@ -406,7 +406,7 @@ enum History<'a> {
 
 /// The hischat response, borrowing from a page of conversations.
 #[derive(Serialize)]
-pub struct HischatResponse<'a> {
+pub(crate) struct HischatResponse<'a> {
     error: &'static str,
     status: u8,
     history: History<'a>,
@@ -501,7 +501,7 @@ fn to_text(v: &impl Serialize) -> Result<String> {
 impl Snap<'_> {
     /// The history-list response as JSON text, rendered straight from the
     /// page (no intermediate `Value`).
-    pub fn history_list_text(
+    pub(crate) fn history_list_text(
         &self,
         req: &HistoryRequest,
         render: &RenderSettings,
@@ -511,7 +511,7 @@ impl Snap<'_> {
     }
 
     /// A tenant's sessions by activity (the hischat list), 30 a page.
-    pub fn conversations(&self, tenant: u64, page: u64) -> Result<HistoryPage> {
+    pub(crate) fn conversations(&self, tenant: u64, page: u64) -> Result<HistoryPage> {
         let mut q = HistoryQuery::new(tenant);
         q.order = Order::Recent;
         q.page = page.max(1);
@@ -527,7 +527,7 @@ impl Snap<'_> {
     }
 
     /// An account by sso_id.
-    pub fn get_account(&self, sso_id: u64) -> Result<Option<Account>> {
+    pub(crate) fn get_account(&self, sso_id: u64) -> Result<Option<Account>> {
         self.account(sso_id)
     }
 
@@ -557,7 +557,7 @@ impl Snap<'_> {
     /// The hischat response as JSON text: the account's tenant's
     /// conversations when `hash` equals the account's stored hash (compared
     /// in constant time), a refusal otherwise. `page` < 1 is page 1.
-    pub fn hischat_text(&self, sso_id: u64, hash: &str, page: i64) -> Result<String> {
+    pub(crate) fn hischat_text(&self, sso_id: u64, hash: &str, page: i64) -> Result<String> {
         match self.hischat_page(sso_id, hash, page)? {
             Ok(p) => to_text(&HischatResponse::rows(&p, sso_id)),
             Err(msg) => to_text(&HischatResponse::refusal(msg)),
@@ -567,7 +567,7 @@ impl Snap<'_> {
 
 /// The hischat parameters `sso_id`, `hash`, `page` from a JSON object. A
 /// missing hash is the platform's refusal, not an error, so it reads as "".
-pub fn hischat_params(params: &Value) -> Result<(u64, String, i64)> {
+pub(crate) fn hischat_params(params: &Value) -> Result<(u64, String, i64)> {
     let obj = params
         .as_object()
         .ok_or_else(|| Error::invalid("params", "must be a JSON object"))?;

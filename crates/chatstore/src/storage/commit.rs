@@ -18,7 +18,7 @@ struct State {
 
 /// Shares `flush()` calls between concurrent writers.
 #[derive(Default)]
-pub struct GroupCommit {
+pub(crate) struct GroupCommit {
     state: Mutex<State>,
     done: Condvar,
 }
@@ -26,7 +26,7 @@ pub struct GroupCommit {
 impl GroupCommit {
     /// Returns once a flush that started after this call has completed.
     /// `flush` is called by one waiter (the leader) for all of them.
-    pub fn wait_durable(&self, flush: impl Fn() -> Result<()>) -> Result<()> {
+    pub(crate) fn wait_durable(&self, flush: impl Fn() -> Result<()>) -> Result<()> {
         let mut st = self.state.lock().map_err(|_| poisoned())?;
         st.issued += 1;
         let ticket = st.issued;

@@ -21,7 +21,7 @@
 use std::ops::{Bound, Deref};
 use std::path::Path;
 
-pub use crate::backend::Backend;
+pub(crate) use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::options::Options;
 

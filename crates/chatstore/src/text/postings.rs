@@ -68,11 +68,11 @@ use crate::storage::Tree;
 /// of the page's 4,080), where blocks of 1 KB left a quarter of each page
 /// empty; and a block stays under LMDB's 2 KB in-page value limit, never
 /// spilling into overflow pages.
-pub const BLOCK_BYTES: usize = 1296;
+pub(crate) const BLOCK_BYTES: usize = 1296;
 
 /// One message holding a gram.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Posting {
+pub(crate) struct Posting {
     /// The message id.
     pub mid: u64,
     /// The session.
@@ -83,10 +83,10 @@ pub struct Posting {
 
 /// The order of postings (and of block keys): newest id first, then by
 /// session.
-pub type Order = (u64, u64);
+pub(crate) type Order = (u64, u64);
 
 /// The place of `(mid, sid)` in a gram's posting order.
-pub fn order(mid: u64, sid: u64) -> Order {
+pub(crate) fn order(mid: u64, sid: u64) -> Order {
     (!mid, sid)
 }
 
@@ -147,7 +147,7 @@ fn posting_len(prev: Option<u64>, p: &Posting) -> usize {
 }
 
 /// Encodes a block.
-pub fn encode(total: u64, postings: &[Posting]) -> Vec<u8> {
+pub(crate) fn encode(total: u64, postings: &[Posting]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + postings.len() * 8);
     put_varint(&mut out, total);
     put_varint(&mut out, postings.len() as u64);
@@ -168,7 +168,7 @@ pub fn encode(total: u64, postings: &[Posting]) -> Vec<u8> {
 
 /// The header of a block: the gram's total (first block) and the number of
 /// postings in it.
-pub fn header(block: &[u8]) -> Result<(u64, u64)> {
+pub(crate) fn header(block: &[u8]) -> Result<(u64, u64)> {
     let mut r = Reader {
         bytes: block,
         at: 0,
@@ -177,7 +177,7 @@ pub fn header(block: &[u8]) -> Result<(u64, u64)> {
 }
 
 /// Decodes a block: its total and its postings, checking their order.
-pub fn decode(block: &[u8]) -> Result<(u64, Vec<Posting>)> {
+pub(crate) fn decode(block: &[u8]) -> Result<(u64, Vec<Posting>)> {
     let mut r = Reader {
         bytes: block,
         at: 0,
@@ -224,7 +224,7 @@ pub fn decode(block: &[u8]) -> Result<(u64, Vec<Posting>)> {
 /// the oldest end: every block but the first is as full as the next
 /// posting allows, and a posting added in front joins the first block or
 /// starts a new one, leaving the full ones as they were.
-pub fn chunks(postings: &[Posting]) -> Vec<&[Posting]> {
+pub(crate) fn chunks(postings: &[Posting]) -> Vec<&[Posting]> {
     let mut out = Vec::new();
     let mut end = postings.len();
     while end > 0 {
@@ -254,16 +254,16 @@ pub fn chunks(postings: &[Posting]) -> Vec<&[Posting]> {
 }
 
 /// The key of a gram's block whose last posting is `last`.
-pub fn block_key(t: u64, gram: &str, last: &Posting) -> keys::Key {
+pub(crate) fn block_key(t: u64, gram: &str, last: &Posting) -> keys::Key {
     keys::text_block(t, gram, last.mid, last.sid)
 }
 
 /// A change to a gram's postings.
-pub type Changes = BTreeMap<Order, Option<Posting>>;
+pub(crate) type Changes = BTreeMap<Order, Option<Posting>>;
 
 /// What applying changes to one gram writes: keys to remove, blocks to put.
 #[derive(Debug, Default)]
-pub struct BlockWrites {
+pub(crate) struct BlockWrites {
     /// Block keys to remove.
     pub remove: Vec<Vec<u8>>,
     /// Blocks to put.
@@ -278,7 +278,7 @@ pub struct BlockWrites {
 /// gram's first block when it is not in `run`; `next`, the block after the
 /// run (which becomes the first when the run held the first and all its
 /// postings go). Returns the writes.
-pub fn apply(
+pub(crate) fn apply(
     t: u64,
     gram: &str,
     run: &[(Vec<u8>, Vec<u8>)],
@@ -349,7 +349,7 @@ pub fn apply(
 
 /// The number of postings of the gram in its blocks (no block: 0); add
 /// [`Pending::count`] for all of them.
-pub fn total(data: &Tree<'_>, t: u64, gram: &str) -> Result<u64> {
+pub(crate) fn total(data: &Tree<'_>, t: u64, gram: &str) -> Result<u64> {
     match data.scan_prefix(keys::text_block_prefix(t, gram)).next() {
         None => Ok(0),
         Some(item) => Ok(header(&item?.1)?.0),
@@ -358,7 +358,7 @@ pub fn total(data: &Tree<'_>, t: u64, gram: &str) -> Result<u64> {
 
 /// The posting of message `(mid, sid)` under a gram, if any: among the
 /// pending ones, else one seek.
-pub fn find(
+pub(crate) fn find(
     data: &Tree<'_>,
     t: u64,
     gram: &str,
@@ -388,7 +388,7 @@ pub fn find(
 /// A gram's postings in order: its blocks' merged with its pending ones;
 /// `skip` postings are passed over reading only the headers of the blocks
 /// they fill.
-pub struct Postings<'t> {
+pub(crate) struct Postings<'t> {
     blocks: crate::storage::Iter<'t>,
     blocks_done: bool,
     current: std::collections::VecDeque<Posting>,
@@ -399,7 +399,13 @@ pub struct Postings<'t> {
 impl<'t> Postings<'t> {
     /// The postings of `gram` (its pending ones `pending`), from the
     /// `skip`th on.
-    pub fn new(data: &Tree<'t>, t: u64, gram: &str, skip: u64, pending: &Pending) -> Postings<'t> {
+    pub(crate) fn new(
+        data: &Tree<'t>,
+        t: u64,
+        gram: &str,
+        skip: u64,
+        pending: &Pending,
+    ) -> Postings<'t> {
         Postings {
             blocks: data.scan_prefix(keys::text_block_prefix(t, gram)),
             blocks_done: false,
@@ -471,10 +477,10 @@ impl Iterator for Postings<'_> {
 
 /// The postings of one pending message: its grams (ascending, each once)
 /// and their offsets, as `search::message_gram_positions` gives them.
-pub type Entry = Vec<(String, Vec<u32>)>;
+pub(crate) type Entry = Vec<(String, Vec<u32>)>;
 
 /// The bytes [`encode_entry`] writes for `e`.
-pub fn entry_len(e: &Entry) -> usize {
+pub(crate) fn entry_len(e: &Entry) -> usize {
     let mut n = varint_len(e.len() as u64);
     for (g, offsets) in e {
         n += varint_len(g.len() as u64) + g.len() + varint_len(offsets.len() as u64);
@@ -488,7 +494,7 @@ pub fn entry_len(e: &Entry) -> usize {
 }
 
 /// Encodes a pending entry.
-pub fn encode_entry(e: &Entry) -> Vec<u8> {
+pub(crate) fn encode_entry(e: &Entry) -> Vec<u8> {
     let mut out = Vec::with_capacity(entry_len(e));
     put_varint(&mut out, e.len() as u64);
     for (g, offsets) in e {
@@ -506,7 +512,7 @@ pub fn encode_entry(e: &Entry) -> Vec<u8> {
 
 /// Decodes a pending entry, keeping the grams `keep` accepts (the others
 /// are passed over without being copied).
-pub fn decode_entry(v: &[u8], keep: impl Fn(&str) -> bool) -> Result<Entry> {
+pub(crate) fn decode_entry(v: &[u8], keep: impl Fn(&str) -> bool) -> Result<Entry> {
     let mut r = Reader { bytes: v, at: 0 };
     let n = r.varint()?;
     let mut out = Entry::new();
@@ -553,13 +559,13 @@ pub fn decode_entry(v: &[u8], keep: impl Fn(&str) -> bool) -> Result<Entry> {
 /// The pending postings of a tenant's grams that one search asks for, read
 /// once per search.
 #[derive(Debug, Default)]
-pub struct Pending {
+pub(crate) struct Pending {
     grams: BTreeMap<String, Vec<Posting>>,
 }
 
 impl Pending {
     /// Reads tenant `t`'s pending entries, keeping the postings of `grams`.
-    pub fn load<'g>(
+    pub(crate) fn load<'g>(
         data: &Tree<'_>,
         t: u64,
         grams: impl IntoIterator<Item = &'g str>,
@@ -584,17 +590,17 @@ impl Pending {
     }
 
     /// The pending postings of `gram`, in order.
-    pub fn of(&self, gram: &str) -> &[Posting] {
+    pub(crate) fn of(&self, gram: &str) -> &[Posting] {
         self.grams.get(gram).map_or(&[], Vec::as_slice)
     }
 
     /// How many pending postings `gram` has.
-    pub fn count(&self, gram: &str) -> u64 {
+    pub(crate) fn count(&self, gram: &str) -> u64 {
         self.of(gram).len() as u64
     }
 
     /// The pending posting of message `(mid, sid)` under `gram`, if any.
-    pub fn find(&self, gram: &str, mid: u64, sid: u64) -> Option<&Posting> {
+    pub(crate) fn find(&self, gram: &str, mid: u64, sid: u64) -> Option<&Posting> {
         let list = self.of(gram);
         list.binary_search_by_key(&order(mid, sid), Posting::order)
             .ok()

@@ -30,7 +30,7 @@ use crate::text::postings::{self, Posting};
 use crate::text::search;
 
 /// Result of a step of a write.
-pub type TxResult<T> = Result<T, Error>;
+pub(crate) type TxResult<T> = Result<T, Error>;
 
 fn fail<T>(e: Error) -> TxResult<T> {
     Err(e)
@@ -38,11 +38,11 @@ fn fail<T>(e: Error) -> TxResult<T> {
 
 /// An overlay's writes, per space in key order: a value to put, or `None`
 /// to delete.
-pub type Writes = Vec<(Space, Vec<u8>, Option<Vec<u8>>)>;
+pub(crate) type Writes = Vec<(Space, Vec<u8>, Option<Vec<u8>>)>;
 
 /// The pending writes of one logical write (or one import batch) over the
 /// write transaction.
-pub struct Tx<'a> {
+pub(crate) struct Tx<'a> {
     txn: &'a dyn ReadTxn,
     /// Whether the store keeps the message-text index (fixed per store).
     text_index: bool,
@@ -94,7 +94,7 @@ impl Slot {
 impl<'a> Tx<'a> {
     /// An empty overlay; `text_index`: whether message writes maintain the
     /// message-text index (the store's choice, see `Options::text_index`).
-    pub fn new(txn: &'a dyn ReadTxn, layout: keys::Layout) -> Tx<'a> {
+    pub(crate) fn new(txn: &'a dyn ReadTxn, layout: keys::Layout) -> Tx<'a> {
         Tx {
             txn,
             text_index: layout.text_index,
@@ -108,7 +108,7 @@ impl<'a> Tx<'a> {
 
     /// The collected writes, in key order (LMDB inserts sorted keys
     /// fastest).
-    pub fn into_writes(self) -> TxResult<Writes> {
+    pub(crate) fn into_writes(self) -> TxResult<Writes> {
         self.flush_text()?;
         let data = self.writes.into_inner().into_iter();
         let meta = self.meta.into_inner().into_iter();
@@ -327,7 +327,7 @@ impl<'a> Tx<'a> {
     /// The data space as committed before this overlay (what earlier
     /// writes of the same transaction left), for scans a write makes before
     /// it changes anything.
-    pub fn data(&self) -> Tree<'a> {
+    pub(crate) fn data(&self) -> Tree<'a> {
         Tree::new(self.txn, Space::Data)
     }
 
@@ -352,7 +352,7 @@ impl<'a> Tx<'a> {
     }
     /// At most `limit` (key, value) pairs from `[from, to)`, committed merged
     /// with pending, in key order.
-    pub fn range_entries(
+    pub(crate) fn range_entries(
         &self,
         from: &[u8],
         to: &[u8],
@@ -386,7 +386,7 @@ impl<'a> Tx<'a> {
     /// The values under keys in `[from, to)`, committed merged with pending
     /// (a pending write wins, a pending remove hides), in key order. Costs a
     /// range scan of the transaction and of the pending writes.
-    pub fn range_values(&self, from: &[u8], to: &[u8]) -> TxResult<Vec<Vec<u8>>> {
+    pub(crate) fn range_values(&self, from: &[u8], to: &[u8]) -> TxResult<Vec<Vec<u8>>> {
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
             .data()
             .range(Bound::Included(from), Bound::Excluded(to))
@@ -403,11 +403,11 @@ impl<'a> Tx<'a> {
     }
 
     /// The raw committed-or-pending value of a key.
-    pub fn get_raw(&self, k: &keys::Key) -> TxResult<Option<Vec<u8>>> {
+    pub(crate) fn get_raw(&self, k: &keys::Key) -> TxResult<Option<Vec<u8>>> {
         self.raw(k.as_ref())
     }
     /// Inserts raw bytes.
-    pub fn insert_raw(&self, k: keys::Key, v: &[u8]) -> TxResult<()> {
+    pub(crate) fn insert_raw(&self, k: keys::Key, v: &[u8]) -> TxResult<()> {
         self.put_raw(k, v)
     }
     fn put<T: Serialize>(&self, k: keys::Key, v: &T) -> TxResult<()> {
@@ -492,12 +492,12 @@ fn grams_of(rec: &MemberRec, short: bool) -> BTreeSet<(Field, String)> {
 }
 
 /// The n-gram postings a member record must have (used by `check` too).
-pub fn member_grams(rec: &MemberRec, short: bool) -> BTreeSet<(Field, String)> {
+pub(crate) fn member_grams(rec: &MemberRec, short: bool) -> BTreeSet<(Field, String)> {
     grams_of(rec, short)
 }
 
 /// Builds the stored member (normalized forms computed once, here).
-pub fn member_rec(m: &Member, session_count: u64) -> MemberRec {
+pub(crate) fn member_rec(m: &Member, session_count: u64) -> MemberRec {
     MemberRec {
         member: m.clone(),
         norm_nick: search::normalize(&m.nickname),
@@ -507,7 +507,7 @@ pub fn member_rec(m: &Member, session_count: u64) -> MemberRec {
 }
 
 /// Inserts or replaces a member, re-indexing changed nickname or mobile.
-pub fn upsert_member(tx: &Tx, m: &Member) -> TxResult<()> {
+pub(crate) fn upsert_member(tx: &Tx, m: &Member) -> TxResult<()> {
     let k = keys::member(m.tenant, m.uid);
     let old: Option<MemberRec> = tx.get(&k, "member")?;
     let rec = member_rec(m, old.as_ref().map_or(0, |o| o.session_count));
@@ -531,7 +531,7 @@ pub fn upsert_member(tx: &Tx, m: &Member) -> TxResult<()> {
 }
 
 /// Inserts or replaces an agent.
-pub fn upsert_agent(tx: &Tx, a: &Agent) -> TxResult<()> {
+pub(crate) fn upsert_agent(tx: &Tx, a: &Agent) -> TxResult<()> {
     let k = keys::agent(a.tenant, a.id);
     let old: Option<AgentRec> = tx.get(&k, "agent")?;
     if old.is_none() {
@@ -595,7 +595,7 @@ fn bump_member_sessions(tx: &Tx, tenant: u64, uid: u64, delta: i64) -> TxResult<
 
 /// Inserts or replaces a session; returns its id. `fallback_hash` is used
 /// when the session is new and written without a hash.
-pub fn upsert_session(tx: &Tx, s: &Session, fallback_hash: &str) -> TxResult<u64> {
+pub(crate) fn upsert_session(tx: &Tx, s: &Session, fallback_hash: &str) -> TxResult<u64> {
     let t = s.tenant;
     if !tx.exists(keys::member(t, s.uid))? {
         return fail(Error::not_found(format!("member {} of tenant {t}", s.uid)));
@@ -652,7 +652,7 @@ pub fn upsert_session(tx: &Tx, s: &Session, fallback_hash: &str) -> TxResult<u64
 
 /// Appends (or, for an existing id, replaces) a message; returns its id.
 /// The session's count, last message and activity time move with it.
-pub fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
+pub(crate) fn append_message(tx: &Tx, m: &Message) -> TxResult<u64> {
     let t = m.tenant;
     let sid = m.session_id;
     let sk = keys::session(t, sid);
@@ -763,7 +763,7 @@ fn remove_visible(tx: &Tx, rec: &mut SessionRec, id: u64, body: &MsgBody) -> TxR
 
 /// Recalls a visible message: it stays in history, flagged, and stops
 /// counting as unread.
-pub fn recall_message(tx: &Tx, t: u64, sid: u64, id: u64) -> TxResult<()> {
+pub(crate) fn recall_message(tx: &Tx, t: u64, sid: u64, id: u64) -> TxResult<()> {
     let sk = keys::session(t, sid);
     let Some(mut rec) = tx.get::<SessionRec>(&sk, "session")? else {
         return fail(Error::not_found(format!("session {sid} of tenant {t}")));
@@ -789,7 +789,7 @@ pub fn recall_message(tx: &Tx, t: u64, sid: u64, id: u64) -> TxResult<()> {
 /// Deletes a visible message softly at time `at`: it leaves every view (the
 /// session's count, last message, unread count and activity move with it)
 /// and is kept, with `deleted_at`, for export.
-pub fn delete_message(tx: &Tx, t: u64, sid: u64, id: u64, at: i64) -> TxResult<()> {
+pub(crate) fn delete_message(tx: &Tx, t: u64, sid: u64, id: u64, at: i64) -> TxResult<()> {
     let sk = keys::session(t, sid);
     let Some(mut rec) = tx.get::<SessionRec>(&sk, "session")? else {
         return fail(Error::not_found(format!("session {sid} of tenant {t}")));
@@ -814,7 +814,13 @@ pub fn delete_message(tx: &Tx, t: u64, sid: u64, id: u64, at: i64) -> TxResult<(
 /// (never backwards): the reader's unread count drops by its messages with
 /// ids in (old mark, up_to], read with one range scan. Returns the reader's
 /// unread count after.
-pub fn mark_read(tx: &Tx, tenant: u64, sid: u64, reader: Reader, up_to: u64) -> TxResult<u64> {
+pub(crate) fn mark_read(
+    tx: &Tx,
+    tenant: u64,
+    sid: u64,
+    reader: Reader,
+    up_to: u64,
+) -> TxResult<u64> {
     let sk = keys::session(tenant, sid);
     let Some(mut rec) = tx.get::<SessionRec>(&sk, "session")? else {
         return fail(Error::not_found(format!(
@@ -852,7 +858,7 @@ pub fn mark_read(tx: &Tx, tenant: u64, sid: u64, reader: Reader, up_to: u64) -> 
 /// A session's stored message ids, collected under the writer lock: the
 /// visible ones and the deleted ones.
 #[derive(Debug, Default)]
-pub struct SessionMessages {
+pub(crate) struct SessionMessages {
     /// Visible (and recalled) messages.
     pub visible: Vec<u64>,
     /// Softly deleted messages.
@@ -920,7 +926,7 @@ fn delete_member(tx: &Tx, tenant: u64, uid: u64) -> TxResult<()> {
 }
 
 /// Deletes an agent that has no sessions.
-pub fn delete_agent(tx: &Tx, tenant: u64, id: u64) -> TxResult<()> {
+pub(crate) fn delete_agent(tx: &Tx, tenant: u64, id: u64) -> TxResult<()> {
     let k = keys::agent(tenant, id);
     if !tx.exists(&k)? {
         return fail(Error::not_found(format!("agent {id} of tenant {tenant}")));
@@ -940,12 +946,12 @@ pub fn delete_agent(tx: &Tx, tenant: u64, id: u64) -> TxResult<()> {
 /// delete removes, beside the records that hold them (with the text index,
 /// about 150 postings each: some 75,000 keys, under 3 MB). A session with more
 /// is emptied oldest first over several steps.
-pub const CASCADE_STEP_MESSAGES: u64 = 500;
+pub(crate) const CASCADE_STEP_MESSAGES: u64 = 500;
 
 /// What a cascading delete removes: a member with its sessions, or a
 /// session with its messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cascade {
+pub(crate) enum Cascade {
     /// A member (by uid), its sessions and their messages.
     Member(u64),
     /// A session (by id) and its messages.
@@ -954,7 +960,7 @@ pub enum Cascade {
 
 impl Cascade {
     /// The marker key of this delete under way in `tenant`.
-    pub fn marker(self, tenant: u64) -> Vec<u8> {
+    pub(crate) fn marker(self, tenant: u64) -> Vec<u8> {
         match self {
             Cascade::Member(uid) => keys::cascade(tenant, keys::MEMBER, uid),
             Cascade::Session(sid) => keys::cascade(tenant, keys::SESSION, sid),
@@ -962,7 +968,7 @@ impl Cascade {
     }
 
     /// The delete a marker key records.
-    pub fn from_marker(k: &[u8]) -> Option<(u64, Cascade)> {
+    pub(crate) fn from_marker(k: &[u8]) -> Option<(u64, Cascade)> {
         match keys::parse_cascade(k)? {
             (t, keys::MEMBER, uid) => Some((t, Cascade::Member(uid))),
             (t, keys::SESSION, sid) => Some((t, Cascade::Session(sid))),
@@ -987,7 +993,7 @@ impl Cascade {
 /// `first`: the call's first step, for which a missing member or session
 /// is [`Error::NotFound`]; on later steps (or when finishing a marked
 /// delete) it means another writer completed the delete.
-pub fn cascade_step(tx: &Tx, tenant: u64, what: Cascade, first: bool) -> TxResult<bool> {
+pub(crate) fn cascade_step(tx: &Tx, tenant: u64, what: Cascade, first: bool) -> TxResult<bool> {
     let marker = what.marker(tenant);
     let pending = tx.meta_exists(&marker)?;
     let exists = match what {
@@ -1054,7 +1060,7 @@ pub fn cascade_step(tx: &Tx, tenant: u64, what: Cascade, first: bool) -> TxResul
 
 /// A session's stored message ids, visible and softly deleted, as the
 /// transaction sees them before this write changes them.
-pub fn session_messages(tx: &Tx, tenant: u64, sid: u64) -> TxResult<SessionMessages> {
+pub(crate) fn session_messages(tx: &Tx, tenant: u64, sid: u64) -> TxResult<SessionMessages> {
     let ids = |prefix: keys::Key| -> TxResult<Vec<u64>> {
         tx.data()
             .scan_prefix(prefix)

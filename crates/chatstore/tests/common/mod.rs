@@ -3,13 +3,13 @@
 
 use chatstore::{demo, Options, Store};
 
-pub fn open(dir: &tempfile::TempDir) -> Store {
+pub(crate) fn open(dir: &tempfile::TempDir) -> Store {
     let mut o = Options::default();
     o.render.media_base = demo::SEED_MEDIA_BASE.into();
     Store::open(dir.path(), o).unwrap()
 }
 
-pub fn seeded() -> (tempfile::TempDir, Store) {
+pub(crate) fn seeded() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     store
@@ -20,7 +20,7 @@ pub fn seeded() -> (tempfile::TempDir, Store) {
 
 /// A sled store released as soon as its last handle drops (no linger), for
 /// tests that open it with sled directly afterwards.
-pub fn open_unshared(dir: &tempfile::TempDir) -> Store {
+pub(crate) fn open_unshared(dir: &tempfile::TempDir) -> Store {
     let mut o = Options {
         linger_ms: 0,
         backend: chatstore::Backend::Sled,
@@ -32,7 +32,7 @@ pub fn open_unshared(dir: &tempfile::TempDir) -> Store {
 
 /// sled on a released store. sled's threads let go of the file lock a
 /// moment after the last handle drops (sled issue 1234), so this retries.
-pub fn raw_sled(dir: &tempfile::TempDir) -> sled::Db {
+pub(crate) fn raw_sled(dir: &tempfile::TempDir) -> sled::Db {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         match sled::open(dir.path()) {
