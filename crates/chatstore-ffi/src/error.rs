@@ -77,6 +77,7 @@ impl FfiError {
                 ErrorKind::Format => CsStatus::Format,
                 ErrorKind::Corrupt => CsStatus::Corrupt,
                 ErrorKind::Closed => CsStatus::Closed,
+                ErrorKind::Internal => CsStatus::Internal,
                 _ => CsStatus::Io,
             },
             FfiError::Null(_) | FfiError::Utf8(_) => CsStatus::InvalidInput,

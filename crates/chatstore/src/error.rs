@@ -49,6 +49,13 @@ pub enum Error {
         /// Which key or record.
         reason: String,
     },
+    /// A fault of chatstore itself, not of the input or the store: a
+    /// panic caught in a write or in the owning process, a value that could
+    /// not be rendered, an answer of the wrong kind. Please report it.
+    Internal {
+        /// What went wrong.
+        reason: String,
+    },
     /// A line of a JSON Lines import was refused.
     Import {
         /// 1-based line number.
@@ -93,6 +100,8 @@ pub enum ErrorKind {
     Closed,
     /// [`Error::Storage`] and [`Error::Io`].
     Io,
+    /// [`Error::Internal`].
+    Internal,
 }
 
 /// The crate's result type.
@@ -112,6 +121,13 @@ impl Error {
         Error::NotFound { what: what.into() }
     }
 
+    /// A shorthand for [`Error::Internal`].
+    pub fn internal(reason: impl Into<String>) -> Self {
+        Error::Internal {
+            reason: reason.into(),
+        }
+    }
+
     /// A shorthand for [`Error::Corrupt`].
     pub fn corrupt(reason: impl Into<String>) -> Self {
         Error::Corrupt {
@@ -128,6 +144,7 @@ impl Error {
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Format { .. } => ErrorKind::Format,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
+            Error::Internal { .. } => ErrorKind::Internal,
             Error::Closed => ErrorKind::Closed,
             Error::Remote { kind, .. } => *kind,
             _ => ErrorKind::Io,
@@ -152,6 +169,7 @@ impl Error {
                 reason: reason.clone(),
             },
             Error::Corrupt { reason } => Error::corrupt(reason.clone()),
+            Error::Internal { reason } => Error::internal(reason.clone()),
             Error::Import { line, source } => Error::Import {
                 line: *line,
                 source: Box::new(source.duplicate()),
@@ -188,6 +206,12 @@ impl fmt::Display for Error {
             Error::Conflict { reason } => write!(f, "conflict: {reason}"),
             Error::Format { reason } => write!(f, "unsupported store format: {reason}"),
             Error::Corrupt { reason } => write!(f, "store is corrupt: {reason}"),
+            Error::Internal { reason } => {
+                write!(
+                    f,
+                    "internal error in chatstore (please report it): {reason}"
+                )
+            }
             Error::Import { line, source } => write!(f, "line {line}: {source}"),
             Error::Closed => write!(f, "store is closed"),
             Error::Remote { message, .. } => f.write_str(message),
@@ -236,5 +260,25 @@ mod panic_tests {
         std::panic::set_hook(quiet);
         assert_eq!(super::panic_message(s.as_ref()), "plain");
         assert_eq!(super::panic_message(f.as_ref()), "formatted 3");
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn internal_faults_are_not_reported_as_corruption() {
+        let e = Error::internal("rendering JSON: oops");
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert!(e.to_string().contains("please report it"), "{e}");
+        assert_eq!(e.duplicate().kind(), ErrorKind::Internal);
+        // Through an import line too.
+        let line = Error::Import {
+            line: 3,
+            source: Box::new(Error::internal("x")),
+        };
+        assert_eq!(line.kind(), ErrorKind::Internal);
+        assert_eq!(Error::corrupt("bad value").kind(), ErrorKind::Corrupt);
     }
 }

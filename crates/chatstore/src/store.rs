@@ -71,7 +71,7 @@ impl std::fmt::Debug for Store {
 }
 
 fn unexpected(resp: Response) -> Error {
-    Error::corrupt(format!("unexpected answer from the store: {resp:?}"))
+    Error::internal(format!("unexpected answer from the store: {resp:?}"))
 }
 
 /// Unwraps the expected variant of a response.
@@ -486,7 +486,7 @@ impl Store {
         let search = MessageSearch::deserialize(params)
             .map_err(|e| Error::invalid("params", e.to_string()))?;
         serde_json::to_string(&self.search_messages(&search)?)
-            .map_err(|e| Error::corrupt(format!("rendering JSON: {e}")))
+            .map_err(|e| Error::internal(format!("rendering JSON: {e}")))
     }
 
     /// A tenant's counters.
@@ -809,7 +809,7 @@ impl std::io::Read for ExportReader {
 }
 
 fn parse(text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| Error::corrupt(format!("rendered JSON: {e}")))
+    serde_json::from_str(text).map_err(|e| Error::internal(format!("rendered JSON: {e}")))
 }
 
 fn random_bytes() -> Result<[u8; 16]> {

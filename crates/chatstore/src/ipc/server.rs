@@ -578,7 +578,9 @@ impl Owner {
             Ok(Ok(resp)) => resp,
             Ok(Err(Error::Closed)) => return None,
             Ok(Err(e)) => Response::from_error(&e),
-            Err(_) => Response::from_error(&Error::corrupt("internal error in the owning process")),
+            Err(_) => {
+                Response::from_error(&Error::internal("a request panicked in the owning process"))
+            }
         })
     }
 

@@ -495,7 +495,7 @@ impl<'a> HischatResponse<'a> {
 }
 
 fn to_text(v: &impl Serialize) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::corrupt(format!("rendering JSON: {e}")))
+    serde_json::to_string(v).map_err(|e| Error::internal(format!("rendering JSON: {e}")))
 }
 
 impl Snap<'_> {

@@ -54,7 +54,7 @@ impl GroupCommit {
 }
 
 fn poisoned() -> Error {
-    Error::corrupt("group commit lock poisoned by a panicking writer")
+    Error::internal("group commit lock poisoned by a panicking writer")
 }
 
 #[cfg(test)]

@@ -104,12 +104,12 @@ fn commit<'e>(
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         let Some(f) = lock(&job.f).take() else {
-            results.push(Err(Error::corrupt("a queued write ran twice")));
+            results.push(Err(Error::internal("a queued write ran twice")));
             continue;
         };
         // A panic in one write is that write's error, not the others'.
         let r = catch_unwind(AssertUnwindSafe(|| run(w.as_read(), f, layout)))
-            .unwrap_or_else(|_| Err(Error::corrupt("internal error in a write (it panicked)")));
+            .unwrap_or_else(|_| Err(Error::internal("a write panicked")));
         match r {
             Ok((v, writes)) => {
                 if let Err(e) = super::put_all(&mut *w, writes) {
