@@ -246,7 +246,7 @@ static void test_errors(cs_store *store) {
 static void test_without_text_index(cs_store *store, const char *base) {
     char *json = NULL;
     int rc = cs_store_info(store, &json);
-    CHECK(rc == CS_STATUS_OK && contains(json, "\"format\":5") && contains(json, "\"text_index\":true"), "%s",
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"format\":6") && contains(json, "\"text_index\":true"), "%s",
           json ? json : "(null)");
     cs_string_free(json);
     char dir[512];
@@ -269,7 +269,7 @@ static void test_without_text_index(cs_store *store, const char *base) {
     cs_string_free(json);
     json = NULL;
     rc = cs_store_info(plain, &json);
-    CHECK(rc == CS_STATUS_OK && contains(json, "\"format\":4") && contains(json, "\"text_index\":false"), "%s",
+    CHECK(rc == CS_STATUS_OK && contains(json, "\"format\":6") && contains(json, "\"text_index\":false"), "%s",
           json ? json : "(null)");
     cs_string_free(json);
     rc = cs_store_info(plain, NULL);

@@ -399,8 +399,8 @@ final class StoreTest extends TestCase
                 $this->assertStringContainsString('text_index', $e->getMessage());
             }
             $this->assertSame(1, $s->searchMessages(['tenant' => 2, 'q' => '20261202', 'session_id' => 4])['total']);
-            $this->assertSame(['format' => 4, 'text_index' => false, 'backend' => 'lmdb'], $s->info());
-            $this->assertSame(['format' => 5, 'text_index' => true, 'backend' => 'lmdb'], $this->store->info());
+            $this->assertSame(['format' => 6, 'text_index' => false, 'backend' => 'lmdb'], $s->info());
+            $this->assertSame(['format' => 6, 'text_index' => true, 'backend' => 'lmdb'], $this->store->info());
         } finally {
             $s->close();
             exec('rm -rf ' . escapeshellarg($dir));

@@ -401,7 +401,7 @@ def test_a_store_without_the_text_index_searches_sessions_only(tmp_path):
         with pytest.raises(chatstore.ConflictError, match="text_index"):
             s.search_messages(2, "20261202")
         assert s.search_messages(2, "20261202", session_id=4)["total"] == 1
-        assert s.info() == {"format": 4, "text_index": False, "backend": "lmdb"}
+        assert s.info() == {"format": 6, "text_index": False, "backend": "lmdb"}
         assert s.check()["ok"]
     finally:
         s.close()

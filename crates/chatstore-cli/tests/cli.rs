@@ -544,7 +544,7 @@ fn import_without_the_text_index_then_search_a_session() {
     let v = stdout_json(&run(&["stats", "--db", db]));
     assert_eq!(
         (&v["format"], &v["text_index"]),
-        (&4.into(), &false.into()),
+        (&chatstore::STORE_FORMAT.into(), &false.into()),
         "{v}"
     );
 }

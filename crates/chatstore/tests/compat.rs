@@ -50,7 +50,13 @@ fn opens_and_answers_as_before(backend: &str, kind: Backend) {
     let store = Store::open(&db, options()).unwrap();
     let info = store.info().unwrap();
     assert_eq!(info.backend, kind);
-    assert!(info.text_index, "{backend}: the fixture keeps the text index");
+    assert!(
+        info.text_index,
+        "{backend}: the fixture keeps the text index"
+    );
+    // Format 5 said the layout and the text-index choice in one number;
+    // opening moved it to the current format, the choice kept apart.
+    assert_eq!(info.format, chatstore::STORE_FORMAT, "{backend}");
     assert!(store.check().unwrap().ok, "{backend}");
 
     let mut export = Vec::new();

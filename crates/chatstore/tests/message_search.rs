@@ -254,12 +254,12 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
     assert_eq!(store.search_messages(&s).unwrap().messages[0].id, id);
     assert!(store.check().unwrap().ok);
     let info = store.info().unwrap();
-    assert_eq!((info.format, info.text_index), (4, false));
+    assert_eq!((info.format, info.text_index), (chatstore::STORE_FORMAT, false));
     store.close().unwrap();
     drop(store);
     {
-        // No posting was written, and the format marks the store so that
-        // builds from before the choice refuse it.
+        // No posting was written, and the store records its choice apart
+        // from a format that builds from before the choice refuse.
         let db = common::raw_sled(&dir);
         let data = db.open_tree("data").unwrap();
         assert!(data
@@ -267,7 +267,9 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
             .keys()
             .all(|k| !matches!(k.unwrap()[8], 0x22..=0x24)));
         let marker = db.get(b"chatstore.format").unwrap().unwrap();
-        assert_eq!(marker.as_ref(), &4u32.to_be_bytes());
+        assert_eq!(marker.as_ref(), &chatstore::STORE_FORMAT.to_be_bytes());
+        let choice = db.get(b"chatstore.text_index").unwrap().unwrap();
+        assert_eq!(choice.as_ref(), &[0]);
     }
     // Reopened with the default options (text_index true), it keeps its
     // choice: appends still write no postings and check() agrees.
@@ -300,5 +302,5 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
         .unwrap();
     assert_eq!(hits.total, 1);
     let info = store.info().unwrap();
-    assert_eq!((info.format, info.text_index), (5, true));
+    assert_eq!((info.format, info.text_index), (chatstore::STORE_FORMAT, true));
 }

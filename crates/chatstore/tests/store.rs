@@ -676,7 +676,7 @@ fn a_store_of_format_1_is_migrated_by_a_copy() {
         .unwrap();
     assert!(seen > 0, "progress reported");
     let new = Store::open(&new_dir, Options::default()).unwrap();
-    assert_eq!(new.info().unwrap().format, 5);
+    assert_eq!(new.info().unwrap().format, chatstore::STORE_FORMAT);
     assert_eq!(new.search_messages(&search).unwrap(), hits);
     let mut again = Vec::new();
     new.export_jsonl(&mut again).unwrap();

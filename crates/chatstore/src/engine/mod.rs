@@ -29,40 +29,45 @@ use crate::storage::{self, Backend, Kv, Space, Tree, WriteTxn};
 use crate::write::group::Combiner;
 use crate::write::{self, Cascade, Tx, TxResult};
 
-/// The newest store layout (key spaces, key layout) this build reads.
-/// Stored in the meta space, it also records what was fixed at creation:
-/// - `TEXT_FORMAT` (5): a store with the message-text index, its
-///   postings in blocks with a pending list of recent messages
-///   (`text/postings.rs`), nicknames and mobiles indexed by grams of every
-///   length;
-/// - `NO_TEXT_FORMAT` (4): the same without the message-text index
-///   (`Options::text_index` false);
-/// - `BLOCK_TEXT_FORMAT` (3): format 5 before the pending list (builds of
-///   2026-12-03). Such a store is a format 5 store without pending entries:
-///   opening it moves its marker to 5 (one small write), after which
-///   builds that do not know the pending list refuse it;
-/// - `LEGACY_NO_TEXT_FORMAT` (2): a store without the index made by
-///   builds before 2026-12-03: nickname grams from three characters (two
-///   CJK). This build reads and writes it as it is (short member filters
-///   walk the sessions, as they did);
-/// - `LEGACY_TEXT_FORMAT` (1): a store with the index as those builds
-///   kept it, a key per posting. This build reads it (reads, export,
-///   `chatstore migrate`) but refuses to write it or search its message
-///   text.
+/// The newest store format (key spaces, key layout) this build reads and
+/// writes, recorded in the meta space under `chatstore.format`. From format
+/// 6 on it is the layout alone: what was chosen at creation (the
+/// message-text index, `Options::text_index`) is a fact of its own, under
+/// `chatstore.text_index`. Earlier formats said both in one number:
+/// - 5: the layout of 6 with the message-text index (postings in blocks
+///   with a pending list of recent messages, `text/postings.rs`; nicknames
+///   and mobiles indexed by grams of every length);
+/// - 4: the same without the message-text index;
+/// - 3: format 5 before the pending list (a format 5 store without pending
+///   entries).
 ///
-/// `chatstore migrate` copies a store of format 1 or 2 into one of format 5
-/// or 4. Builds older than a store's format refuse it.
-pub const STORE_FORMAT: u32 = 5;
-/// A store with the message-text index in blocks and a pending list.
-pub(crate) const TEXT_FORMAT: u32 = 5;
-/// A store created without the message-text index.
-pub(crate) const NO_TEXT_FORMAT: u32 = 4;
-/// A store with the message-text index in blocks, before the pending list.
+/// Opening a store of format 3, 4 or 5 moves it to 6 (one small write:
+/// the marker and the text-index key), after which builds that know only
+/// those formats refuse it. Two older layouts are read as they are:
+/// - 2 (`LEGACY_NO_TEXT_FORMAT`): a store without the index made by builds
+///   before 2026-12-03: nickname grams from three characters (two CJK).
+///   This build reads and writes it as it is (short member filters walk
+///   the sessions, as they did);
+/// - 1 (`LEGACY_TEXT_FORMAT`): a store with the index as those builds kept
+///   it, a key per posting. This build reads it (reads, export, `chatstore
+///   migrate`) but refuses to write it or search its message text.
+///
+/// `chatstore migrate` copies a store of format 1 or 2 into one of format
+/// 6. Builds older than a store's format refuse it.
+pub const STORE_FORMAT: u32 = 6;
+/// Format 5: the layout of 6, with the message-text index.
+const TEXT_FORMAT_5: u32 = 5;
+/// Format 4: the layout of 6, without the message-text index.
+const NO_TEXT_FORMAT_4: u32 = 4;
+/// Format 3: the message-text index in blocks, before the pending list.
 const BLOCK_TEXT_FORMAT: u32 = 3;
 /// The format of a store created without the index by earlier builds.
 const LEGACY_NO_TEXT_FORMAT: u32 = 2;
 /// The format of a store whose text postings are a key each.
 const LEGACY_TEXT_FORMAT: u32 = 1;
+/// Where a store of format 6 or later records its text-index choice: one
+/// byte, 1 (kept) or 0.
+const TEXT_INDEX_KEY: &[u8] = b"chatstore.text_index";
 const FORMAT_KEY: &[u8] = b"chatstore.format";
 
 /// An open chatstore. Share it between threads by reference or `Arc`; all
@@ -107,39 +112,29 @@ impl Engine {
         options.check()?;
         check_path(&path, &options)?;
         let kv = storage::open(&path, &options)?;
-        let marker = kv.read()?.get(Space::Meta, FORMAT_KEY)?.map(|v| v.to_vec());
-        let format = match marker {
-            Some(v) => decode_format(&v)?,
-            None => {
-                // A new store: its format, and so its text-index choice, is
-                // fixed now (unless another process just did).
-                let mut w = kv.write(options.attach_timeout_ms)?;
-                let found = w.get(Space::Meta, FORMAT_KEY)?.map(|v| v.to_vec());
-                match found {
-                    Some(v) => decode_format(&v)?,
-                    None => {
-                        let format = if options.text_index {
-                            TEXT_FORMAT
-                        } else {
-                            NO_TEXT_FORMAT
-                        };
-                        w.put(Space::Meta, FORMAT_KEY, &format.to_be_bytes())?;
-                        w.commit()?;
-                        kv.sync()?;
-                        format
-                    }
-                }
+        let found = {
+            let r = kv.read()?;
+            read_marker(|k| Ok(r.get(Space::Meta, k)?.map(|v| v.to_vec())))?
+        };
+        let marker = match found {
+            Some(m)
+                if matches!(
+                    m.format,
+                    BLOCK_TEXT_FORMAT | NO_TEXT_FORMAT_4 | TEXT_FORMAT_5
+                ) =>
+            {
+                settle_marker(kv.as_ref(), &options, None)?
             }
+            Some(m) => m,
+            // A new store: its layout and its text-index choice are fixed
+            // now (unless another process just did).
+            None => settle_marker(kv.as_ref(), &options, Some(options.text_index))?,
         };
-        let format = if format == BLOCK_TEXT_FORMAT {
-            upgrade_block_text(kv.as_ref(), &options)?
-        } else {
-            format
-        };
+        let format = marker.format;
         let engine = Engine {
             kv,
             options,
-            text_index: matches!(format, LEGACY_TEXT_FORMAT | TEXT_FORMAT),
+            text_index: marker.text_index,
             legacy_text: format == LEGACY_TEXT_FORMAT,
             format,
             path,
@@ -608,21 +603,69 @@ pub(crate) fn check_path(path: &Path, options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Moves a store of [`BLOCK_TEXT_FORMAT`] to [`TEXT_FORMAT`] (what it
-/// holds is already valid there), unless another process just did.
-fn upgrade_block_text(kv: &dyn Kv, options: &Options) -> Result<u32> {
-    let mut w = kv.write(options.attach_timeout_ms)?;
-    let found = match w.get(Space::Meta, FORMAT_KEY)? {
-        Some(v) => decode_format(&v)?,
-        None => return Err(Error::corrupt("the store's format marker went missing")),
+/// What a store's meta space says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Marker {
+    format: u32,
+    text_index: bool,
+}
+
+/// Reads a store's format and text-index choice through `get` (a key of
+/// the meta space); `None` for a store not yet marked.
+fn read_marker(get: impl Fn(&[u8]) -> Result<Option<Vec<u8>>>) -> Result<Option<Marker>> {
+    let Some(v) = get(FORMAT_KEY)? else {
+        return Ok(None);
     };
-    if found != BLOCK_TEXT_FORMAT {
-        return Ok(found);
-    }
-    w.put(Space::Meta, FORMAT_KEY, &TEXT_FORMAT.to_be_bytes())?;
+    let format = decode_format(&v)?;
+    let text_index = if format >= STORE_FORMAT {
+        match get(TEXT_INDEX_KEY)?.as_deref() {
+            Some([1]) => true,
+            Some([0]) => false,
+            Some(_) => {
+                return Err(Error::corrupt(
+                    "the store's text-index choice is not 0 or 1",
+                ))
+            }
+            None => return Err(Error::corrupt("the store's text-index choice went missing")),
+        }
+    } else {
+        matches!(
+            format,
+            LEGACY_TEXT_FORMAT | BLOCK_TEXT_FORMAT | TEXT_FORMAT_5
+        )
+    };
+    Ok(Some(Marker { format, text_index }))
+}
+
+/// In one write transaction: marks a new store ([`STORE_FORMAT`] and
+/// `new_text_index`, when `Some`), or moves a store of format 3, 4 or 5 to
+/// [`STORE_FORMAT`] with the choice its old marker said (what it holds is
+/// already valid there). Another process may have done either first: the
+/// marker found then is the answer.
+fn settle_marker(kv: &dyn Kv, options: &Options, new_text_index: Option<bool>) -> Result<Marker> {
+    let mut w = kv.write(options.attach_timeout_ms)?;
+    let found = read_marker(|k| Ok(w.get(Space::Meta, k)?.map(|v| v.to_vec())))?;
+    let text_index = match (found, new_text_index) {
+        (Some(m), _)
+            if !matches!(
+                m.format,
+                BLOCK_TEXT_FORMAT | NO_TEXT_FORMAT_4 | TEXT_FORMAT_5
+            ) =>
+        {
+            return Ok(m)
+        }
+        (Some(m), _) => m.text_index,
+        (None, Some(t)) => t,
+        (None, None) => return Err(Error::corrupt("the store's format marker went missing")),
+    };
+    w.put(Space::Meta, FORMAT_KEY, &STORE_FORMAT.to_be_bytes())?;
+    w.put(Space::Meta, TEXT_INDEX_KEY, &[u8::from(text_index)])?;
     w.commit()?;
     kv.sync()?;
-    Ok(TEXT_FORMAT)
+    Ok(Marker {
+        format: STORE_FORMAT,
+        text_index,
+    })
 }
 
 fn decode_format(v: &[u8]) -> Result<u32> {
@@ -1093,11 +1136,12 @@ mod tests {
         assert!(e.check().unwrap().ok);
     }
 
-    /// A store of format 3 (blocks, no pending list) is a format 5 store
-    /// without pending entries: opening it moves its marker to 5, and it
-    /// answers the same with postings on both sides.
+    /// A store of format 3 (blocks, no pending list) is a format 6 store
+    /// with the text index and without pending entries: opening it moves
+    /// its marker to 6 and records the choice apart, and it answers the
+    /// same with postings on both sides.
     #[test]
-    fn a_store_of_format_3_moves_to_format_5_when_opened() {
+    fn a_store_of_format_3_moves_to_format_6_when_opened() {
         let dir = tempfile::tempdir().unwrap();
         let blocks_only = Options {
             text_pending_bytes: 0,
@@ -1105,21 +1149,25 @@ mod tests {
         };
         let (e, sid) = engine_with_a_session_opened(dir.path(), blocks_only);
         append_orders(&e, sid, 0..20);
-        // As a build of format 3 left it.
+        // As a build of format 3 left it: one number, no choice apart.
         let mut w = e.begin_write().unwrap();
         w.put(Space::Meta, FORMAT_KEY, &BLOCK_TEXT_FORMAT.to_be_bytes())
             .unwrap();
+        w.delete(Space::Meta, TEXT_INDEX_KEY).unwrap();
         w.commit().unwrap();
         drop(e);
         let e = Engine::open(dir.path(), Options::default()).unwrap();
-        assert_eq!(e.info().unwrap().format, TEXT_FORMAT);
-        let marker =
+        assert_eq!(e.info().unwrap().format, STORE_FORMAT);
+        assert!(e.info().unwrap().text_index);
+        let meta = |k: &[u8]| {
             e.kv.read()
                 .unwrap()
-                .get(Space::Meta, FORMAT_KEY)
+                .get(Space::Meta, k)
                 .unwrap()
-                .map(|v| v.to_vec());
-        assert_eq!(marker, Some(TEXT_FORMAT.to_be_bytes().to_vec()));
+                .map(|v| v.to_vec())
+        };
+        assert_eq!(meta(FORMAT_KEY), Some(STORE_FORMAT.to_be_bytes().to_vec()));
+        assert_eq!(meta(TEXT_INDEX_KEY), Some(vec![1]));
         append_orders(&e, sid, 20..25);
         let pending = e
             .read(|s| Ok(s.data.scan_prefix(keys::text_pending_prefix(2)).count()))
@@ -1134,6 +1182,42 @@ mod tests {
             .unwrap();
         assert_eq!(hits.total, 6, "2 and 20..25");
         assert!(e.check().unwrap().ok);
+    }
+
+    /// A store of format 4 (no text index, in the number) moves to 6 with
+    /// the choice recorded apart, and stays without the index; a marker of
+    /// format 6 whose choice is missing or not 0/1 is a damaged store.
+    #[test]
+    fn a_store_of_format_4_moves_to_format_6_without_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            text_index: false,
+            ..Options::default()
+        };
+        let (e, _) = engine_with_a_session_opened(dir.path(), options);
+        let mut w = e.begin_write().unwrap();
+        w.put(Space::Meta, FORMAT_KEY, &NO_TEXT_FORMAT_4.to_be_bytes())
+            .unwrap();
+        w.delete(Space::Meta, TEXT_INDEX_KEY).unwrap();
+        w.commit().unwrap();
+        drop(e);
+        // The options' choice does not matter to an existing store.
+        let e = Engine::open(dir.path(), Options::default()).unwrap();
+        let info = e.info().unwrap();
+        assert_eq!((info.format, info.text_index), (STORE_FORMAT, false));
+        assert!(e.check().unwrap().ok);
+        for bad in [&b""[..], &[2][..]] {
+            let mut w = e.begin_write().unwrap();
+            if bad.is_empty() {
+                w.delete(Space::Meta, TEXT_INDEX_KEY).unwrap();
+            } else {
+                w.put(Space::Meta, TEXT_INDEX_KEY, bad).unwrap();
+            }
+            w.commit().unwrap();
+            let r = e.kv.read().unwrap();
+            let err = read_marker(|k| Ok(r.get(Space::Meta, k)?.map(|v| v.to_vec()))).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Corrupt, "{err}");
+        }
     }
 
     /// A pending list over the most is refused before anything is created.
@@ -1189,7 +1273,7 @@ mod tests {
             let want = if legacy {
                 LEGACY_NO_TEXT_FORMAT
             } else {
-                NO_TEXT_FORMAT
+                STORE_FORMAT
             };
             assert_eq!(e.info().unwrap().format, want);
             assert!(e.check().unwrap().ok);
@@ -1269,7 +1353,8 @@ mod tests {
         };
         let mid = e.apply(&WriteOp::AppendMessage(m), None).unwrap();
         assert!(e.check().unwrap().ok);
-        assert_eq!(e.info().unwrap().format, NO_TEXT_FORMAT);
+        assert_eq!(e.info().unwrap().format, STORE_FORMAT);
+        assert!(!e.info().unwrap().text_index);
         let mut w = e.begin_write().unwrap();
         w.put(
             Space::Data,

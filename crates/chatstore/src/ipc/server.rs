@@ -687,7 +687,7 @@ mod tests {
         rpc::write_frame(&mut s, &Request::Info).unwrap();
         assert!(matches!(
             rpc::read_response(&mut s).unwrap(),
-            Some(Response::Info(i)) if i.format == crate::engine::TEXT_FORMAT && i.text_index
+            Some(Response::Info(i)) if i.format == crate::engine::STORE_FORMAT && i.text_index
         ));
         drop(s);
         owner.release_handle();
