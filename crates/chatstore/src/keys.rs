@@ -2,12 +2,17 @@
 //!
 //! Every key begins with the tenant as 8 big-endian bytes, then a one-byte
 //! *space* saying what the key holds, then fixed-width big-endian parts, so
-//! byte order is numeric order and newest-first is a reverse range scan.
-//! Times are signed; they are stored with the sign bit flipped so negative
-//! times sort before positive ones. Parts listed newest first (session and
-//! message ids, activity times) are stored bitwise inverted (`!x`), so that
-//! every list is a *forward* range scan: sled's reverse iteration costs
-//! several times more per key.
+//! byte order is numeric order. Times are signed; they are stored with the
+//! sign bit flipped so negative times sort before positive ones. Parts
+//! listed newest first (session and message ids, activity times) are
+//! stored bitwise inverted (`!x`), so that every list, newest first
+//! included, is a *forward* range scan (sled's reverse iteration costs
+//! several times more per key). Values: records are `codec` encodings,
+//! counters u64 big-endian, member n-gram postings empty (the key says
+//! it all), message-text postings blocks (`text::postings`).
+//!
+//! Holds the layout only: it imports nothing, and nothing here reads or
+//! writes a store.
 
 /// Members: `T 01 uid` -> `MemberRec`.
 pub(crate) const MEMBER: u8 = 0x01;
@@ -32,11 +37,11 @@ pub(crate) const BY_MEMBER: u8 = 0x13;
 pub(crate) const GRAM: u8 = 0x20;
 /// N-gram posting counts: `T 21 field len gram` -> u64.
 pub(crate) const GRAM_COUNT: u8 = 0x21;
-/// Message text postings: `T 22 len gram !mid sid` -> empty, newest
-/// message first (the session is in the key: a caller may reuse a message id
-/// in another session).
+/// Message text postings of store format 1 only (read, never written):
+/// `T 22 len gram !mid sid` -> empty, newest message first (the session is
+/// in the key: a caller may reuse a message id in another session).
 pub(crate) const TEXT: u8 = 0x22;
-/// Message text posting counts: `T 23 len gram` -> u64.
+/// Message text posting counts of store format 1 only: `T 23 len gram` -> u64.
 pub(crate) const TEXT_COUNT: u8 = 0x23;
 /// Message text postings in blocks (store format 3): `T 24 len gram !mid
 /// sid` (the block's oldest posting) -> a block (see `postings.rs`).

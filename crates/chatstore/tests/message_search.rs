@@ -254,7 +254,10 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
     assert_eq!(store.search_messages(&s).unwrap().messages[0].id, id);
     assert!(store.check().unwrap().ok);
     let info = store.info().unwrap();
-    assert_eq!((info.format, info.text_index), (chatstore::STORE_FORMAT, false));
+    assert_eq!(
+        (info.format, info.text_index),
+        (chatstore::STORE_FORMAT, false)
+    );
     store.close().unwrap();
     drop(store);
     {
@@ -302,5 +305,8 @@ fn the_text_index_is_chosen_when_a_store_is_created() {
         .unwrap();
     assert_eq!(hits.total, 1);
     let info = store.info().unwrap();
-    assert_eq!((info.format, info.text_index), (chatstore::STORE_FORMAT, true));
+    assert_eq!(
+        (info.format, info.text_index),
+        (chatstore::STORE_FORMAT, true)
+    );
 }
