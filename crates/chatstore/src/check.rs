@@ -604,3 +604,66 @@ impl Snap<'_> {
         Ok(ck.report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::keys;
+    use crate::storage::Space;
+    use crate::testing::{agent, engine, member, message, session};
+
+    /// A store with what each kind of record implies.
+    fn store() -> (crate::engine::Engine, u64) {
+        let e = engine();
+        member(&e, 2, 7, "李小龙", "185 1669 0005");
+        agent(&e, 2, 1);
+        let sid = session(&e, 2, 0, 7, 1);
+        message(&e, 2, sid, "订单 12345 已发货", 1);
+        (e, sid)
+    }
+
+    fn damage(e: &crate::engine::Engine, f: impl FnOnce(&mut dyn crate::storage::WriteTxn)) {
+        let mut w = e.begin_write().unwrap();
+        f(&mut *w);
+        w.commit().unwrap();
+    }
+
+    #[test]
+    fn a_clean_store_checks_clean() {
+        let (e, _) = store();
+        let r = e.check().unwrap();
+        assert!(r.ok, "{:?}", r.violations);
+        assert_eq!(r.tenants, 1);
+        assert!(r.keys > 10);
+    }
+
+    #[test]
+    fn a_missing_index_entry_is_named() {
+        let (e, sid) = store();
+        damage(&e, |w| {
+            w.delete(Space::Data, keys::by_agent(2, 1, sid).as_ref())
+                .unwrap()
+        });
+        let r = e.check().unwrap();
+        assert!(!r.ok);
+        assert!(
+            r.violations.iter().any(|v| v.contains(&format!("{sid}"))),
+            "{:?}",
+            r.violations
+        );
+    }
+
+    #[test]
+    fn a_record_that_does_not_decode_is_named() {
+        let (e, _) = store();
+        damage(&e, |w| {
+            w.put(Space::Data, keys::member(2, 7).as_ref(), b"\xff\x00")
+                .unwrap()
+        });
+        let r = e.check();
+        let named = match r {
+            Ok(r) => !r.ok && r.violations.iter().any(|v| v.contains("member")),
+            Err(err) => err.kind() == crate::ErrorKind::Corrupt,
+        };
+        assert!(named);
+    }
+}

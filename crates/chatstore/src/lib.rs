@@ -47,6 +47,8 @@ mod ipc;
 // The public handle and the demo.
 pub mod demo;
 mod store;
+#[cfg(test)]
+mod testing;
 
 pub use text::search;
 

@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["command"],
     &["engine"],
     &["ipc"],
-    &["store", "demo"],
+    &["store", "demo", "testing"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

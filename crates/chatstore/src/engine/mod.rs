@@ -112,6 +112,21 @@ impl Engine {
         options.check()?;
         check_path(&path, &options)?;
         let kv = storage::open(&path, &options)?;
+        Engine::on(kv, path, options)
+    }
+
+    /// A store held in memory (`storage::memory`), for the unit tests of
+    /// the write, read, check and import code: no directory, no files.
+    #[cfg(test)]
+    pub(crate) fn in_memory(options: Options) -> Engine {
+        let kv = Box::new(storage::memory::MemoryKv::default());
+        Engine::on(kv, std::path::PathBuf::from("(memory)"), options)
+            .expect("an in-memory store opens")
+    }
+
+    /// The engine over an opened key-value store: reads or fixes its
+    /// format marker, finishes cut-short deletes.
+    fn on(kv: Box<dyn Kv>, path: std::path::PathBuf, options: Options) -> Result<Engine> {
         let found = {
             let r = kv.read()?;
             read_marker(|k| Ok(r.get(Space::Meta, k)?.map(|v| v.to_vec())))?

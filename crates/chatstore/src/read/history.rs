@@ -486,3 +486,93 @@ fn page_of(order: Order, mut all: Vec<(i64, u64)>, skip: usize, take: usize) -> 
     all.sort_unstable_by(cmp);
     all.into_iter().skip(skip).take(take).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{engine, member, message, session};
+
+    /// Six sessions of two members, activity in the reverse of id order.
+    fn six() -> crate::engine::Engine {
+        let e = engine();
+        member(&e, 2, 1, "李小龙", "185 1669 0005");
+        member(&e, 2, 2, "Lê Văn Đức", "0912 345 678");
+        for i in 0..6u64 {
+            let sid = session(&e, 2, 0, 1 + i % 2, 0);
+            message(&e, 2, sid, "hi", 1_700_000_000 - i as i64);
+        }
+        e
+    }
+
+    #[test]
+    fn pages_count_from_the_counters_newest_id_first() {
+        let e = six();
+        let mut q = HistoryQuery::new(2);
+        q.pagesize = 4;
+        let p1 = e.history_list(&q).unwrap();
+        assert_eq!(p1.total, 6);
+        let ids: Vec<u64> = p1.rows.iter().map(|r| r.session.id).collect();
+        assert_eq!(ids, [6, 5, 4, 3]);
+        q.page = 2;
+        let ids: Vec<u64> = e
+            .history_list(&q)
+            .unwrap()
+            .rows
+            .iter()
+            .map(|r| r.session.id)
+            .collect();
+        assert_eq!(ids, [2, 1]);
+        // By activity: session 1 was the latest.
+        q.page = 1;
+        q.order = Order::Recent;
+        let first = e.history_list(&q).unwrap().rows[0].session.id;
+        assert_eq!(first, 1);
+    }
+
+    #[test]
+    fn a_cursor_walks_the_same_rows_as_the_pages() {
+        let e = six();
+        let mut q = HistoryQuery::new(2);
+        q.pagesize = 4;
+        let p1 = e.history_list(&q).unwrap();
+        q.after = p1.next_cursor;
+        let by_cursor: Vec<u64> = e
+            .history_list(&q)
+            .unwrap()
+            .rows
+            .iter()
+            .map(|r| r.session.id)
+            .collect();
+        q.after = None;
+        q.page = 2;
+        let by_page: Vec<u64> = e
+            .history_list(&q)
+            .unwrap()
+            .rows
+            .iter()
+            .map(|r| r.session.id)
+            .collect();
+        assert_eq!(by_cursor, by_page);
+    }
+
+    #[test]
+    fn member_filters_match_nicknames_and_mobiles() {
+        let e = six();
+        for (filter, uid) in [
+            ("小龙", 1),
+            ("1669", 1),
+            ("Lê", 2),
+            ("le van", 2),
+            ("345 6", 2),
+        ] {
+            let mut q = HistoryQuery::new(2);
+            q.user_name = Some(filter.into());
+            let page = e.history_list(&q).unwrap();
+            assert_eq!(page.total, 3, "{filter}");
+            assert!(page.rows.iter().all(|r| r.session.uid == uid), "{filter}");
+        }
+        let mut q = HistoryQuery::new(2);
+        q.user_name = Some("nobody".into());
+        assert_eq!(e.history_list(&q).unwrap().total, 0);
+    }
+}

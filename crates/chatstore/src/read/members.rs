@@ -44,3 +44,30 @@ impl Snap<'_> {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{engine, member};
+
+    #[test]
+    fn every_candidate_is_verified_and_tenants_stay_apart() {
+        let e = engine();
+        member(&e, 2, 1, "李小龙", "185 1669 0005");
+        member(&e, 2, 2, "小李", "");
+        member(&e, 3, 1, "李小龙", "");
+        let uids = |t, q| -> Vec<u64> {
+            e.search_members(t, q)
+                .unwrap()
+                .iter()
+                .map(|m| m.uid)
+                .collect()
+        };
+        assert_eq!(uids(2, "小龙"), [1]);
+        assert_eq!(uids(2, "小"), [1, 2]);
+        // Both grams are there, in the wrong order: not a match.
+        assert!(uids(2, "龙小").is_empty());
+        assert_eq!(uids(2, "18516690005"), [1]);
+        assert_eq!(uids(3, "小龙"), [1]);
+        assert!(uids(2, "").is_empty());
+    }
+}

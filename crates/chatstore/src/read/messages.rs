@@ -64,3 +64,24 @@ impl Snap<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{engine, member, message, session};
+
+    #[test]
+    fn a_page_is_newest_first_with_the_session_total() {
+        let e = engine();
+        member(&e, 2, 1, "n", "");
+        let sid = session(&e, 2, 0, 1, 0);
+        let ids: Vec<u64> = (0..5).map(|i| message(&e, 2, sid, "m", i)).collect();
+        let p = e.messages(2, sid, 1, 2).unwrap();
+        assert_eq!(p.total, 5);
+        let got: Vec<u64> = p.messages.iter().map(|m| m.id).collect();
+        assert_eq!(got, [ids[4], ids[3]]);
+        let last = e.messages(2, sid, 3, 2).unwrap();
+        assert_eq!(last.messages.len(), 1);
+        assert_eq!(last.messages[0].id, ids[0]);
+        assert!(e.messages(2, sid, 4, 2).unwrap().messages.is_empty());
+    }
+}

@@ -27,6 +27,8 @@ use crate::options::Options;
 
 pub(crate) mod commit;
 pub(crate) mod lmdb;
+#[cfg(test)]
+pub(crate) mod memory;
 pub(crate) mod sled;
 
 /// The key spaces of a store. Each is its own ordered map (an LMDB named

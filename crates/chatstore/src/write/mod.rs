@@ -1120,3 +1120,96 @@ pub(crate) fn put_all(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::command::WriteOp;
+    use crate::error::ErrorKind;
+    use crate::read::HistoryQuery;
+    use crate::testing::{agent, engine, export, member, message, session};
+
+    #[test]
+    fn a_message_moves_its_session_and_the_counters() {
+        let e = engine();
+        member(&e, 2, 7, "李小龙", "185 1669 0005");
+        agent(&e, 2, 1);
+        let sid = session(&e, 2, 0, 7, 1);
+        let ids: Vec<u64> = (0..3)
+            .map(|i| message(&e, 2, sid, &format!("第{i}条"), 1_700_000_000 + i))
+            .collect();
+        let v = e.get_session(2, sid).unwrap().unwrap();
+        assert_eq!(v.message_count, 3);
+        assert_eq!(v.last_message.unwrap().id, ids[2]);
+        assert_eq!(v.activity_at, 1_700_000_002);
+        let stats = e.tenant_stats(2).unwrap();
+        assert_eq!(
+            (stats.members, stats.agents, stats.sessions, stats.messages),
+            (1, 1, 1, 3)
+        );
+        assert!(e.check().unwrap().ok);
+    }
+
+    #[test]
+    fn moving_a_session_to_another_agent_moves_its_index_entries() {
+        let e = engine();
+        member(&e, 2, 7, "n", "");
+        agent(&e, 2, 1);
+        agent(&e, 2, 2);
+        let sid = session(&e, 2, 0, 7, 1);
+        session(&e, 2, sid, 7, 2);
+        let of = |agent| {
+            let mut q = HistoryQuery::new(2);
+            q.employee = Some(agent);
+            e.history_list(&q).unwrap().total
+        };
+        assert_eq!((of(1), of(2)), (0, 1));
+        assert!(e.check().unwrap().ok);
+    }
+
+    #[test]
+    fn a_refused_write_changes_nothing() {
+        let e = engine();
+        member(&e, 2, 7, "n", "");
+        let before = export(&e);
+        let to_nowhere = e.apply(
+            &WriteOp::AppendMessage(crate::model::Message {
+                tenant: 2,
+                session_id: 99,
+                content: "x".into(),
+                ..Default::default()
+            }),
+            None,
+        );
+        assert_eq!(to_nowhere.unwrap_err().kind(), ErrorKind::NotFound);
+        let of_nobody = e.apply(
+            &WriteOp::UpsertSession(crate::model::Session {
+                tenant: 2,
+                uid: 8,
+                ..Default::default()
+            }),
+            None,
+        );
+        assert_eq!(of_nobody.unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(export(&e), before);
+        assert!(e.check().unwrap().ok);
+    }
+
+    #[test]
+    fn deleting_a_member_removes_its_sessions_messages_and_grams() {
+        let e = engine();
+        member(&e, 2, 7, "李小龙", "185 1669 0005");
+        member(&e, 2, 8, "王五", "");
+        let sid = session(&e, 2, 0, 7, 0);
+        message(&e, 2, sid, "订单 1", 1);
+        session(&e, 2, 0, 8, 0);
+        assert_eq!(e.search_members(2, "小龙").unwrap().len(), 1);
+        e.apply(&WriteOp::DeleteMember { tenant: 2, uid: 7 }, None)
+            .unwrap();
+        assert!(e.search_members(2, "小龙").unwrap().is_empty());
+        assert!(e.search_members(2, "1669").unwrap().is_empty());
+        let stats = e.tenant_stats(2).unwrap();
+        assert_eq!((stats.members, stats.sessions, stats.messages), (1, 1, 0));
+        assert!(e.get_session(2, sid).unwrap().is_none());
+        assert!(e.check().unwrap().ok);
+    }
+}
