@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap here is a failed test or run
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
 
 use chatstore::{
     Agent, Error, ErrorKind, HistoryQuery, Member, Message, Options, Order, Sender, Session, Store,
@@ -92,10 +92,22 @@ fn read_once(store: &Store, t: u64, i: u64) {
                 Order::Recent => (r.activity_at, r.session.id),
             })
             .collect();
+        // No session twice on a page, in either order (a sled scan is not a
+        // snapshot: a session re-created while a page's scan ran was met at
+        // its old and its new activity entry).
+        let mut ids: Vec<u64> = page.rows.iter().map(|r| r.session.id).collect();
+        ids.sort_unstable();
+        assert!(
+            ids.windows(2).all(|w| w[0] != w[1]),
+            "a session twice on a page: {ids:?} for {q:?}"
+        );
         // A row's activity may move between the index read and the row read,
         // so only the id order is exact under concurrent appends.
         if q.order == Order::Id {
-            assert!(keys.windows(2).all(|w| w[0] > w[1]), "rows out of order");
+            assert!(
+                keys.windows(2).all(|w| w[0] > w[1]),
+                "rows out of order: {keys:?} for {q:?}"
+            );
         }
     }
     if let Some(p) = tolerate(store.messages(t, 1 + i % SESSIONS, 1, 20)) {
@@ -110,6 +122,24 @@ fn read_once(store: &Store, t: u64, i: u64) {
     }
 }
 
+/// Runs a worker's phases: `step(phase)`, then the two barrier waits of the
+/// pause in which the main thread checks the store. A panic in a step is
+/// recorded for the main thread to report, and the worker keeps meeting
+/// the barrier, so a failing worker fails the test instead of leaving the
+/// others waiting for it forever.
+fn phases(barrier: &Barrier, failures: &Mutex<Vec<String>>, count: u64, mut step: impl FnMut(u64)) {
+    for phase in 0..count {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(phase)));
+        if let Err(p) = run {
+            let msg = chatstore::panic_message(p.as_ref());
+            eprintln!("worker failed in phase {phase}: {msg}");
+            failures.lock().unwrap().push(msg);
+        }
+        barrier.wait(); // pause: main checks
+        barrier.wait(); // resume
+    }
+}
+
 #[test]
 fn readers_writers_and_deleters_keep_every_invariant() {
     let dir = tempfile::tempdir().unwrap();
@@ -119,12 +149,18 @@ fn readers_writers_and_deleters_keep_every_invariant() {
     const STEPS: u64 = 150;
     // 2 writers + 1 deleter + 2 readers + this thread.
     let barrier = Arc::new(Barrier::new(6));
+    let failures = Arc::new(Mutex::new(Vec::new()));
     let appended = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
     for w in 0..2u64 {
-        let (store, barrier, appended) = (store.clone(), barrier.clone(), appended.clone());
+        let (store, barrier, failures, appended) = (
+            store.clone(),
+            barrier.clone(),
+            failures.clone(),
+            appended.clone(),
+        );
         handles.push(std::thread::spawn(move || {
-            for phase in 0..PHASES {
+            phases(&barrier, &failures, PHASES, |phase| {
                 for i in 0..STEPS {
                     let t = TENANTS[(i % 2) as usize];
                     let sid = 1 + (i * 7 + w) % SESSIONS;
@@ -145,15 +181,13 @@ fn readers_writers_and_deleters_keep_every_invariant() {
                         Err(e) => panic!("append: {e}"),
                     }
                 }
-                barrier.wait(); // pause: main checks
-                barrier.wait(); // resume
-            }
+            })
         }));
     }
     {
-        let (store, barrier) = (store.clone(), barrier.clone());
+        let (store, barrier, failures) = (store.clone(), barrier.clone(), failures.clone());
         handles.push(std::thread::spawn(move || {
-            for _ in 0..PHASES {
+            phases(&barrier, &failures, PHASES, |_| {
                 for i in 0..STEPS / 5 {
                     let t = TENANTS[(i % 2) as usize];
                     let sid = 1 + (i * 11) % SESSIONS;
@@ -163,25 +197,26 @@ fn readers_writers_and_deleters_keep_every_invariant() {
                     }
                     session(&store, t, sid);
                 }
-                barrier.wait();
-                barrier.wait();
-            }
+            })
         }));
     }
     for r in 0..2u64 {
-        let (store, barrier) = (store.clone(), barrier.clone());
+        let (store, barrier, failures) = (store.clone(), barrier.clone(), failures.clone());
         handles.push(std::thread::spawn(move || {
-            for _ in 0..PHASES {
+            phases(&barrier, &failures, PHASES, |_| {
                 for i in 0..STEPS {
                     read_once(&store, TENANTS[((i + r) % 2) as usize], i);
                 }
-                barrier.wait();
-                barrier.wait();
-            }
+            })
         }));
     }
     for phase in 0..PHASES {
         barrier.wait();
+        let failed = failures.lock().unwrap().clone();
+        if !failed.is_empty() {
+            barrier.wait();
+            panic!("phase {phase}: {failed:?}");
+        }
         let report = store.check().unwrap();
         assert!(report.ok, "phase {phase}: {:?}", report.violations);
         let stats: u64 = TENANTS
@@ -194,6 +229,7 @@ fn readers_writers_and_deleters_keep_every_invariant() {
     for h in handles {
         h.join().unwrap();
     }
+    assert!(failures.lock().unwrap().is_empty());
     assert!(appended.load(Ordering::Relaxed) > 0);
     let report = store.check().unwrap();
     assert!(report.ok, "{:?}", report.violations);

@@ -278,7 +278,7 @@ impl Snap<'_> {
             let time = time_at.map_or(0, |at| keys::time_desc_at(&k, at));
             out.push((time, keys::last_desc(&k)));
         }
-        Ok(out)
+        Ok(once_each(out))
     }
 
     /// Every `(time, sid)` in scope whose member matches, in no order.
@@ -316,7 +316,7 @@ impl Snap<'_> {
                         ));
                     }
                 }
-                return Ok(out);
+                return Ok(once_each(out));
             }
             Some(p) if p.estimate <= scope.saturating_mul(9) => Some(self.pick_set(t, &p)?),
             _ => None,
@@ -355,7 +355,7 @@ impl Snap<'_> {
                 out.push((keys::time_desc_at(&k, time_at), keys::last_desc(&k)));
             }
         }
-        Ok(out)
+        Ok(once_each(out))
     }
 
     /// The postings a member filter reads: per side (the nickname, each
@@ -469,6 +469,16 @@ struct Picks {
     picks: Vec<(bool, Field, String)>,
     /// The postings of the picked grams.
     estimate: u64,
+}
+
+/// Each session once, at its first entry. A sled scan is not a snapshot:
+/// a session whose activity entry moved while the scan ran (re-created,
+/// its activity written anew) can be met at both keys. (An LMDB read
+/// transaction is a snapshot, where this keeps everything.)
+fn once_each(mut found: Vec<(i64, u64)>) -> Vec<(i64, u64)> {
+    let mut seen = HashSet::with_capacity(found.len());
+    found.retain(|&(_, sid)| seen.insert(sid));
+    found
 }
 
 /// Sessions `(time, sid)` `skip..skip + take` in the order (newest id, or
