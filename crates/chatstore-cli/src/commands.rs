@@ -355,21 +355,6 @@ fn import(
         s.sessions,
         s.messages
     );
-    if store.is_owner() && store.info()?.backend == chatstore::Backend::Sled {
-        // The first open after a large import replays sled's whole log
-        // (minutes at millions of messages) and then records where the
-        // replay ended. Paying it here spares the first server or PHP
-        // worker that opens the store. A store other processes use now
-        // stays theirs (this open only attaches to its owner).
-        store.close()?;
-        drop(store);
-        let reopened = Instant::now();
-        Store::open(db, o)?.close()?;
-        eprintln!(
-            "reopened in {:.2}s (the next open starts from there)",
-            reopened.elapsed().as_secs_f64()
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }
 

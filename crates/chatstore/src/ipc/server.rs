@@ -339,6 +339,14 @@ impl Owner {
         }
     }
 
+    /// Releases this handle and the store with it, whatever the linger
+    /// (see [`Owner::retire`]); the caller then opens the store anew.
+    pub(crate) fn release_now(&self) {
+        self.touch();
+        self.handles.fetch_sub(1, Ordering::AcqRel);
+        self.retire();
+    }
+
     /// Releases the store although other processes are connected, as a
     /// process does before it exits: no new connection is taken (the
     /// socket goes first), each connection is served until it has sent no
