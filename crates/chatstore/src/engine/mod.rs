@@ -23,7 +23,7 @@ use crate::options::{Durability, Options, RenderSettings};
 use crate::read::{
     HistoryPage, HistoryQuery, MessageHits, MessageSearch, MessagesPage, Snap, TenantStats,
 };
-use crate::render::HistoryRequest;
+use crate::render::{self, HistoryRequest};
 use crate::storage::commit::GroupCommit;
 use crate::storage::{self, Backend, Kv, Space, Tree, WriteTxn};
 use crate::write::group::Combiner;
@@ -585,7 +585,10 @@ impl Engine {
         req: &HistoryRequest,
         render: &RenderSettings,
     ) -> Result<String> {
-        self.read(|s| s.history_list_text(req, render))
+        self.read(|s| {
+            let page = s.history_page(&req.query, false)?;
+            render::history_list_text(&page, render, &req.page_url)
+        })
     }
     /// A tenant's sessions by activity, 30 a page.
     pub(crate) fn conversations(&self, tenant: u64, page: u64) -> Result<HistoryPage> {
@@ -597,7 +600,7 @@ impl Engine {
     }
     /// The hischat response as JSON text.
     pub(crate) fn hischat_text(&self, sso_id: u64, hash: &str, page: i64) -> Result<String> {
-        self.read(|s| s.hischat_text(sso_id, hash, page))
+        self.read(|s| render::hischat_text(&s.hischat_page(sso_id, hash, page)?, sso_id))
     }
 }
 

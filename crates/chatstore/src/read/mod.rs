@@ -5,11 +5,13 @@
 //! and a page reads only its own rows (O(page), plus the skipped keys of deep
 //! offset pages, which are never decoded). Reads only: it may not write.
 
+mod hischat;
 mod history;
 mod members;
 mod message_search;
 mod messages;
 
+pub(crate) use hischat::Refusal;
 pub use history::{resolve_paging, Cursor, HistoryPage, HistoryQuery, LivePage, Order};
 pub use message_search::{MessageHits, MessageSearch};
 pub use messages::MessagesPage;

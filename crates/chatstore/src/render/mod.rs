@@ -3,15 +3,12 @@
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use subtle::ConstantTimeEq;
 
-use crate::codec;
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::model::{Account, Member, Sender};
+use crate::model::{Member, Sender};
 use crate::options::RenderSettings;
-use crate::read::Snap;
-use crate::read::{resolve_paging, Cursor, HistoryPage, HistoryQuery, Order};
+use crate::read::{resolve_paging, Cursor, HistoryPage, HistoryQuery, Order, Refusal};
 
 /// hischat's answer when the hash is missing or empty.
 pub const HISCHAT_NO_HASH: &str = "Khong co ma bao mat";
@@ -498,70 +495,26 @@ fn to_text(v: &impl Serialize) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::internal(format!("rendering JSON: {e}")))
 }
 
-impl Snap<'_> {
-    /// The history-list response as JSON text, rendered straight from the
-    /// page (no intermediate `Value`).
-    pub(crate) fn history_list_text(
-        &self,
-        req: &HistoryRequest,
-        render: &RenderSettings,
-    ) -> Result<String> {
-        let page = self.history_page(&req.query, false)?;
-        to_text(&HistoryResponse::new(&page, render, &req.page_url))
-    }
+/// The history-list response as JSON text, rendered straight from the
+/// page (no intermediate `Value`).
+pub(crate) fn history_list_text(
+    page: &HistoryPage,
+    render: &RenderSettings,
+    page_url: &str,
+) -> Result<String> {
+    to_text(&HistoryResponse::new(page, render, page_url))
+}
 
-    /// A tenant's sessions by activity (the hischat list), 30 a page.
-    pub(crate) fn conversations(&self, tenant: u64, page: u64) -> Result<HistoryPage> {
-        let mut q = HistoryQuery::new(tenant);
-        q.order = Order::Recent;
-        q.page = page.max(1);
-        q.pagesize = limits::HISCHAT_PAGESIZE;
-        self.history_list(&q)
-    }
-
-    fn account(&self, sso_id: u64) -> Result<Option<Account>> {
-        match self.accounts.get(sso_id.to_be_bytes())? {
-            None => Ok(None),
-            Some(v) => codec::decode(&v, "account").map(Some),
-        }
-    }
-
-    /// An account by sso_id.
-    pub(crate) fn get_account(&self, sso_id: u64) -> Result<Option<Account>> {
-        self.account(sso_id)
-    }
-
-    /// Checks the login and loads the page; `Err(msg)` is a refusal.
-    fn hischat_page(
-        &self,
-        sso_id: u64,
-        hash: &str,
-        page: i64,
-    ) -> Result<Result<HistoryPage, &'static str>> {
-        if hash.is_empty() {
-            return Ok(Err(HISCHAT_NO_HASH));
-        }
-        let account = self.account(sso_id)?;
-        // Compare against a dummy for unknown accounts so both refusals cost
-        // the same.
-        let stored = account
-            .as_ref()
-            .map_or("\u{0}unknown-account", |a| a.hash.as_str());
-        let same: bool = stored.as_bytes().ct_eq(hash.as_bytes()).into();
-        let Some(account) = account.filter(|_| same) else {
-            return Ok(Err(HISCHAT_BAD_HASH));
-        };
-        Ok(Ok(self.conversations(account.tenant, page.max(1) as u64)?))
-    }
-
-    /// The hischat response as JSON text: the account's tenant's
-    /// conversations when `hash` equals the account's stored hash (compared
-    /// in constant time), a refusal otherwise. `page` < 1 is page 1.
-    pub(crate) fn hischat_text(&self, sso_id: u64, hash: &str, page: i64) -> Result<String> {
-        match self.hischat_page(sso_id, hash, page)? {
-            Ok(p) => to_text(&HischatResponse::rows(&p, sso_id)),
-            Err(msg) => to_text(&HischatResponse::refusal(msg)),
-        }
+/// The hischat response as JSON text: the conversations, or the
+/// platform's refusal.
+pub(crate) fn hischat_text(
+    login: &std::result::Result<HistoryPage, Refusal>,
+    sso_id: u64,
+) -> Result<String> {
+    match login {
+        Ok(p) => to_text(&HischatResponse::rows(p, sso_id)),
+        Err(Refusal::NoHash) => to_text(&HischatResponse::refusal(HISCHAT_NO_HASH)),
+        Err(Refusal::BadHash) => to_text(&HischatResponse::refusal(HISCHAT_BAD_HASH)),
     }
 }
 
