@@ -2,6 +2,8 @@
 //! violation. It reads everything once in key order, looking up what each
 //! record implies (index entries, n-grams, counters) and what each index entry
 //! claims (its record), so its memory stays bounded by the agents of a tenant.
+//!
+//! Reads only; it recomputes what `write` maintains and may not change it.
 
 use std::collections::HashMap;
 

@@ -4,6 +4,9 @@
 //! durability. Reads run in one read transaction each ([`Engine::read`]).
 //! Handles ([`crate::Store`]) reach it in process or, for a sled store
 //! another process owns, through the owner's socket ([`crate::ipc::server`]).
+//!
+//! It knows no socket and no other process: `ipc` serves it, `store`
+//! reaches it.
 
 mod execute;
 pub(crate) mod records;

@@ -1,5 +1,8 @@
 //! The two endpoints: request parsing with the platforms' leniency, and the
 //! renderers producing exactly their JSON values (CONTRACT §2, §3).
+//!
+//! Pure: it reads no store and writes none; the read side hands it typed
+//! pages (and hischat's login outcome).
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};

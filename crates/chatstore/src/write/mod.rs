@@ -11,6 +11,9 @@
 //!
 //! Everything a write must undo (old n-grams, old index keys) is read from
 //! the primary record, never found by scanning.
+//!
+//! Writes only through a `Tx` over the storage layer's write transaction:
+//! it may not read outside it, render, or know of processes.
 
 pub(crate) mod group;
 
