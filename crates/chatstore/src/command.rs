@@ -192,6 +192,11 @@ pub(crate) enum Request {
         text: String,
         /// Lines of the import before this chunk.
         first_line: u64,
+        /// Identifies the chunk (random, chosen by the client): a retry
+        /// with the same id after a lost answer skips the lines already
+        /// applied, so the chunk lands once (absent from older clients).
+        #[serde(default)]
+        id: Option<u128>,
     },
     /// Every record, streamed as [`Response::Records`] frames ending with
     /// [`Response::Done`].

@@ -183,6 +183,18 @@ impl AsRef<[u8]> for Key {
 }
 
 /// `T 40 id`
+/// Where an import chunk sent by another process records how far it got,
+/// in the meta space (an import spans tenants): `chatstore.import/` and the
+/// chunk's id (16 bytes BE) -> applied-at (u64 BE), then the progress.
+pub(crate) fn import_progress(id: u128) -> Vec<u8> {
+    let mut k = IMPORT_PROGRESS_PREFIX.to_vec();
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// The prefix of [`import_progress`] keys.
+pub(crate) const IMPORT_PROGRESS_PREFIX: &[u8] = b"chatstore.import/";
+
 pub(crate) fn request(t: u64, id: u128) -> Key {
     let mut k = Key::new(t, REQUEST);
     k.0.extend_from_slice(&id.to_be_bytes());

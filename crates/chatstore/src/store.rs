@@ -534,7 +534,7 @@ impl Store {
                 return self.import_jsonl(reader, progress);
             }
             let before = owner.engine.size_on_disk()?;
-            let summary = owner.engine.import_jsonl(reader, 0, progress)?;
+            let summary = owner.engine.import_jsonl(reader, 0, None, progress)?;
             if self.options.durability == Durability::Sync {
                 owner.engine.sync()?;
             }
@@ -692,6 +692,7 @@ impl Store {
         let req = Request::Import {
             text: std::mem::take(text),
             first_line: *first_line,
+            id: Some(u128::from_ne_bytes(random_bytes()?)),
         };
         let s = answer!(self.call(req), Imported)?;
         *first_line += lines;

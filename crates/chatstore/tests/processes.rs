@@ -512,3 +512,103 @@ fn an_exiting_owner_answers_the_request_in_progress() {
     let messages = client.messages(1, 1, 1, 1).unwrap();
     assert_eq!(messages.total, MESSAGES);
 }
+
+/// The owner of the test below: opens a sled store with the fault hook set
+/// (it exits after applying an import chunk, before answering), says so in
+/// the log, and waits.
+#[test]
+fn faulty_owner_child() {
+    let Ok(spec) = std::env::var("CHATSTORE_FAULTY_OWNER_CHILD") else {
+        return;
+    };
+    let (dir, log) = spec.split_once('|').unwrap();
+    let store = Store::open(
+        dir,
+        Options {
+            backend: chatstore::Backend::Sled,
+            linger_ms: 60_000,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert!(store.is_owner());
+    std::fs::write(log, "owner").unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Exactly once across an owner's death (issue 21): records without ids,
+/// imported through another process whose owner applies the chunk and dies
+/// before answering, land once. The client resends the chunk with its id
+/// to the next owner (itself), which skips the lines already applied. A
+/// chunk used to carry no id, and every record of it was stored twice.
+#[test]
+fn an_import_chunk_resent_after_the_owner_died_lands_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store");
+    let log = dir.path().join("owner.log");
+    let forking = forks();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "faulty_owner_child", "--nocapture"])
+        .env(
+            "CHATSTORE_FAULTY_OWNER_CHILD",
+            format!("{}|{}", db.display(), log.display()),
+        )
+        .env("CHATSTORE_FAULT_EXIT_AFTER_IMPORT", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(forking);
+    let started = Instant::now();
+    while read(&log) != "owner" {
+        assert!(started.elapsed() < Duration::from_secs(60), "no owner");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let client = Store::open(&db, Options::default()).unwrap();
+    assert!(!client.is_owner());
+    client
+        .upsert_member(&Member {
+            tenant: 1,
+            uid: 1,
+            nickname: "n".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let sid = client
+        .upsert_session(&Session {
+            tenant: 1,
+            uid: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    // Sessions and messages without ids: each application stores them anew.
+    const LINES: u64 = 300;
+    let mut jsonl = String::new();
+    for i in 0..LINES {
+        jsonl.push_str(&format!(
+            "{{\"kind\":\"message\",\"tenant\":1,\"session_id\":{sid},\"content\":\"line {i}\",\"time\":{}}}\n",
+            1_700_000_000 + i
+        ));
+    }
+    jsonl.push_str("{\"kind\":\"session\",\"tenant\":1,\"uid\":1}\n");
+    let summary = client.import_jsonl(jsonl.as_bytes(), |_| {}).unwrap();
+    // The owner applied the chunk and died without answering.
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "the fault hook did not fire");
+    assert!(client.is_owner(), "the client took the store over");
+    assert_eq!((summary.messages, summary.sessions), (LINES, 1));
+    let stats = client.tenant_stats(1).unwrap();
+    assert_eq!(
+        (stats.messages, stats.sessions),
+        (LINES, 2),
+        "stored twice?"
+    );
+    let mut seen = std::collections::HashSet::new();
+    for r in client.export_records().unwrap() {
+        if let chatstore::Record::Message(m) = r.unwrap() {
+            assert!(seen.insert(m.content.clone()), "{} twice", m.content);
+        }
+    }
+    assert_eq!(seen.len() as u64, LINES);
+    assert!(client.check().unwrap().ok);
+}

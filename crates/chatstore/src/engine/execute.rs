@@ -42,8 +42,12 @@ impl Engine {
             Request::Tenants => Response::Tenants(engine.tenants()?),
             Request::Check => Response::Check(engine.check()?),
             Request::Info => Response::Info(engine.info()?),
-            Request::Import { text, first_line } => {
-                Response::Imported(engine.import_jsonl(text.as_bytes(), first_line, |_| {})?)
+            Request::Import {
+                text,
+                first_line,
+                id,
+            } => {
+                Response::Imported(engine.import_jsonl(text.as_bytes(), first_line, id, |_| {})?)
             }
             Request::Flush => {
                 engine.flush()?;

@@ -483,6 +483,22 @@ impl Engine {
             n += old.len() as u64;
             self.commit_write(w)?;
         }
+        // Import chunks' progress records (in the meta space).
+        let mut w = self.begin_write()?;
+        let old: Vec<Vec<u8>> = Tree::new(w.as_read(), Space::Meta)
+            .scan_prefix(keys::IMPORT_PROGRESS_PREFIX)
+            .filter_map(|item| match item {
+                Ok((k, v)) => {
+                    (v.len() >= 8 && keys::u64_at(&v, 0) < cutoff).then(|| Ok(k.to_vec()))
+                }
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_>>()?;
+        for k in &old {
+            w.delete(Space::Meta, k)?;
+        }
+        n += old.len() as u64;
+        self.commit_write(w)?;
         Ok(n)
     }
 
@@ -787,7 +803,7 @@ mod tests {
         let small = e.apply(&WriteOp::UpsertSession(second), None).unwrap();
         let step = write::CASCADE_STEP_MESSAGES;
         for (sid, n) in [(big, step + step / 4), (mid, step * 3 / 4), (small, 10)] {
-            e.import_jsonl(messages_jsonl(sid, n).as_bytes(), 0, |_| {})
+            e.import_jsonl(messages_jsonl(sid, n).as_bytes(), 0, None, |_| {})
                 .unwrap();
         }
         // Unread counts and softly deleted messages move with the purge.
@@ -850,7 +866,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (e, sid) = engine_with_a_session(dir.path());
         let n = write::CASCADE_STEP_MESSAGES * 2 + 3;
-        e.import_jsonl(messages_jsonl(sid, n).as_bytes(), 0, |_| {})
+        e.import_jsonl(messages_jsonl(sid, n).as_bytes(), 0, None, |_| {})
             .unwrap();
         let delete = WriteOp::DeleteSession { tenant: 2, id: sid };
         e.apply(&delete, Some(9)).unwrap();

@@ -22,6 +22,22 @@ use crate::model::Reader;
 use crate::storage::{Space, Tree};
 use crate::write::{self, put_all, Tx};
 
+/// Which import a batch belongs to: an import chunk's id (see
+/// `Engine::import_jsonl`) and where the chunk starts.
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    once: Option<u128>,
+    first_line: u64,
+}
+
+/// How far an import chunk got: its last line applied and what it counted.
+/// Stored as the applied-at time (u64 BE, for pruning) and this as JSON.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Progress {
+    through: u64,
+    summary: ImportSummary,
+}
+
 struct Pending {
     line: u64,
     record: Record,
@@ -54,14 +70,25 @@ impl Engine {
     /// Imports JSON Lines from a reader whose first line is line
     /// `first_line + 1` of the import (errors name lines that way).
     /// `progress` is called after each batch with the bytes read so far.
+    ///
+    /// With `once` (an import chunk sent by another process), every batch
+    /// records in its own transaction how far the chunk got and what it
+    /// counted (`keys::import_progress`); a retry of the chunk with the
+    /// same id skips the lines already applied and returns the summary of
+    /// one application.
     pub(crate) fn import_jsonl<R: BufRead>(
         &self,
         mut reader: R,
         first_line: u64,
+        once: Option<u128>,
         mut progress: impl FnMut(u64),
     ) -> Result<ImportSummary> {
         self.live()?;
-        let mut summary = ImportSummary::default();
+        let (applied_through, mut summary) = match once {
+            Some(id) => self.import_progress(id)?,
+            None => (0, ImportSummary::default()),
+        };
+        let chunk = Chunk { once, first_line };
         let mut batch: Vec<Pending> = Vec::with_capacity(IMPORT_BATCH);
         let mut raw: Vec<u8> = Vec::new();
         let (mut line_no, mut bytes) = (first_line, 0u64);
@@ -78,8 +105,12 @@ impl Engine {
             }
             line_no += 1;
             bytes += n as u64;
+            if line_no <= applied_through {
+                // Applied (and counted) by an earlier attempt of this chunk.
+                continue;
+            }
             if n > MAX_LINE_BYTES {
-                self.commit_batch(&mut batch, &mut summary)?;
+                self.commit_batch(&mut batch, &mut summary, chunk)?;
                 return Err(Error::Import {
                     line: line_no,
                     source: Box::new(Error::invalid(
@@ -92,7 +123,7 @@ impl Engine {
                 });
             }
             let Ok(mut text) = std::str::from_utf8(&raw) else {
-                self.commit_batch(&mut batch, &mut summary)?;
+                self.commit_batch(&mut batch, &mut summary, chunk)?;
                 return Err(Error::Import {
                     line: line_no,
                     source: Box::new(Error::invalid("record", "line is not valid UTF-8")),
@@ -111,7 +142,7 @@ impl Engine {
             let record = match parsed {
                 Ok(r) => r,
                 Err(e) => {
-                    self.commit_batch(&mut batch, &mut summary)?;
+                    self.commit_batch(&mut batch, &mut summary, chunk)?;
                     return Err(Error::Import {
                         line: line_no,
                         source: Box::new(e),
@@ -119,7 +150,7 @@ impl Engine {
                 }
             };
             if let Record::Account(a) = &record {
-                self.commit_batch(&mut batch, &mut summary)?;
+                self.commit_batch(&mut batch, &mut summary, chunk)?;
                 self.upsert_account(a).map_err(|e| Error::Import {
                     line: line_no,
                     source: Box::new(e),
@@ -146,18 +177,37 @@ impl Engine {
             };
             if batch.len() >= IMPORT_BATCH || batch_text >= text_limit {
                 batch_text = 0;
-                self.commit_batch(&mut batch, &mut summary)?;
+                self.commit_batch(&mut batch, &mut summary, chunk)?;
                 progress(bytes);
             }
         }
-        self.commit_batch(&mut batch, &mut summary)?;
+        self.commit_batch(&mut batch, &mut summary, chunk)?;
         progress(bytes);
         Ok(summary)
     }
 
+    /// How far an import chunk with this id got: the last line applied
+    /// (0: none) and what it counted.
+    fn import_progress(&self, id: u128) -> Result<(u64, ImportSummary)> {
+        let txn = self.kv.read()?;
+        match txn.get(Space::Meta, &keys::import_progress(id))? {
+            None => Ok((0, ImportSummary::default())),
+            Some(v) => {
+                let p: Progress = serde_json::from_slice(&v[8.min(v.len())..])
+                    .map_err(|e| Error::corrupt(format!("import progress record: {e}")))?;
+                Ok((p.through, p.summary))
+            }
+        }
+    }
+
     /// Applies a batch in one write transaction. When a record is refused,
     /// the records before it are committed and the error names its line.
-    fn commit_batch(&self, batch: &mut Vec<Pending>, summary: &mut ImportSummary) -> Result<()> {
+    fn commit_batch(
+        &self,
+        batch: &mut Vec<Pending>,
+        summary: &mut ImportSummary,
+        chunk: Chunk,
+    ) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -173,6 +223,24 @@ impl Engine {
             };
             if failed.is_none() {
                 put_all(&mut *w, writes?)?;
+                if let Some(id) = chunk.once {
+                    // How far this chunk got, in the batch's own transaction.
+                    let mut after = summary.clone();
+                    for p in batch.iter() {
+                        after.count(&p.record);
+                    }
+                    let through = batch.last().map_or(chunk.first_line, |p| p.line);
+                    let mut v = super::unix_now().to_be_bytes().to_vec();
+                    serde_json::to_writer(
+                        &mut v,
+                        &Progress {
+                            through,
+                            summary: after,
+                        },
+                    )
+                    .map_err(|e| Error::internal(format!("import progress record: {e}")))?;
+                    w.put(Space::Meta, &keys::import_progress(id), &v)?;
+                }
                 self.commit_write(w)?;
             }
             failed
@@ -189,7 +257,7 @@ impl Engine {
             Some((i, err)) => {
                 let line = batch[i].line;
                 batch.truncate(i);
-                self.commit_batch(batch, summary)?;
+                self.commit_batch(batch, summary, chunk)?;
                 Err(Error::Import {
                     line,
                     source: Box::new(err),
@@ -345,14 +413,14 @@ mod tests {
     #[test]
     fn an_import_round_trips_through_export() {
         let e = engine();
-        let s = e.import_jsonl(LINES.as_bytes(), 0, |_| {}).unwrap();
+        let s = e.import_jsonl(LINES.as_bytes(), 0, None, |_| {}).unwrap();
         assert_eq!((s.lines, s.members, s.sessions, s.messages), (3, 1, 1, 1));
         let out = export(&e);
         let again = engine();
-        again.import_jsonl(out.as_bytes(), 0, |_| {}).unwrap();
+        again.import_jsonl(out.as_bytes(), 0, None, |_| {}).unwrap();
         assert_eq!(export(&again), out);
         // Re-running the same import changes nothing (every record has its key).
-        e.import_jsonl(LINES.as_bytes(), 0, |_| {}).unwrap();
+        e.import_jsonl(LINES.as_bytes(), 0, None, |_| {}).unwrap();
         assert_eq!(export(&e), out);
     }
 
@@ -364,16 +432,46 @@ mod tests {
             r#"{"kind":"message","tenant":2,"session_id":9,"content":"x"}"#,
             r#"{"kind":"member","tenant":2,"uid":8,"nickname":"after"}"#
         );
-        let err = e.import_jsonl(bad.as_bytes(), 0, |_| {}).unwrap_err();
+        let err = e.import_jsonl(bad.as_bytes(), 0, None, |_| {}).unwrap_err();
         assert!(err.to_string().starts_with("line 4: "), "{err}");
         assert_eq!(err.kind(), ErrorKind::NotFound);
         let stats = e.tenant_stats(2).unwrap();
         assert_eq!((stats.members, stats.messages), (1, 1));
         // Line numbers continue from `first_line` (an import sent in chunks).
         let err = e
-            .import_jsonl("{\"kind\":\"nope\"}\n".as_bytes(), 41, |_| {})
+            .import_jsonl("{\"kind\":\"nope\"}\n".as_bytes(), 41, None, |_| {})
             .unwrap_err();
         assert!(err.to_string().starts_with("line 42: "), "{err}");
+        assert!(e.check().unwrap().ok);
+    }
+
+    #[test]
+    fn a_chunk_retried_with_its_id_applies_once() {
+        let e = engine();
+        e.import_jsonl(LINES.as_bytes(), 0, None, |_| {}).unwrap();
+        // Messages without ids: each application would store them anew.
+        let chunk: String = (0..7)
+            .map(|i| {
+                format!(
+                    "{{\"kind\":\"message\",\"tenant\":2,\"session_id\":1,\"content\":\"m{i}\",\"time\":{i}}}\n"
+                )
+            })
+            .collect();
+        let first = e
+            .import_jsonl(chunk.as_bytes(), 3, Some(42), |_| {})
+            .unwrap();
+        let again = e
+            .import_jsonl(chunk.as_bytes(), 3, Some(42), |_| {})
+            .unwrap();
+        assert_eq!(first, again, "the retry answers what the first attempt did");
+        assert_eq!(first.messages, 7);
+        assert_eq!(e.tenant_stats(2).unwrap().messages, 1 + 7);
+        // Another id is another chunk.
+        e.import_jsonl(chunk.as_bytes(), 3, Some(43), |_| {})
+            .unwrap();
+        assert_eq!(e.tenant_stats(2).unwrap().messages, 1 + 14);
+        // Progress records are pruned like request records.
+        assert_eq!(e.prune_requests(0).unwrap(), 0, "younger than the cutoff");
         assert!(e.check().unwrap().ok);
     }
 }

@@ -557,6 +557,11 @@ impl Owner {
                 }
                 Request::Hello { .. } => rpc::write_frame(&mut writer, &Response::Unit),
                 Request::Export => self.export(&mut writer),
+                req @ Request::Import { .. } if exit_after_import() => {
+                    // The fault of the test hook: applied, never answered.
+                    let _ = self.answer(req);
+                    std::process::exit(3);
+                }
                 req => match self.answer(req) {
                     Some(resp) => rpc::write_response(&mut writer, &resp),
                     // Closed under the request: the client retries it with
@@ -615,6 +620,15 @@ impl Owner {
         }
         rpc::write_frame(w, &Response::Done(n))
     }
+}
+
+/// A test hook (docs/RELIABILITY.md, "Exactly once"): when the variable
+/// `CHATSTORE_FAULT_EXIT_AFTER_IMPORT` is set in the owning process, it
+/// exits after applying an import chunk and before answering it, the
+/// window in which a client resends the chunk to the next owner.
+fn exit_after_import() -> bool {
+    static SET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SET.get_or_init(|| std::env::var_os("CHATSTORE_FAULT_EXIT_AFTER_IMPORT").is_some())
 }
 
 /// Ends the owner once it lingered unused; prunes old request records now
