@@ -612,3 +612,99 @@ fn an_import_chunk_resent_after_the_owner_died_lands_once() {
     assert_eq!(seen.len() as u64, LINES);
     assert!(client.check().unwrap().ok);
 }
+
+/// The importer of the test below: imports a file of id-less messages
+/// into an LMDB store (every process writes it itself) until killed.
+#[test]
+fn importer_child() {
+    let Ok(spec) = std::env::var("CHATSTORE_IMPORTER_CHILD") else {
+        return;
+    };
+    let (dir, file) = spec.split_once('|').unwrap();
+    let store = Store::open(
+        dir,
+        Options {
+            backend: chatstore::Backend::Lmdb,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    store.import_file(file).unwrap();
+}
+
+/// On a backend where every process writes the store itself (LMDB), an
+/// importer killed part-way leaves a prefix of its file, each record once:
+/// every batch is one transaction, committed in file order (issue 21).
+#[test]
+fn a_killed_importer_leaves_a_prefix_never_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store");
+    let options = Options {
+        backend: chatstore::Backend::Lmdb,
+        ..Options::default()
+    };
+    let store = Store::open(&db, options.clone()).unwrap();
+    store
+        .upsert_member(&Member {
+            tenant: 1,
+            uid: 1,
+            nickname: "n".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let sid = store
+        .upsert_session(&Session {
+            tenant: 1,
+            uid: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    const LINES: u64 = 60_000;
+    let file = dir.path().join("messages.jsonl");
+    let mut text = String::new();
+    for i in 0..LINES {
+        text.push_str(&format!(
+            "{{\"kind\":\"message\",\"tenant\":1,\"session_id\":{sid},\"content\":\"line {i}\",\"time\":{i}}}\n"
+        ));
+    }
+    std::fs::write(&file, text).unwrap();
+    let forking = forks();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "importer_child", "--nocapture"])
+        .env(
+            "CHATSTORE_IMPORTER_CHILD",
+            format!("{}|{}", db.display(), file.display()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(forking);
+    // Kill it once some batches are in, before it is done.
+    let started = Instant::now();
+    loop {
+        let n = store.tenant_stats(1).unwrap().messages;
+        if n > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "nothing imported"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stored = store.tenant_stats(1).unwrap().messages;
+    assert!(stored > 0 && stored <= LINES, "{stored}");
+    let mut contents: Vec<u64> = Vec::new();
+    for r in store.export_records().unwrap() {
+        if let chatstore::Record::Message(m) = r.unwrap() {
+            contents.push(m.content.trim_start_matches("line ").parse().unwrap());
+        }
+    }
+    contents.sort_unstable();
+    let prefix: Vec<u64> = (0..stored).collect();
+    assert_eq!(contents, prefix, "not a prefix of the file, each line once");
+    assert!(store.check().unwrap().ok);
+}
