@@ -553,50 +553,34 @@ impl Store {
         self.import_remote(reader, progress)
     }
 
-    /// Packs an LMDB store an import just wrote most of (see
-    /// [`crate::engine::Engine::worth_packing`]) and attaches again. Left
-    /// as it is while another handle of this process or another process
-    /// has the store open: packing replaces its file.
+    /// Rewrites an LMDB store compactly after an import grew it (at least
+    /// doubled, by 4 MiB or more; `Engine::worth_packing`), when this
+    /// handle is its only user in this process and no other process has
+    /// it open; the handle then opens the new file.
     fn pack(&self) -> Result<()> {
-        let mut guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        let Some(att) = guard.as_mut() else {
-            return Err(Error::Closed);
-        };
-        let Backend::Local(owner) = &att.backend else {
-            return Ok(());
-        };
-        if !owner.is_ours() || owner.handle_count() != 1 {
-            return Ok(());
-        }
-        match owner.engine.compact() {
-            Ok(()) => {}
-            Err(Error::Locked { .. }) => return Ok(()),
-            Err(e) => return Err(e),
-        }
-        let generation = att.generation;
-        if let Some(Attachment {
-            backend: Backend::Local(owner),
-            ..
-        }) = guard.take()
-        {
-            // Its engine is closed: releasing it frees the old file's map.
-            owner.release_handle();
-        }
-        *guard = Some(Attachment {
-            backend: attach(&self.path, &self.options)?,
-            generation: generation + 1,
-        });
-        Ok(())
+        self.reopen_alone(|owner| match owner.engine.compact() {
+            Ok(()) => Ok(true),
+            // Another process has it open: left as it is.
+            Err(Error::Locked { .. }) => Ok(false),
+            Err(e) => Err(e),
+        })
     }
 
     /// After a large import into a sled store this process owns alone:
     /// closes the engine and opens it again, so that sled records where its
     /// log ends (a snapshot). Otherwise the first open after the import
     /// (a server's, a PHP worker's) replays the whole log: 31.7 s at the
-    /// medium scale. Skipped while other handles of this process use the
-    /// engine; processes connected to it are handed over (`Owner::retire`)
-    /// and reconnect to the reopened store.
+    /// medium scale. Processes connected to it are handed over
+    /// (`Owner::retire`) and reconnect to the reopened store.
     fn settle(&self) -> Result<()> {
+        self.reopen_alone(|owner| owner.engine.flush().map(|()| true))
+    }
+
+    /// Runs `prepare` on this process's engine and, when it says so,
+    /// releases the engine and attaches anew; nothing when other handles of
+    /// this process use the engine (they would lose it) or it is not this
+    /// process's.
+    fn reopen_alone(&self, prepare: impl FnOnce(&Owner) -> Result<bool>) -> Result<()> {
         let mut guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
         let Some(att) = guard.as_mut() else {
             return Err(Error::Closed);
@@ -604,10 +588,9 @@ impl Store {
         let Backend::Local(owner) = &att.backend else {
             return Ok(());
         };
-        if !owner.is_ours() || owner.handle_count() != 1 {
+        if !owner.is_ours() || owner.handle_count() != 1 || !prepare(owner)? {
             return Ok(());
         }
-        owner.engine.flush()?;
         let generation = att.generation;
         if let Some(Attachment {
             backend: Backend::Local(owner),

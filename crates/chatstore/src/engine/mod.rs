@@ -467,26 +467,23 @@ impl Engine {
         let cutoff = unix_now().saturating_sub(max_age_secs);
         let mut n = 0;
         for t in self.tenants()? {
-            let mut w = self.begin_write()?;
-            let old: Vec<Vec<u8>> = Tree::new(w.as_read(), Space::Data)
-                .scan_prefix(keys::Key::new(t, keys::REQUEST))
-                .filter_map(|item| match item {
-                    Ok((k, v)) => {
-                        (v.len() >= 8 && keys::u64_at(&v, 0) < cutoff).then(|| Ok(k.to_vec()))
-                    }
-                    Err(e) => Some(Err(e)),
-                })
-                .collect::<Result<_>>()?;
-            for k in &old {
-                w.delete(Space::Data, k)?;
-            }
-            n += old.len() as u64;
-            self.commit_write(w)?;
+            n += self.prune(
+                Space::Data,
+                keys::Key::new(t, keys::REQUEST).as_ref(),
+                cutoff,
+            )?;
         }
         // Import chunks' progress records (in the meta space).
+        n += self.prune(Space::Meta, keys::IMPORT_PROGRESS_PREFIX, cutoff)?;
+        Ok(n)
+    }
+
+    /// Removes, in one write, the records under `prefix` whose value
+    /// begins with an applied-at time (u64 BE) before `cutoff`.
+    fn prune(&self, space: Space, prefix: &[u8], cutoff: u64) -> Result<u64> {
         let mut w = self.begin_write()?;
-        let old: Vec<Vec<u8>> = Tree::new(w.as_read(), Space::Meta)
-            .scan_prefix(keys::IMPORT_PROGRESS_PREFIX)
+        let old: Vec<Vec<u8>> = Tree::new(w.as_read(), space)
+            .scan_prefix(prefix)
             .filter_map(|item| match item {
                 Ok((k, v)) => {
                     (v.len() >= 8 && keys::u64_at(&v, 0) < cutoff).then(|| Ok(k.to_vec()))
@@ -495,11 +492,10 @@ impl Engine {
             })
             .collect::<Result<_>>()?;
         for k in &old {
-            w.delete(Space::Meta, k)?;
+            w.delete(space, k)?;
         }
-        n += old.len() as u64;
         self.commit_write(w)?;
-        Ok(n)
+        Ok(old.len() as u64)
     }
 
     /// Writes a consistent, compact copy of the store into `dir` (a new
