@@ -156,6 +156,34 @@ fn read(log: &Path) -> String {
     std::fs::read_to_string(log).unwrap_or_default()
 }
 
+/// Starts this test binary as its child test `name` (which does nothing
+/// unless `var` is set), with `var` set to `spec` and the `extra`
+/// variables, under the fork lock; its output is dropped.
+fn child(name: &str, var: &str, spec: String, extra: &[(&str, &str)]) -> std::process::Child {
+    let _forking = forks();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture"])
+        .env(var, spec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Waits (at most a minute) until a child's log reads `want`.
+fn wait_for(log: &Path, want: &str) {
+    let started = Instant::now();
+    while read(log) != want {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no {want:?} from the child"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn workers_opening_per_request_survive_the_owner_being_killed() {
     let tmp = tempfile::tempdir().unwrap();
@@ -458,23 +486,13 @@ fn an_exiting_owner_answers_the_request_in_progress() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("store");
     let log = dir.path().join("retire.log");
-    let forking = forks();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "retire_child", "--nocapture"])
-        .env(
-            "CHATSTORE_RETIRE_CHILD",
-            format!("{}|{}", db.display(), log.display()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    drop(forking);
-    let started = Instant::now();
-    while read(&log) != "owner" {
-        assert!(started.elapsed() < Duration::from_secs(60), "no owner");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = child(
+        "retire_child",
+        "CHATSTORE_RETIRE_CHILD",
+        format!("{}|{}", db.display(), log.display()),
+        &[],
+    );
+    wait_for(&log, "owner");
     let client = Store::open(&db, Options::default()).unwrap();
     assert!(!client.is_owner());
     // An import long enough that the owner is told to exit while it runs.
@@ -546,24 +564,13 @@ fn an_import_chunk_resent_after_the_owner_died_lands_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("store");
     let log = dir.path().join("owner.log");
-    let forking = forks();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "faulty_owner_child", "--nocapture"])
-        .env(
-            "CHATSTORE_FAULTY_OWNER_CHILD",
-            format!("{}|{}", db.display(), log.display()),
-        )
-        .env("CHATSTORE_FAULT_EXIT_AFTER_IMPORT", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    drop(forking);
-    let started = Instant::now();
-    while read(&log) != "owner" {
-        assert!(started.elapsed() < Duration::from_secs(60), "no owner");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = child(
+        "faulty_owner_child",
+        "CHATSTORE_FAULTY_OWNER_CHILD",
+        format!("{}|{}", db.display(), log.display()),
+        &[("CHATSTORE_FAULT_EXIT_AFTER_IMPORT", "1")],
+    );
+    wait_for(&log, "owner");
     let client = Store::open(&db, Options::default()).unwrap();
     assert!(!client.is_owner());
     client
@@ -668,18 +675,12 @@ fn a_killed_importer_leaves_a_prefix_never_a_duplicate() {
         ));
     }
     std::fs::write(&file, text).unwrap();
-    let forking = forks();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "importer_child", "--nocapture"])
-        .env(
-            "CHATSTORE_IMPORTER_CHILD",
-            format!("{}|{}", db.display(), file.display()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    drop(forking);
+    let mut child = child(
+        "importer_child",
+        "CHATSTORE_IMPORTER_CHILD",
+        format!("{}|{}", db.display(), file.display()),
+        &[],
+    );
     // Kill it once some batches are in, before it is done.
     let started = Instant::now();
     loop {
