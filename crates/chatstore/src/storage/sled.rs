@@ -77,6 +77,15 @@ impl SledKv {
         for f in ["conf", "db"] {
             let _ = super::set_file_mode(&path.join(f), options.group_access);
         }
+        // The snapshot the open just wrote (sled writes one when its log
+        // moved past the last): the same mode.
+        if let Ok(entries) = std::fs::read_dir(path) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("snap.") {
+                    let _ = super::set_file_mode(&e.path(), options.group_access);
+                }
+            }
+        }
         let _ = super::create_dir(&path.join("blobs"), options.group_access);
         let fail = |e| to_error(e, path);
         let data = db.open_tree("data").map_err(fail)?;

@@ -222,6 +222,29 @@ fn new_sled_files_are_private_whatever_the_umask() {
         assert_eq!(mode(&p.join(f)), 0o600, "{f}");
     }
     assert_eq!(mode(&p.join("blobs")), 0o700);
+    // Reopened after writes, sled writes a snapshot: private too (it was
+    // made with the umask, 0644 under 022).
+    let kv = open_kv(Backend::Sled, &p);
+    let mut w = kv.write(1000).unwrap();
+    w.put(Space::Data, b"k", b"v").unwrap();
+    w.commit().unwrap();
+    kv.sync().unwrap();
+    drop(kv);
+    drop(open_kv(Backend::Sled, &p));
+    let snaps: Vec<_> = std::fs::read_dir(&p)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("snap.")
+        })
+        .collect();
+    assert!(!snaps.is_empty(), "sled wrote no snapshot");
+    for f in snaps {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
 }
 
 #[test]
