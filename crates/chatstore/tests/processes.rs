@@ -345,13 +345,10 @@ fn probe_child() {
     std::fs::write(log, format!("{role} {}", uids[0])).unwrap();
 }
 
-/// The owner of the test below: opens a sled store (so it serves it),
-/// says so in the log, and holds it until killed.
-#[test]
-fn hold_child() {
-    let Ok(spec) = std::env::var("CHATSTORE_HOLD_CHILD") else {
-        return;
-    };
+/// A child's body: opens the sled store of `spec` (`DIR|LOG`) with a long
+/// linger, so this process owns and serves it, writes `note` to the log,
+/// and holds the store until killed (a minute at most).
+fn own_a_sled_store(spec: String, note: &str) {
     let (dir, log) = spec.split_once('|').unwrap();
     let store = Store::open(
         dir,
@@ -363,8 +360,18 @@ fn hold_child() {
     )
     .unwrap();
     assert!(store.is_owner());
-    std::fs::write(log, format!("{}", std::process::id())).unwrap();
+    std::fs::write(log, note).unwrap();
     std::thread::sleep(Duration::from_secs(60));
+}
+
+/// The owner of the test below: opens a sled store (so it serves it),
+/// says so in the log, and holds it until killed.
+#[test]
+fn hold_child() {
+    let Ok(spec) = std::env::var("CHATSTORE_HOLD_CHILD") else {
+        return;
+    };
+    own_a_sled_store(spec, &format!("{}", std::process::id()));
 }
 
 /// A stopped owner (SIGSTOP, Ctrl-Z on a `chatstore import`) makes another
@@ -539,19 +546,7 @@ fn faulty_owner_child() {
     let Ok(spec) = std::env::var("CHATSTORE_FAULTY_OWNER_CHILD") else {
         return;
     };
-    let (dir, log) = spec.split_once('|').unwrap();
-    let store = Store::open(
-        dir,
-        Options {
-            backend: chatstore::Backend::Sled,
-            linger_ms: 60_000,
-            ..Options::default()
-        },
-    )
-    .unwrap();
-    assert!(store.is_owner());
-    std::fs::write(log, "owner").unwrap();
-    std::thread::sleep(Duration::from_secs(60));
+    own_a_sled_store(spec, "owner");
 }
 
 /// Exactly once across an owner's death (issue 21): records without ids,

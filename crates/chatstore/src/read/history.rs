@@ -514,24 +514,21 @@ mod tests {
         e
     }
 
+    /// The session ids of a page.
+    fn ids(e: &crate::engine::Engine, q: &HistoryQuery) -> Vec<u64> {
+        let page = e.history_list(q).unwrap();
+        page.rows.iter().map(|r| r.session.id).collect()
+    }
+
     #[test]
     fn pages_count_from_the_counters_newest_id_first() {
         let e = six();
         let mut q = HistoryQuery::new(2);
         q.pagesize = 4;
-        let p1 = e.history_list(&q).unwrap();
-        assert_eq!(p1.total, 6);
-        let ids: Vec<u64> = p1.rows.iter().map(|r| r.session.id).collect();
-        assert_eq!(ids, [6, 5, 4, 3]);
+        assert_eq!(e.history_list(&q).unwrap().total, 6);
+        assert_eq!(ids(&e, &q), [6, 5, 4, 3]);
         q.page = 2;
-        let ids: Vec<u64> = e
-            .history_list(&q)
-            .unwrap()
-            .rows
-            .iter()
-            .map(|r| r.session.id)
-            .collect();
-        assert_eq!(ids, [2, 1]);
+        assert_eq!(ids(&e, &q), [2, 1]);
         // By activity: session 1 was the latest.
         q.page = 1;
         q.order = Order::Recent;
@@ -546,23 +543,10 @@ mod tests {
         q.pagesize = 4;
         let p1 = e.history_list(&q).unwrap();
         q.after = p1.next_cursor;
-        let by_cursor: Vec<u64> = e
-            .history_list(&q)
-            .unwrap()
-            .rows
-            .iter()
-            .map(|r| r.session.id)
-            .collect();
+        let by_cursor = ids(&e, &q);
         q.after = None;
         q.page = 2;
-        let by_page: Vec<u64> = e
-            .history_list(&q)
-            .unwrap()
-            .rows
-            .iter()
-            .map(|r| r.session.id)
-            .collect();
-        assert_eq!(by_cursor, by_page);
+        assert_eq!(by_cursor, ids(&e, &q));
     }
 
     #[test]

@@ -39,11 +39,6 @@ fn range<'a>(
     to: Bound<&[u8]>,
     dir: Dir,
 ) -> Iter<'a> {
-    let own = |b: Bound<&[u8]>| match b {
-        Bound::Included(k) => Bound::Included(k.to_vec()),
-        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
-        Bound::Unbounded => Bound::Unbounded,
-    };
     let map = &spaces[space as usize];
     // An empty or inverted range is empty (BTreeMap::range would panic).
     let empty = match (&from, &to) {
@@ -56,7 +51,7 @@ fn range<'a>(
         return Box::new(std::iter::empty());
     }
     let it = map
-        .range::<Vec<u8>, _>((own(from), own(to)))
+        .range::<[u8], _>((from, to))
         .map(|(k, v)| Ok((Bytes::borrowed(k), Bytes::borrowed(v))));
     match dir {
         Dir::Forward => Box::new(it),
