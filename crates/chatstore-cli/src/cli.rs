@@ -111,6 +111,12 @@ pub(crate) enum Command {
         /// its own): lmdb unless `CHATSTORE_BACKEND` says sled.
         #[arg(long, value_enum)]
         backend: Option<BackendArg>,
+        /// Make a new store shared with its group: directory 0770, files
+        /// 0660 (and setgid directories pass their group on), so that a
+        /// PHP-FPM pool running as another user of the group can open it.
+        /// A store so made stays shared whoever opens it.
+        #[arg(long)]
+        group_access: bool,
     },
     /// Write a consistent, compact copy of a store into a new directory
     /// while others keep reading and writing.

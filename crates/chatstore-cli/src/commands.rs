@@ -69,7 +69,15 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             file,
             no_text_index,
             backend,
-        } => import(&db, &file, attach, !no_text_index, backend.map(Into::into)),
+            group_access,
+        } => import(
+            &db,
+            &file,
+            attach,
+            !no_text_index,
+            backend.map(Into::into),
+            group_access,
+        ),
         Command::Backup { db, out } => {
             let store = open(&db, &Render::default(), attach)?;
             let started = Instant::now();
@@ -303,10 +311,12 @@ fn import(
     attach: u64,
     text_index: bool,
     backend: Option<chatstore::Backend>,
+    group_access: bool,
 ) -> Result<ExitCode> {
     let defaults = options(&Render::default(), attach)?;
     let o = Options {
         text_index,
+        group_access,
         backend: backend.unwrap_or(defaults.backend),
         create_if_missing: true,
         ..defaults

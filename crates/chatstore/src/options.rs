@@ -118,7 +118,9 @@ pub struct Options {
     pub map_size: u64,
     /// Create a new store's directory and files for its group too (0770 and
     /// 0660 instead of 0700 and 0600), so that, say, a PHP-FPM pool running
-    /// as another user of the group can open it.
+    /// as another user of the group can open it. A store so made stays
+    /// shared: every process opening it (of one of the directory's groups)
+    /// gives the files it makes 0660, whatever this option says.
     pub group_access: bool,
     /// The most bytes of recent messages' text postings a tenant keeps in
     /// its pending list before a write moves them into the posting blocks

@@ -101,6 +101,9 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         options.check()?;
         crate::engine::check_path(&path, &options)?;
+        // A store made shared with its group stays shared, whoever opens it.
+        let mut options = options;
+        options.group_access |= crate::trust::group_shared(&path);
         let backend = attach(&path, &options)?;
         Ok(Store {
             path,

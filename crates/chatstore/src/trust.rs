@@ -85,12 +85,16 @@ pub(crate) fn check_dir(path: &Path) -> Result<()> {
     }
 }
 
-/// Refuses a socket peer that runs as neither this user nor `store_owner`
-/// (the user owning the store directory), naming both.
-pub(crate) fn check_peer(stream: &UnixStream, store_owner: u32) -> std::io::Result<()> {
+/// Refuses a socket peer that runs as neither this user nor the user
+/// owning the store directory `dir`, naming both; in a store shared with
+/// one of this process's groups (`group_access`) any peer is trusted, since
+/// only the directory's owner and its group can have bound the socket there.
+pub(crate) fn check_peer(stream: &UnixStream, dir: &Path) -> std::io::Result<()> {
     let cred = rustix::net::sockopt::socket_peercred(stream)?;
     let peer = cred.uid.as_raw();
-    if peer == my_uid() || peer == store_owner || peer == 0 {
+    let meta = std::fs::metadata(dir).ok();
+    let store_owner = meta.as_ref().map_or_else(my_uid, |m| m.uid());
+    if peer == my_uid() || peer == store_owner || peer == 0 || meta.as_ref().is_some_and(shared) {
         return Ok(());
     }
     Err(std::io::Error::new(
@@ -104,6 +108,20 @@ pub(crate) fn check_peer(stream: &UnixStream, store_owner: u32) -> std::io::Resu
     ))
 }
 
+/// Whether a store directory so made is shared with one of this process's
+/// groups (`group_access`: 0770 and a group of this process).
+fn shared(m: &Metadata) -> bool {
+    m.mode() & GROUP_SHARED == GROUP_SHARED && in_group(m.gid())
+}
+
+/// Whether the store at `path` is shared with its group: its directory
+/// exists, is 0770 and of one of this process's groups. Every process
+/// opening such a store gives the files it makes the group's mode, whatever
+/// its own options say, so the store stays usable by the whole group.
+pub(crate) fn group_shared(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_dir() && shared(&m))
+}
+
 /// Whether the owner of the store at `dir` may serve the peer of `stream`:
 /// one of this process's user or root, or anyone when the store is shared
 /// with its group (its socket, 0660, already admits only the group).
@@ -114,12 +132,6 @@ pub(crate) fn peer_may_attach(stream: &UnixStream, dir: &Path) -> bool {
     let peer = cred.uid.as_raw();
     let shared = std::fs::metadata(dir).is_ok_and(|m| m.mode() & GROUP_SHARED == GROUP_SHARED);
     peer == my_uid() || peer == 0 || shared
-}
-
-/// The user owning the store directory (this process's user when it has
-/// none yet).
-pub(crate) fn dir_owner(path: &Path) -> u32 {
-    std::fs::metadata(path).map_or_else(|_| my_uid(), |m| m.uid())
 }
 
 #[cfg(test)]

@@ -800,3 +800,52 @@ fn a_large_import_into_a_sled_store_leaves_it_settled() {
         .unwrap();
     assert_eq!(sled_snapshot_lsn(dir.path()).unwrap_or(0), after);
 }
+
+/// A store made shared with its group (`group_access`) stays shared: a
+/// process opening it without the option (a PHP-FPM worker's plain open)
+/// still gives the files it makes 0660, and the setgid bit a setgid parent
+/// passed on is kept, so every file takes the directory's group.
+#[test]
+fn a_group_shared_store_stays_shared_whoever_opens_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    for backend in [chatstore::Backend::Lmdb, chatstore::Backend::Sled] {
+        let parent = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o2770)).unwrap();
+        let db = parent.path().join("shop.db");
+        let shared = Options {
+            group_access: true,
+            backend,
+            linger_ms: 0,
+            ..Options::default()
+        };
+        let store = Store::open(&db, shared).unwrap();
+        store
+            .import_jsonl(demo::SEED_JSONL.as_bytes(), |_| {})
+            .unwrap();
+        store.close().unwrap();
+        assert_eq!(mode(&db), 0o2770, "{backend}: the setgid bit is kept");
+        // Files the next opener makes: LMDB's lock files, sled's owner's lock.
+        for f in std::fs::read_dir(&db).unwrap().flatten() {
+            if f.file_name().to_string_lossy().ends_with(".lock") {
+                std::fs::remove_file(f.path()).unwrap();
+            }
+        }
+        let plain = Options {
+            linger_ms: 0,
+            ..Options::default()
+        };
+        let store = Store::open(&db, plain).unwrap();
+        assert!(store.options().group_access, "{backend}");
+        store.close().unwrap();
+        let mut locks = 0;
+        for f in std::fs::read_dir(&db).unwrap().flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if f.file_type().unwrap().is_file() {
+                assert_eq!(mode(&f.path()), 0o660, "{backend}: {name}");
+                locks += usize::from(name.ends_with(".lock"));
+            }
+        }
+        assert!(locks > 0, "{backend}: the open made no lock file");
+    }
+}

@@ -58,13 +58,13 @@ pub(crate) enum CallError {
 impl Conn {
     /// Connects and greets the owner. A connection refused or reset is
     /// `CallError::Lost` (attach again); an owner speaking another protocol,
-    /// running as another user than this one or the store's owner
-    /// (`trust::check_peer`), stopped, or silent for `timeout_ms`, is
+    /// running as another user than this one or the store's owner (outside
+    /// a group-shared store: `trust::check_peer`), stopped, or silent for `timeout_ms`, is
     /// `CallError::Failed` with the error naming why.
     pub(crate) fn connect(socket: &Path, timeout_ms: u64) -> Result<Conn, CallError> {
         let stream = UnixStream::connect(socket).map_err(CallError::Lost)?;
         let store = socket.parent().unwrap_or(Path::new(".")).to_path_buf();
-        crate::trust::check_peer(&stream, crate::trust::dir_owner(&store)).map_err(|e| {
+        crate::trust::check_peer(&stream, &store).map_err(|e| {
             CallError::Failed(Error::Io(std::io::Error::new(
                 e.kind(),
                 format!("refusing {}: {e}", socket.display()),

@@ -206,7 +206,7 @@ fn become_owner(key: &Path, socket: &Path, options: &Options) -> Result<Option<A
     // A store whose socket cannot be bound (a path over the 107 bytes a
     // Unix socket address holds) still works in this process; other
     // processes then wait and report it locked.
-    let listener = bind(socket).ok();
+    let listener = bind(socket, options.group_access).ok();
     match Engine::open(key, options.clone()) {
         Ok(engine) => Ok(Some(Owner::start(
             engine,
@@ -249,6 +249,9 @@ fn take_owner_lock(key: &Path, group_access: bool) -> Result<Option<std::fs::Fil
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(&path)
         .map_err(|e| crate::storage::io_error(&path, e))?;
+    // The mode above passed through the umask (0640 under 022). Another
+    // user's lock file is left as it is.
+    let _ = crate::storage::set_file_mode(&path, group_access);
     match flock(&file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(Some(file)),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
@@ -256,12 +259,13 @@ fn take_owner_lock(key: &Path, group_access: bool) -> Result<Option<std::fs::Fil
     }
 }
 
-/// Binds the socket privately: to a temporary name, mode 0600, then renamed
+/// Binds the socket privately: to a temporary name, mode 0600 (0660 in a
+/// store shared with its group, whose other users connect too), then renamed
 /// over any stale socket (we hold the owner's lock, so no owner of this
 /// build has it). A socket that still answers belongs to a process of a
 /// build before the owner's lock (which holds the store's sled lock too):
 /// it is left alone, and this process then finds the store locked.
-fn bind(socket: &Path) -> std::io::Result<UnixListener> {
+fn bind(socket: &Path, group_access: bool) -> std::io::Result<UnixListener> {
     if UnixStream::connect(socket).is_ok() {
         return Err(std::io::Error::other(
             "a process of an earlier build serves the store",
@@ -270,7 +274,8 @@ fn bind(socket: &Path) -> std::io::Result<UnixListener> {
     let tmp = socket.with_extension(format!("sock.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let listener = UnixListener::bind(&tmp)?;
-    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+    let mode = if group_access { 0o660 } else { 0o600 };
+    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
         .and_then(|()| std::fs::rename(&tmp, socket));
     if let Err(e) = placed {
         let _ = std::fs::remove_file(&tmp);

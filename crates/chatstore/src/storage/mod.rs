@@ -176,7 +176,9 @@ pub(crate) fn open(path: &Path, options: &Options) -> Result<Box<dyn Kv>> {
 }
 
 /// Creates a store directory: 0700, or 0770 with group access, whatever
-/// the umask.
+/// the umask. With group access the setgid bit a setgid parent passes on
+/// is kept, so the files made in it take the directory's group (the pool's)
+/// rather than their maker's.
 pub(crate) fn create_dir(path: &Path, group_access: bool) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let mode = if group_access { 0o770 } else { 0o700 };
@@ -185,7 +187,9 @@ pub(crate) fn create_dir(path: &Path, group_access: bool) -> Result<()> {
         .mode(mode)
         .create(path)
         .map_err(|e| io_error(path, e))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    let setgid = std::fs::metadata(path).map_or(0, |m| m.permissions().mode() & 0o2000);
+    let keep = if group_access { setgid } else { 0 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | keep))?;
     Ok(())
 }
 
