@@ -1,6 +1,6 @@
 -- wrk's request mix for tests/fpm/run.sh: history-list without and with a
--- user_name filter, hischat, and (unless FPM_MIX=read) appends, in fixed
--- proportions. Every response but a 200 is written to FPM_OUT/bad-<thread>;
+-- user_name filter (7:3), hischat and appends, in fixed proportions; with
+-- FPM_MIX=history (bindings/php/bench/fpm.sh) history-list only. Every response but a 200 is written to FPM_OUT/bad-<thread>;
 -- every acknowledged append's id to FPM_OUT/acks-<thread>; the totals
 -- (requests, non-2xx, socket errors, latency percentiles) to
 -- FPM_OUT/summary as `key value` lines.
@@ -9,7 +9,7 @@
 -- retry nginx makes when a worker dies mid-request stores it once.
 
 local out = os.getenv("FPM_OUT") or "."
-local read_only = os.getenv("FPM_MIX") == "read"
+local history_only = os.getenv("FPM_MIX") == "history"
 local threads = {}
 local next_tid = 0
 
@@ -41,8 +41,8 @@ end
 function request()
   counter = counter + 1
   local k = counter % 20
-  if read_only then
-    k = k % 14
+  if history_only then
+    k = counter % 10
   end
   if k < 7 then
     return history("")

@@ -31,20 +31,14 @@ for tool in "$fpm" nginx wrk; do
   fi
 done
 
+# shellcheck source=tests/fpm/serve.sh
+. "$root/tests/fpm/serve.sh"
 tmp="$(mktemp -d /tmp/chatstore-fpm.XXXXXX)"
 chmod 0711 "$tmp" # the pool's user passes through to its files, reads nothing else
 pass=0 fail=0
 pids=()
 ok() { pass=$((pass + 1)); }
 ko() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-stop() { # PID...: TERM, then KILL after 5 s
-  for p in "$@"; do kill -TERM "$p" 2>/dev/null; done
-  for p in "$@"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-  done
-}
 cleanup() {
   stop "${pids[@]}"
   if [ "$fail" -gt 0 ]; then
@@ -74,27 +68,22 @@ fi
 # repository's): the PHP binding and the header it reads, the library, the
 # CLI (for the importing user) and the data (the generated shop, the seeds).
 www="$tmp/www"
-mkdir -p "$www/bindings/php" "$www/include"
-cp -r "$root/bindings/php/autoload.php" "$root/bindings/php/src" "$root/bindings/php/examples" "$www/bindings/php/"
-cp "$root/include/chatstore_php.h" "$www/include/"
-cp "$bin/libchatstore_ffi.so" "$bin/chatstore" "$www/"
+deploy_www "$www" "$bin"
 php "$root/bindings/php/bench/dataset.php" 1 1000 >"$www/data.jsonl"
 cat "$root/crates/chatstore/data/seeds.jsonl" >>"$www/data.jsonl"
-chmod -R a+rX "$www"
+chmod a+r "$www/data.jsonl"
 hash=5f4dcc3b5aa765d61d8327deb882cf99
 same_json() { php -r 'exit(json_decode(file_get_contents($argv[1]), true) === json_decode(file_get_contents($argv[2]), true) ? 0 : 1);' "$1" "$2"; }
-free_port() { php -r '$s = stream_socket_server("tcp://127.0.0.1:0"); echo explode(":", stream_socket_get_name($s, false))[1];'; }
 
 run_backend() {
   local backend="$1" d="$tmp/$1"
   local shop="$d/shop" db="$d/shop/chat.db" port
   port="$(free_port)"
-  mkdir -p "$d/run" "$d/nginx" "$d/out"
+  mkdir -p "$d/out"
   # The shared directory: the deploy user's, the pool's group, setgid so
   # everything made in it takes that group.
   install -d -o "$deploy" -g "$pool" -m 2770 "$shop"
-  touch "$d/php-errors.log"
-  [ "$(id -u)" -eq 0 ] && chown "$pool" "$d/php-errors.log" "$d/nginx" "$d/out"
+  [ "$(id -u)" -eq 0 ] && chown "$pool" "$d/out"
   if ! as_deploy "$www/chatstore" import --group-access --backend "$backend" --db "$db" "$www/data.jsonl" 2>"$d/import.err"; then
     ko "$backend: import: $(cat "$d/import.err")"; return
   fi
@@ -102,86 +91,16 @@ run_backend() {
   modes="$(stat -c '%a %G' "$db") $(find "$db" -maxdepth 1 -type f -printf '%m %g\n' | sort -u | tr '\n' ' ')"
   if [ "$modes" = "2770 $pool 660 $pool " ]; then ok; else ko "$backend: the store's modes and groups: $modes"; fi
 
-  local user_lines="" listen_lines="" nginx_user=""
-  if [ "$(id -u)" -eq 0 ]; then
-    user_lines="user = $pool
-group = $pool"
-    listen_lines="listen.owner = $pool
-listen.group = $pool
-listen.mode = 0660"
-    nginx_user="user $pool $pool;"
+  if ! SERVE_USER="$pool" serve "$d" "$port" "$www/bindings/php/examples/server.php" 40 \
+    CHATSTORE_DB="$db" CHATSTORE_LIB="$www/libchatstore_ffi.so" CHATSTORE_DURABILITY=sync; then
+    ko "$backend: the pool never answered"; return
   fi
-  cat >"$d/fpm.conf" <<CONF
-[global]
-pid = $d/fpm.pid
-error_log = $d/fpm.log
-log_level = notice
-daemonize = no
-
-[chatstore]
-$user_lines
-listen = $d/run/fpm.sock
-$listen_lines
-pm = static
-pm.max_children = 4
-pm.max_requests = 40
-request_terminate_timeout = 30s
-clear_env = yes
-catch_workers_output = yes
-env[CHATSTORE_DB] = $db
-env[CHATSTORE_LIB] = $www/libchatstore_ffi.so
-env[CHATSTORE_DURABILITY] = sync
-php_admin_value[ffi.enable] = 1
-php_admin_flag[log_errors] = on
-php_admin_value[error_log] = $d/php-errors.log
-CONF
-  cat >"$d/nginx.conf" <<CONF
-$nginx_user
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/nginx-error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path $d/nginx/body;
-  fastcgi_temp_path $d/nginx/fastcgi;
-  proxy_temp_path $d/nginx/proxy;
-  uwsgi_temp_path $d/nginx/uwsgi;
-  scgi_temp_path $d/nginx/scgi;
-  # The pool twice: a request whose worker died before answering is sent
-  # once more (appends carry their id, so a retried one is stored once).
-  upstream chatstore_pool {
-    server unix:$d/run/fpm.sock max_fails=0;
-    server unix:$d/run/fpm.sock max_fails=0;
-  }
-  server {
-    listen 127.0.0.1:$port;
-    location / {
-      include /etc/nginx/fastcgi_params;
-      fastcgi_param SCRIPT_FILENAME $www/bindings/php/examples/server.php;
-      fastcgi_pass chatstore_pool;
-      fastcgi_next_upstream error timeout invalid_header non_idempotent;
-      fastcgi_next_upstream_tries 2;
-    }
-  }
-}
-CONF
-  "$fpm" -F -y "$d/fpm.conf" -p "$d" >"$d/fpm.out" 2>&1 &
-  local master=$!
-  pids+=("$master")
-  nginx -e "$d/nginx-error.log" -p "$d" -c "$d/nginx.conf" -g 'daemon off;' >"$d/nginx.out" 2>&1 &
-  pids+=($!)
-  local base="http://127.0.0.1:$port" up=""
-  for _ in $(seq 100); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/plugin.yun-chat.frontend.chat.history-list?i=1&employee_id=1")" = 200 ]; then up=1; break; fi
-    sleep 0.1
-  done
-  if [ -z "$up" ]; then ko "$backend: the pool never answered"; return; fi
+  local master="$SERVE_MASTER" base="http://127.0.0.1:$port"
 
   # The load, with one worker killed a third of the way in.
   FPM_OUT="$d/out" wrk -t 2 -c 8 -d "${seconds}s" -s "$root/tests/fpm/mix.lua" "$base" >"$d/wrk.out" 2>&1 &
   local wrk=$!
-  sleep "$(echo "$seconds / 3" | bc -l 2>/dev/null || echo 3)"
+  sleep "$((seconds / 3))"
   local victim=""
   if [ "$backend" = sled ]; then
     # The owner: the worker holding the owner's lock.

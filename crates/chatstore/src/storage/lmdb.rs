@@ -92,6 +92,8 @@ struct Shared {
     resize: RwLock<()>,
     /// `Options::map_size`: the largest the map may grow to.
     map_size: u64,
+    /// `Options::group_access`: the files this process makes are 0660.
+    group_access: bool,
     /// The process that opened the environment.
     pid: u32,
     /// Holds a shared `flock` while the environment is open (declared after
@@ -167,6 +169,9 @@ impl Shared {
         let map_size = options.map_size;
         let fail = |e| storage(e, path, map_size);
         let is_new = !path.join(DATA_FILE).exists();
+        // LMDB makes its lock file 0600 (less the umask) when absent: new
+        // after a compaction too, and then ours to give the store's mode.
+        let new_lock = !path.join(LOCK_FILE).exists();
         let writer_path = path.join(WRITER_LOCK);
         let writer_file = std::fs::OpenOptions::new()
             .read(true)
@@ -208,7 +213,7 @@ impl Shared {
         env.clear_stale_readers().map_err(fail)?;
         for f in [DATA_FILE, LOCK_FILE, WRITER_LOCK, USERS_LOCK] {
             let p = path.join(f);
-            if is_new || f == WRITER_LOCK || f == USERS_LOCK {
+            if is_new || (new_lock && f == LOCK_FILE) || f == WRITER_LOCK || f == USERS_LOCK {
                 // Only files this process created, or may own: another
                 // user's files are not ours to change.
                 let _ = super::set_file_mode(&p, options.group_access);
@@ -229,6 +234,7 @@ impl Shared {
             writer_file,
             resize: RwLock::new(()),
             map_size,
+            group_access: options.group_access,
             pid: std::process::id(),
             users_file,
         })
@@ -619,13 +625,19 @@ impl Kv for LmdbKv {
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|e| super::io_error(&tmp, e))?;
         }
-        super::create_dir(&tmp, false)?;
+        super::create_dir(&tmp, s.group_access)?;
         {
             let (_resize, txn) = s.begin(|| s.env.read_txn())?;
             rebuild(s, &txn, &tmp)?;
         }
-        let mode = std::fs::metadata(s.path.join(DATA_FILE))?.permissions();
-        std::fs::set_permissions(tmp.join(DATA_FILE), mode)?;
+        // The new file takes the old one's mode and group (a group-shared
+        // store's stays the pool's).
+        let old = std::fs::metadata(s.path.join(DATA_FILE))?;
+        std::fs::set_permissions(tmp.join(DATA_FILE), old.permissions())?;
+        {
+            use std::os::unix::fs::MetadataExt;
+            let _ = std::os::unix::fs::chown(tmp.join(DATA_FILE), None, Some(old.gid()));
+        }
         std::fs::rename(tmp.join(DATA_FILE), s.path.join(DATA_FILE))
             .map_err(|e| super::io_error(&s.path, e))?;
         // The lock region described the old file: the next opener (the
