@@ -10,7 +10,12 @@
 //!   nothing: its transaction never committed.
 //! - **One environment per path per process**, shared by every handle
 //!   (heed refuses a second one); a child forked after open is refused
-//!   with an error rather than using its parent's map.
+//!   with an error rather than using its parent's map. After its last
+//!   handle closes, an environment stays open for `Options::linger_ms`
+//!   ([`linger`]), so a process that opens the store per request (a
+//!   PHP-FPM worker) finds it open; an environment whose data file was
+//!   replaced meanwhile (the directory removed and made anew) is not used
+//!   again.
 //! - **Durability.** The environment runs with `MDB_NOMETASYNC`: a commit
 //!   writes and fsyncs its data pages, then writes the meta page without
 //!   fsync. A commit is in the page cache when it returns (a kill -9 loses
@@ -32,11 +37,14 @@
 //!   process's transactions end.
 #![allow(unsafe_code)]
 
+mod linger;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read as _, Seek as _, Write as _};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -96,6 +104,12 @@ struct Shared {
     group_access: bool,
     /// The process that opened the environment.
     pid: u32,
+    /// The data file's device and inode when the environment opened: a
+    /// store replaced at the same path is another store.
+    data_id: (u64, u64),
+    /// Set by a compaction: the environment maps a file no longer the
+    /// store's, and must not be reused or kept.
+    retired: AtomicBool,
     /// Holds a shared `flock` while the environment is open (declared after
     /// `env`, so it is released after the environment closed).
     users_file: File,
@@ -114,6 +128,26 @@ static ENVS: Mutex<Option<HashMap<PathBuf, Weak<Shared>>>> = Mutex::new(None);
 #[derive(Debug)]
 pub(crate) struct LmdbKv {
     shared: Arc<Shared>,
+    /// How long the environment stays open after this handle, the last,
+    /// closes (`Options::linger_ms`).
+    linger: Duration,
+}
+
+impl Drop for LmdbKv {
+    fn drop(&mut self) {
+        if !self.linger.is_zero()
+            && self.shared.pid == std::process::id()
+            && !self.shared.retired.load(Ordering::Acquire)
+        {
+            linger::keep(&self.shared, self.linger);
+        }
+    }
+}
+
+/// The device and inode of the file at `path` ((0, 0) when absent).
+fn file_id(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map_or((0, 0), |m| (m.dev(), m.ino()))
 }
 
 fn storage(e: heed::Error, path: &Path, map_size: u64) -> Error {
@@ -144,23 +178,37 @@ impl LmdbKv {
             ));
         }
         let key = std::fs::canonicalize(path)?;
+        let linger = Duration::from_millis(options.linger_ms);
         let mut envs = ENVS.lock().unwrap_or_else(|e| e.into_inner());
         let map = envs.get_or_insert_with(HashMap::new);
         if let Some(shared) = map.get(&key).and_then(Weak::upgrade) {
             if shared.pid != std::process::id() {
+                // Only lingering (ours, and the entry's): the parent's
+                // closed environment, which this child forgets and opens
+                // anew. Otherwise a handle of the parent's is in use here.
+                let lingering_only = Arc::strong_count(&shared) == 2;
+                let parents = Arc::as_ptr(&shared);
                 // Keep the parent's environment alive and untouched.
                 std::mem::forget(shared);
-                return Err(Error::Storage(format!(
-                    "{} was opened by the process this one was forked from; an LMDB store \
-                     cannot be used across fork(): open it after forking",
-                    path.display()
-                )));
+                if !lingering_only {
+                    return Err(Error::Storage(format!(
+                        "{} was opened by the process this one was forked from; an LMDB store \
+                         cannot be used across fork(): open it after forking",
+                        path.display()
+                    )));
+                }
+                linger::release(|s| Arc::as_ptr(s) == parents);
+            } else if shared.data_id == file_id(&key.join(DATA_FILE)) {
+                return Ok(LmdbKv { shared, linger });
+            } else {
+                // The store at this path was replaced: this environment
+                // maps the old one. Closed once its handles are.
+                linger::release(|s| Arc::ptr_eq(s, &shared));
             }
-            return Ok(LmdbKv { shared });
         }
         let shared = Arc::new(Shared::open(&key, options)?);
         map.insert(key, Arc::downgrade(&shared));
-        Ok(LmdbKv { shared })
+        Ok(LmdbKv { shared, linger })
     }
 }
 
@@ -236,6 +284,8 @@ impl Shared {
             map_size,
             group_access: options.group_access,
             pid: std::process::id(),
+            data_id: file_id(&path.join(DATA_FILE)),
+            retired: AtomicBool::new(false),
             users_file,
         })
     }
@@ -646,6 +696,8 @@ impl Kv for LmdbKv {
         File::open(&s.path)?.sync_all()?;
         std::fs::remove_dir(&tmp).map_err(|e| super::io_error(&tmp, e))?;
         // This environment maps the old file: it must not be used again.
+        s.retired.store(true, Ordering::Release);
+        linger::release(|l| std::ptr::eq(Arc::as_ptr(l), s));
         let mut envs = ENVS.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(map) = envs.as_mut() {
             map.remove(&s.path);
