@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 
 /// Parses one JSON object and decodes it as `T`: anything but an object,
 /// or an object holding a key twice at any depth, is refused; errors name
-/// `what` and the reason (without serde's "at line 1 column N").
+/// `what`, the field (`session_id: invalid type: string "x4", expected
+/// u64`) and the reason (without serde's "at line 1 column N").
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     let Strict(value) = serde_json::from_slice(bytes).map_err(|e| invalid(what, &e))?;
     if !value.is_object() {
@@ -22,7 +23,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
             format!("must be a JSON object, not {}", kind(&value)),
         ));
     }
-    serde_json::from_value(value).map_err(|e| invalid(what, &e))
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let e = e.into_inner();
+        if path == "." {
+            invalid(what, &e)
+        } else {
+            Error::invalid(what, format!("{path}: {}", reason(&e)))
+        }
+    })
 }
 
 /// Decodes `bytes` as `T` with serde's own rules (JSON Lines records, whose
@@ -32,12 +41,16 @@ pub(crate) fn parse_typed<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Resu
 }
 
 fn invalid(what: &str, e: &serde_json::Error) -> Error {
+    Error::invalid(what, reason(e))
+}
+
+/// serde's message without its "at line 1 column N".
+fn reason(e: &serde_json::Error) -> String {
     let msg = e.to_string();
-    let msg = match msg.rfind(" at line ") {
+    match msg.rfind(" at line ") {
         Some(i) => msg[..i].to_string(),
         None => msg,
-    };
-    Error::invalid(what, msg)
+    }
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -138,6 +151,22 @@ mod tests {
             assert!(parse_json::<Value>(bad, "params").is_err());
         }
         let e = parse_json::<Value>(b"{", "params").unwrap_err();
+        assert!(!e.to_string().contains("at line"), "{e}");
+    }
+
+    /// A field of the wrong type is named (it was "invalid type: string
+    /// \"x4\", expected u64", whichever field it was).
+    #[test]
+    fn a_wrong_field_is_named() {
+        use crate::model::Message;
+        let e = parse_json::<Message>(br#"{"tenant":2,"session_id":"x4"}"#, "message").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("message: session_id: invalid type: string \"x4\", expected u64"),
+            "{e}"
+        );
+        let e = parse_json::<Message>(br#"{"tenant":2}"#, "message").unwrap_err();
+        assert!(e.to_string().contains("missing field `session_id`"), "{e}");
         assert!(!e.to_string().contains("at line"), "{e}");
     }
 }
