@@ -101,28 +101,35 @@ run_backend() {
   FPM_OUT="$d/out" wrk -t 2 -c 8 -d "${seconds}s" -s "$root/tests/fpm/mix.lua" "$base" >"$d/wrk.out" 2>&1 &
   local wrk=$!
   sleep "$((seconds / 3))"
-  local victim=""
-  if [ "$backend" = sled ]; then
-    # The owner: the worker holding the owner's lock.
-    local inode
-    inode="$(stat -c %i "$db/chatstore.lock" 2>/dev/null)"
-    victim="$(awk -v i=":$inode\$" '$2 == "FLOCK" && $6 ~ i { print $5 }' /proc/locks | head -n 1)"
-  else
-    victim="$(pgrep -P "$master" | head -n 1)"
-  fi
-  if [ -n "$victim" ] && kill -KILL "$victim"; then ok; else ko "$backend: no worker to kill (owner: '$victim')"; fi
+  # Workers live a fraction of a second (recycled every 40 requests): the
+  # one chosen may have exited on its own before the signal; then another.
+  local victim="" killed=""
+  for _ in $(seq 20); do
+    if [ "$backend" = sled ]; then
+      # The owner: the worker holding the owner's lock.
+      local inode
+      inode="$(stat -c %i "$db/chatstore.lock" 2>/dev/null)"
+      victim="$(awk -v i=":$inode\$" '$2 == "FLOCK" && $6 ~ i { print $5 }' /proc/locks | head -n 1)"
+    else
+      victim="$(pgrep -P "$master" | head -n 1)"
+    fi
+    [ -n "$victim" ] && kill -KILL "$victim" 2>/dev/null
+    sleep 0.3
+    if [ -n "$victim" ] && grep -q "child $victim exited on signal 9" "$d/fpm.log"; then killed="$victim"; break; fi
+  done
+  if [ -n "$killed" ]; then ok; else ko "$backend: no worker was killed (last tried: '$victim')"; fi
   wait "$wrk"
   declare -A s=()
   while read -r k v; do s[$k]="$v"; done <"$d/out/summary"
-  echo "fpm $backend: ${s[requests]} requests in ${s[seconds]} s, p50 ${s[p50_us]} us, p99 ${s[p99_us]} us; killed worker $victim"
+  echo "fpm $backend: ${s[requests]} requests in ${s[seconds]} s, p50 ${s[p50_us]} us, p99 ${s[p99_us]} us; killed worker $killed"
   if [ "${s[non2xx]}" = 0 ] && [ "${s[socket_errors]}" = 0 ] && [ -z "$(cat "$d"/out/bad-*)" ]; then ok; else
     ko "$backend: ${s[non2xx]} non-2xx, ${s[socket_errors]} socket errors: $(head -n 3 "$d"/out/bad-*)"
   fi
   if [ "${s[requests]}" -ge 100 ]; then ok; else ko "$backend: only ${s[requests]} requests"; fi
   local started
   started="$(grep -c 'child [0-9]* started' "$d/fpm.log")"
-  if [ "$started" -gt 5 ] && grep -q 'exited with code 0' "$d/fpm.log" && grep -q 'exited on signal 9' "$d/fpm.log"; then ok; else
-    ko "$backend: workers were not recycled and killed ($started started): $(tail -n 5 "$d/fpm.log")"
+  if [ "$started" -gt 5 ] && grep -q 'exited with code 0' "$d/fpm.log"; then ok; else
+    ko "$backend: workers were not recycled ($started started): $(tail -n 5 "$d/fpm.log")"
   fi
 
   # Sampled answers equal the CLI's, asked by the importing user while the
