@@ -50,16 +50,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Who is who: the pool's user, and the user who imports and administers.
+# Who is who: the pool's user and group, and the user who imports and
+# administers.
 if [ "$(id -u)" -eq 0 ]; then
-  pool=www-data deploy=chatstore-deploy
+  pool=www-data group=www-data deploy=chatstore-deploy
   if ! id "$deploy" >/dev/null 2>&1; then
     useradd --system --no-create-home --shell /usr/sbin/nologin --groups "$pool" "$deploy"
   fi
   id -nG "$deploy" | grep -qw "$pool" || usermod -aG "$pool" "$deploy"
   as_deploy() { runuser -u "$deploy" -- "$@"; }
 else
-  pool="$(id -un)" deploy="$(id -un)"
+  pool="$(id -un)" group="$(id -gn)" deploy="$(id -un)"
   as_deploy() { "$@"; }
   echo "fpm: not root: the pool and the import run as $pool (the sharing between users is not exercised)"
 fi
@@ -82,14 +83,14 @@ run_backend() {
   mkdir -p "$d/out"
   # The shared directory: the deploy user's, the pool's group, setgid so
   # everything made in it takes that group.
-  install -d -o "$deploy" -g "$pool" -m 2770 "$shop"
+  install -d -o "$deploy" -g "$group" -m 2770 "$shop" || { ko "$backend: cannot make $shop"; return; }
   [ "$(id -u)" -eq 0 ] && chown "$pool" "$d/out"
   if ! as_deploy "$www/chatstore" import --group-access --backend "$backend" --db "$db" "$www/data.jsonl" 2>"$d/import.err"; then
     ko "$backend: import: $(cat "$d/import.err")"; return
   fi
   local modes
   modes="$(stat -c '%a %G' "$db") $(find "$db" -maxdepth 1 -type f -printf '%m %g\n' | sort -u | tr '\n' ' ')"
-  if [ "$modes" = "2770 $pool 660 $pool " ]; then ok; else ko "$backend: the store's modes and groups: $modes"; fi
+  if [ "$modes" = "2770 $group 660 $group " ]; then ok; else ko "$backend: the store's modes and groups: $modes"; fi
 
   if ! SERVE_USER="$pool" serve "$d" "$port" "$www/bindings/php/examples/server.php" 40 \
     CHATSTORE_DB="$db" CHATSTORE_LIB="$www/libchatstore_ffi.so" CHATSTORE_DURABILITY=sync; then

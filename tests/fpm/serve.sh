@@ -87,6 +87,7 @@ http {
   }
 }
 CONF
+  chmod 600 "$d/fpm.conf" "$d/nginx.conf" # read by the masters, this user's
   "$fpm" -F -y "$d/fpm.conf" -p "$d" >"$d/fpm.out" 2>&1 &
   SERVE_MASTER=$!
   pids+=("$SERVE_MASTER")

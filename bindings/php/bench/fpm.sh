@@ -36,13 +36,13 @@ cleanup() {
   [ -n "${FPM_KEEP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
 }
 trap cleanup EXIT
-pool="$(id -un)"
-[ "$(id -u)" -eq 0 ] && pool=www-data
+pool="$(id -un)" group="$(id -gn)"
+[ "$(id -u)" -eq 0 ] && pool=www-data group=www-data
 
 www="$tmp/www"
 deploy_www "$www" "$bin"
 php "$www/bindings/php/bench/dataset.php" 1 "$members" >"$tmp/data.jsonl"
-install -d -g "$pool" -m 2770 "$tmp/shop"
+install -d -g "$group" -m 2770 "$tmp/shop"
 "$www/chatstore" import --group-access --backend lmdb --db "$tmp/shop/chat.db" "$tmp/data.jsonl" 2>/dev/null \
   || { echo "import failed" >&2; exit 1; }
 
