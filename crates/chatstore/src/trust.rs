@@ -130,8 +130,7 @@ pub(crate) fn peer_may_attach(stream: &UnixStream, dir: &Path) -> bool {
         return false;
     };
     let peer = cred.uid.as_raw();
-    let shared = std::fs::metadata(dir).is_ok_and(|m| m.mode() & GROUP_SHARED == GROUP_SHARED);
-    peer == my_uid() || peer == 0 || shared
+    peer == my_uid() || peer == 0 || group_shared(dir)
 }
 
 #[cfg(test)]

@@ -59,8 +59,8 @@ impl Conn {
     /// Connects and greets the owner. A connection refused or reset is
     /// `CallError::Lost` (attach again); an owner speaking another protocol,
     /// running as another user than this one or the store's owner (outside
-    /// a group-shared store: `trust::check_peer`), stopped, or silent for `timeout_ms`, is
-    /// `CallError::Failed` with the error naming why.
+    /// a group-shared store: `trust::check_peer`), stopped, or silent for
+    /// `timeout_ms`, is `CallError::Failed` with the error naming why.
     pub(crate) fn connect(socket: &Path, timeout_ms: u64) -> Result<Conn, CallError> {
         let stream = UnixStream::connect(socket).map_err(CallError::Lost)?;
         let store = socket.parent().unwrap_or(Path::new(".")).to_path_buf();
